@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* Device-side virtqueue: set-up, position, and dispatch by ring format. */
+#include "vq_internal.h"
+
+int vhu_dev_vq_init(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
+{
+	int r = vq_config_check(cfg, true);
+
+	if (r < 0)
+		return r;
+	memset(vq, 0, sizeof(*vq));
+	vq->num = cfg->num;
+	vq->index = cfg->index;
+	vq->packed = vhu_has_feature(cfg->features, VHU_F_RING_PACKED);
+	vq->f = vq_flags_from(cfg->features);
+	if (vq->packed) {
+		vq->pk.desc = cfg->desc;
+		vq->pk.driver = cfg->driver_area;
+		vq->pk.device = cfg->device_area;
+		/* §2.8.1: both wrap counters start at 1 */
+		vq->avail_wrap = vq->used_wrap = true;
+		vq->signalled_wrap = true;
+	} else {
+		vq->split.desc = cfg->desc;
+		vq->split.avail = cfg->driver_area;
+		vq->split.used = cfg->device_area;
+	}
+	vq->translate = cfg->translate;
+	vq->translate_opaque = cfg->translate_opaque;
+	vq->notify_enabled = true;
+	return 0;
+}
+
+int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
+		   struct iovec *iov, unsigned iov_max)
+{
+	if (vq->broken)
+		return vq->broken;
+	return vq->packed ? packed_dev_pop(vq, elem, iov, iov_max)
+			  : split_dev_pop(vq, elem, iov, iov_max);
+}
+
+int vhu_dev_vq_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *elem, uint32_t len)
+{
+	if (vq->broken)
+		return vq->broken;
+	return vq->packed ? packed_dev_push(vq, elem, len) : split_dev_push(vq, elem, len);
+}
+
+void vhu_dev_vq_flush(struct vhu_dev_vq *vq)
+{
+	if (vq->packed)
+		packed_dev_flush(vq);
+	else
+		split_dev_flush(vq);
+}
+
+bool vhu_dev_vq_should_notify(struct vhu_dev_vq *vq)
+{
+	return vq->packed ? packed_dev_should_notify(vq) : split_dev_should_notify(vq);
+}
+
+void vhu_dev_vq_disable_notify(struct vhu_dev_vq *vq)
+{
+	if (!vq->notify_enabled)
+		return;
+	if (vq->packed)
+		packed_dev_set_notify(vq, false);
+	else
+		split_dev_set_notify(vq, false);
+}
+
+bool vhu_dev_vq_enable_notify(struct vhu_dev_vq *vq)
+{
+	if (vq->packed)
+		packed_dev_set_notify(vq, true);
+	else
+		split_dev_set_notify(vq, true);
+	/* the enable must be visible before we look at the ring again */
+	full_barrier();
+	return vhu_dev_vq_has_avail(vq);
+}
+
+bool vhu_dev_vq_has_avail(struct vhu_dev_vq *vq)
+{
+	if (vq->broken)
+		return false;
+	return vq->packed ? packed_dev_has_avail(vq) : split_dev_has_avail(vq);
+}
+
+int vhu_dev_vq_notification_data(struct vhu_dev_vq *vq, uint32_t data)
+{
+	if ((data & 0xffff) != vq->index)
+		return -ENXIO;
+	if (vq->packed)
+		return packed_dev_notification_data(vq, (data >> 16) & 0x7fff, data >> 31);
+	return split_dev_notification_data(vq, data >> 16);
+}
+
+void vhu_dev_vq_get_pos(const struct vhu_dev_vq *vq, struct vhu_vq_pos *pos)
+{
+	*pos = (struct vhu_vq_pos){
+		.avail = vq->last_avail,
+		.avail_wrap = vq->packed && vq->avail_wrap,
+		.used = vq->packed ? vq->used_idx : vq->published_used,
+		.used_wrap = vq->packed && vq->used_wrap,
+	};
+}
+
+int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos)
+{
+	uint32_t inflight;
+
+	if (vq->packed) {
+		if (pos->avail >= vq->num || pos->used >= vq->num)
+			return -EINVAL;
+		/* slots from used to avail: same lap, or avail one lap on */
+		if (pos->avail_wrap == pos->used_wrap) {
+			if (pos->avail < pos->used)
+				return -EINVAL;
+			inflight = pos->avail - pos->used;
+		} else {
+			if (pos->avail > pos->used)
+				return -EINVAL;
+			inflight = (uint32_t)vq->num - pos->used + pos->avail;
+		}
+		vq->used_idx = pos->used;
+		vq->used_wrap = pos->used_wrap;
+		vq->avail_wrap = pos->avail_wrap;
+	} else {
+		/* §2.7.8: used->idx in the ring is the truth for split */
+		uint16_t used = ld16(&vq->split.used->idx);
+		inflight = (uint16_t)(pos->avail - used);
+		if (inflight > vq->num)
+			return -EINVAL;
+		vq->used_idx = vq->published_used = used;
+	}
+	vq->last_avail = vq->shadow_avail = pos->avail;
+	vq->inflight = inflight;
+	vq->pending = false;
+	memset(&vq->batch, 0, sizeof(vq->batch));
+	vq->signalled_valid = false;
+	vq->avail_event_valid = false;
+	vq->broken = 0;
+	return 0;
+}

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/* Packed virtqueue, device side (VIRTIO §2.8). */
+#include "vq_internal.h"
+
+static int broken(struct vhu_dev_vq *vq, int err)
+{
+	vq->broken = err;
+	return err;
+}
+
+static uint16_t head_flags(struct vhu_dev_vq *vq)
+{
+	return ld16_acq(&vq->pk.desc[vq->last_avail].flags);
+}
+
+/* Device event suppression in DESC mode: ask for a kick when the driver
+ * makes our next slot available, then recheck (§2.8.10, §2.8.21.3). */
+static uint16_t arm_event(struct vhu_dev_vq *vq, uint16_t flags)
+{
+	uint16_t want = vq->last_avail | (uint16_t)vq->avail_wrap << VHU_RING_EVENT_WRAP_SHIFT;
+
+	if (vq->avail_event_valid && vq->pk_event == want)
+		return flags;
+	st16(&vq->pk.device->off_wrap, want);
+	st16_rel(&vq->pk.device->flags, VHU_RING_EVENT_FLAGS_DESC);
+	vq->pk_event = want;
+	vq->avail_event_valid = true;
+	full_barrier();
+	return head_flags(vq);
+}
+
+/* An indirect descriptor stands alone in a packed ring (§2.8.7 driver
+ * requirements); its table holds plain descriptors. */
+static int map_indirect(struct vhu_dev_vq *vq, const struct desc_copy *d,
+			struct chain_map *m, int *buf_err)
+{
+	struct ind_table ind;
+	int r = ind_open(vq, d->addr, d->len, &ind);
+
+	if (r == -EFAULT)
+		return *buf_err = r, 0;
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < ind.count; i++) {
+		struct desc_copy c;
+		r = ind_read(vq, &ind, i, true, &c);
+		if (r < 0)
+			return *buf_err = r, 0;
+		/* §2.8.7 says the device ignores flags other than WRITE in a
+		 * table. We reject INDIRECT there all the same: the driver
+		 * broke a MUST NOT, and treating its nested table as a data
+		 * buffer would let the device touch memory the driver never
+		 * offered as data. Matches the split rule (§2.7.5.3.1). */
+		if (c.flags & VHU_VRING_DESC_F_INDIRECT)
+			return -EMLINK;
+		if (!*buf_err)
+			*buf_err = chain_map_add(vq, m, c.addr, c.len,
+						 c.flags & VHU_VRING_DESC_F_WRITE);
+	}
+	return 0;
+}
+
+int packed_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
+{
+	uint16_t flags = head_flags(vq);
+
+	if (!packed_is_avail(flags, vq->avail_wrap)) {
+		if (!vq->notify_enabled || !vq->f.event_idx)
+			return 0;
+		flags = arm_event(vq, flags);
+		if (!packed_is_avail(flags, vq->avail_wrap))
+			return 0;
+	}
+
+	uint16_t pos = vq->last_avail, id = 0, n = 0;
+	bool wrap = vq->avail_wrap;
+	struct chain_map m;
+	int buf_err = 0, r;
+
+	chain_map_start(&m, iov, max);
+	for (;;) {
+		struct desc_copy d;
+		read_packed_desc(&vq->pk.desc[pos], &d);
+		d.flags = n == 0 ? flags : ld16(&vq->pk.desc[pos].flags);
+		n++;
+		packed_advance(&pos, &wrap, 1, vq->num);
+		if (d.flags & VHU_VRING_DESC_F_INDIRECT) {
+			if (n > 1 || (d.flags & VHU_VRING_DESC_F_NEXT))
+				return broken(vq, -EPROTO);
+			if (!vq->f.indirect)
+				return broken(vq, -EOPNOTSUPP);
+			r = map_indirect(vq, &d, &m, &buf_err);
+			if (r < 0)
+				return broken(vq, r);
+			id = d.next_or_id;
+			break;
+		}
+		if (!buf_err)
+			buf_err = chain_map_add(vq, &m, d.addr, d.len,
+						d.flags & VHU_VRING_DESC_F_WRITE);
+		if (!(d.flags & VHU_VRING_DESC_F_NEXT)) {
+			id = d.next_or_id;   /* §2.8.13: the id is in the last descriptor */
+			break;
+		}
+		if (n >= vq->num)
+			return broken(vq, -E2BIG);  /* §2.8.19: no list longer than the queue */
+	}
+	if (id >= vq->num)
+		return broken(vq, -ERANGE);
+	/* The driver cannot offer more slots than the ring has: slots we hold
+	 * showing "available" again means it rewrote them. */
+	if (vq->inflight + n > vq->num)
+		return broken(vq, -EDOM);
+
+	chain_map_finish(&m, e);
+	e->id = id;
+	e->ndesc = n;
+	e->pos = vq->last_avail;
+	e->wrap = vq->avail_wrap;
+	vq->last_avail = pos;
+	vq->avail_wrap = wrap;
+	vq->inflight += n;
+	return buf_err ? buf_err : 1;
+}
+
+/* Write one used descriptor at the used offset and skip the chain's slots.
+ * The first descriptor of a flush keeps its flags back until the flush, so
+ * the driver sees the whole batch at once (§2.8.16 multi-buffer rule). */
+static void write_used(struct vhu_dev_vq *vq, uint16_t id, uint32_t len, bool write,
+		       uint16_t ndesc)
+{
+	struct vhu_vring_packed_desc *d = &vq->pk.desc[vq->used_idx];
+	uint16_t flags = vq->used_wrap ? VHU_VRING_PACKED_DESC_F_AVAIL | VHU_VRING_PACKED_DESC_F_USED : 0;
+
+	/* §2.8.6: WRITE in a used descriptor says len is meaningful */
+	if (write)
+		flags |= VHU_VRING_DESC_F_WRITE;
+	st16(&d->id, id);
+	st32(&d->len, len);
+	if (!vq->pending) {
+		vq->pending = true;
+		vq->pending_pos = vq->used_idx;
+		vq->pending_flags = flags;
+	} else {
+		st16_rel(&d->flags, flags);
+	}
+	packed_advance(&vq->used_idx, &vq->used_wrap, ndesc, vq->num);
+	vq->used_slots += ndesc;
+}
+
+static void write_batch(struct vhu_dev_vq *vq)
+{
+	/* §2.8.9: one used descriptor with the last buffer's id; the skipped
+	 * buffers count as fully used */
+	write_used(vq, vq->batch.last_id, vq->batch.last_len, vq->batch.last_write, vq->batch.ndesc);
+	vq->batch.count = 0;
+	vq->batch.ndesc = 0;
+}
+
+int packed_dev_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *e, uint32_t len)
+{
+	if (len > e->in_len || e->ndesc == 0 || e->ndesc > vq->inflight || e->id >= vq->num)
+		return -EINVAL;
+	if (vq->f.in_order) {
+		uint16_t expect = vq->used_idx;
+		bool w = vq->used_wrap;
+		packed_advance(&expect, &w, vq->batch.ndesc, vq->num);
+		if (e->pos != expect)
+			return -EINVAL;
+		if (vq->batch.count && !vq->batch.last_full)
+			write_batch(vq);
+		vq->batch.count++;
+		vq->batch.ndesc += e->ndesc;
+		vq->batch.last_id = e->id;
+		vq->batch.last_len = len;
+		vq->batch.last_full = len == e->in_len;
+		vq->batch.last_write = e->in_len > 0;
+	} else {
+		write_used(vq, e->id, len, e->in_len > 0, e->ndesc);
+	}
+	vq->inflight -= e->ndesc;
+	return 0;
+}
+
+void packed_dev_flush(struct vhu_dev_vq *vq)
+{
+	if (vq->batch.count)
+		write_batch(vq);
+	if (vq->pending) {
+		st16_rel(&vq->pk.desc[vq->pending_pos].flags, vq->pending_flags);
+		vq->pending = false;
+	}
+}
+
+bool packed_dev_should_notify(struct vhu_dev_vq *vq)
+{
+	uint32_t n = vq->used_slots - vq->signalled_slots;
+	uint16_t old_off = vq->signalled_pos;
+	bool old_wrap = vq->signalled_wrap, valid = vq->signalled_valid;
+
+	if (valid && n == 0)
+		return false;
+	/* our flag stores before the driver's event structure (§2.8.21.3) */
+	full_barrier();
+	vq->signalled_slots = vq->used_slots;
+	vq->signalled_pos = vq->used_idx;
+	vq->signalled_wrap = vq->used_wrap;
+	vq->signalled_valid = true;
+
+	uint16_t ev = ld16_acq(&vq->pk.driver->flags) & 3;
+	if (vq->f.notify_on_empty && !packed_is_avail(head_flags(vq), vq->avail_wrap))
+		return true;
+	if (ev == VHU_RING_EVENT_FLAGS_DISABLE)
+		return false;
+	if (ev == VHU_RING_EVENT_FLAGS_DESC && vq->f.event_idx) {
+		if (!valid)
+			return true;
+		return vhu_vring_packed_need_event(vq->num, ld16(&vq->pk.driver->off_wrap),
+						   old_off, old_wrap, n);
+	}
+	/* ENABLE, DESC without EVENT_IDX, or the reserved value 3: notify */
+	return true;
+}
+
+void packed_dev_set_notify(struct vhu_dev_vq *vq, bool enable)
+{
+	vq->notify_enabled = enable;
+	vq->avail_event_valid = false;
+	if (!enable) {
+		st16(&vq->pk.device->flags, VHU_RING_EVENT_FLAGS_DISABLE);
+	} else if (vq->f.event_idx) {
+		vq->pk_event = vq->last_avail | (uint16_t)vq->avail_wrap << VHU_RING_EVENT_WRAP_SHIFT;
+		st16(&vq->pk.device->off_wrap, vq->pk_event);
+		st16_rel(&vq->pk.device->flags, VHU_RING_EVENT_FLAGS_DESC);
+		vq->avail_event_valid = true;
+	} else {
+		st16_rel(&vq->pk.device->flags, VHU_RING_EVENT_FLAGS_ENABLE);
+	}
+}
+
+bool packed_dev_has_avail(struct vhu_dev_vq *vq)
+{
+	return packed_is_avail(head_flags(vq), vq->avail_wrap);
+}
+
+int packed_dev_notification_data(struct vhu_dev_vq *vq, uint16_t off, bool wrap)
+{
+	uint32_t dist;
+
+	if (off >= vq->num)
+		return -EBADE;
+	/* distance from our next slot to the driver's, modulo two laps */
+	if (wrap == vq->avail_wrap)
+		dist = off >= vq->last_avail ? (uint32_t)off - vq->last_avail
+					     : 2u * vq->num - vq->last_avail + off;
+	else
+		dist = (uint32_t)vq->num - vq->last_avail + off;
+	if (dist > vq->num)
+		return 0;    /* behind us: a stale value, already served */
+	if (dist > vq->num - vq->inflight)
+		return -EBADE;
+	/* the driver wrote its descriptors before notifying */
+	if (dist && !packed_is_avail(head_flags(vq), vq->avail_wrap))
+		return -EBADE;
+	return (int)dist;
+}

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/* Split virtqueue, driver side (VIRTIO §2.7.13 - §2.7.14). */
+#include "vq_internal.h"
+
+static int broken(struct vhu_drv_vq *vq, int err)
+{
+	vq->broken = err;
+	return err;
+}
+
+static void write_desc(struct vhu_vring_desc *d, uint64_t addr, uint32_t len,
+		       uint16_t flags, uint16_t next)
+{
+	st64(&d->addr, addr);
+	st32(&d->len, len);
+	st16(&d->flags, flags);
+	st16(&d->next, next);
+}
+
+int split_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
+		  unsigned in, void *token)
+{
+	unsigned total = out + in, need;
+	bool ind = drv_use_indirect(vq, total);
+	uint16_t mask = vq->num - 1, head, i;
+
+	need = ind ? 1 : total;
+	if (!ind && total > vq->num)
+		return -EINVAL;  /* §2.7.5.2: no chain longer than the queue */
+	if (need > vq->num_free)
+		return -ENOSPC;
+
+	/* §2.7.5: with IN_ORDER the driver uses the table in ring order */
+	head = vq->f.in_order ? vq->next_avail : vq->free_head;
+	if (ind) {
+		struct vhu_vring_desc *t = vq->ind_host + (size_t)head * vq->ind_max;
+		for (unsigned k = 0; k < total; k++)
+			write_desc(&t[k], sg[k].addr, sg[k].len,
+				   (k + 1 < total ? VHU_VRING_DESC_F_NEXT : 0) |
+				   (k >= out ? VHU_VRING_DESC_F_WRITE : 0),
+				   (uint16_t)(k + 1));
+		write_desc(&vq->split.desc[head],
+			   vq->ind_addr + (uint64_t)head * vq->ind_max * 16u,
+			   total * 16u, VHU_VRING_DESC_F_INDIRECT, 0);
+		i = head;
+	} else {
+		i = head;
+		for (unsigned k = 0;; k++) {
+			uint16_t nx = vq->f.in_order ? (uint16_t)((i + 1) & mask) : vq->next[i];
+			vq->next[i] = nx;   /* private link, also the chain order */
+			write_desc(&vq->split.desc[i], sg[k].addr, sg[k].len,
+				   (k + 1 < total ? VHU_VRING_DESC_F_NEXT : 0) |
+				   (k >= out ? VHU_VRING_DESC_F_WRITE : 0), nx);
+			if (k + 1 == total)
+				break;
+			i = nx;
+		}
+	}
+	if (vq->f.in_order)
+		vq->next_avail = (uint16_t)((i + 1) & mask);
+	else
+		vq->free_head = vq->next[i];
+	vq->num_free -= need;
+	vq->slot[head] = (struct vhu_drv_slot){
+		.token = token, .in_len = drv_sg_in_len(sg, out, in),
+		.ndesc = (uint16_t)need, .last = i,
+	};
+	/* The device reads this entry only after our release of avail->idx. */
+	st16(&vq->split.avail->ring[vq->avail_idx & mask], head);
+	vq->avail_idx++;
+	vq->added++;
+	return 0;
+}
+
+bool split_drv_kick_prepare(struct vhu_drv_vq *vq)
+{
+	uint16_t old_idx = vq->kick_old, new_idx = vq->avail_idx;
+	uint32_t added = vq->added;
+
+	if (added == 0)
+		return false;
+	/* §2.7.13.3: descriptors and ring entries before idx */
+	st16_rel(&vq->split.avail->idx, new_idx);
+	/* §2.7.13.4.1: idx before we read the device's suppression */
+	full_barrier();
+	vq->kick_old = new_idx;
+	vq->added = 0;
+	if (vq->f.event_idx) {
+		/* more than 2^16 - 1 adds since the last kick cannot be
+		 * compared in 16 bits: kick */
+		if (added > 0xffff)
+			return true;
+		return vhu_vring_need_event(ld16(split_avail_event(vq->split.used, vq->num)),
+					    new_idx, old_idx);
+	}
+	return !(ld16(&vq->split.used->flags) & VHU_VRING_USED_F_NO_NOTIFY);
+}
+
+static void free_chain(struct vhu_drv_vq *vq, uint16_t head)
+{
+	struct vhu_drv_slot *s = &vq->slot[head];
+
+	if (!vq->f.in_order) {
+		vq->next[s->last] = vq->free_head;
+		vq->free_head = head;
+	}
+	vq->num_free += s->ndesc;
+	s->token = NULL;
+}
+
+int split_drv_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
+{
+	uint16_t mask = vq->num - 1, head;
+	uint32_t l;
+
+	if (vq->last_used == vq->shadow_used) {
+		uint16_t u = ld16_acq(&vq->split.used->idx);
+		if ((uint16_t)(u - vq->last_used) > vq->num)
+			return broken(vq, -EDOM);
+		vq->shadow_used = u;
+		if (u == vq->last_used)
+			return 0;
+	}
+	if (vq->f.in_order) {
+		/* §2.7.9: one entry may stand for a batch ending with its id */
+		if (!vq->batch) {
+			struct vhu_vring_used_elem *u = &vq->split.used->ring[vq->last_used & mask];
+			uint32_t id = ld32(&u->id);
+			if (id >= vq->num)
+				return broken(vq, -ERANGE);
+			vq->batch_last = (uint16_t)id;
+			vq->batch_len = ld32(&u->len);
+			vq->batch = true;
+		}
+		head = vq->next_done;
+		if (!vq->slot[head].token)
+			return broken(vq, -ENOENT);
+		if (head == vq->batch_last) {
+			l = vq->batch_len;
+			vq->batch = false;
+		} else {
+			l = vq->slot[head].in_len;  /* skipped: fully used */
+		}
+		vq->next_done = (uint16_t)((head + vq->slot[head].ndesc) & mask);
+	} else {
+		struct vhu_vring_used_elem *u = &vq->split.used->ring[vq->last_used & mask];
+		uint32_t id = ld32(&u->id);
+		l = ld32(&u->len);
+		if (id >= vq->num)
+			return broken(vq, -ERANGE);
+		head = (uint16_t)id;
+		if (!vq->slot[head].token)
+			return broken(vq, -ENOENT);
+	}
+	/* §2.7.8.2: a device claiming more than the writable part is lying */
+	if (l > vq->slot[head].in_len)
+		return broken(vq, -EOVERFLOW);
+	*token = vq->slot[head].token;
+	*len = l;
+	free_chain(vq, head);
+	vq->last_used++;
+	return 1;
+}
+
+bool split_drv_has_used(struct vhu_drv_vq *vq)
+{
+	return vq->last_used != vq->shadow_used ||
+	       ld16_acq(&vq->split.used->idx) != vq->last_used;
+}
+
+void split_drv_set_cb(struct vhu_drv_vq *vq, bool enable)
+{
+	vq->cb_enabled = enable;
+	if (vq->f.event_idx) {
+		/* §2.7.10: the device ignores NO_INTERRUPT; used_event at our
+		 * next entry asks for a notification, a stale one suppresses */
+		if (enable)
+			st16(split_used_event(vq->split.avail, vq->num), vq->last_used);
+		return;
+	}
+	st16(&vq->split.avail->flags, enable ? 0 : VHU_VRING_AVAIL_F_NO_INTERRUPT);
+}
