@@ -47,6 +47,8 @@ void *gm_translate(void *opaque, uint64_t addr, uint64_t *len, int access)
 	(void)access;
 
 	gm->translations++;
+	if (gm->map_all)
+		return gm->host;
 	if (gm->ind && addr >= GM_IND_BASE && addr - GM_IND_BASE < gm->ind_size) {
 		uint64_t off = addr - GM_IND_BASE;
 		if (*len > gm->ind_size - off)

@@ -9,6 +9,7 @@
 #define VHU_TEST_GUESTMEM_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define GM_DATA_BASE 0x100000ull
@@ -21,6 +22,8 @@ struct guestmem {
 	unsigned char *ind;      /* indirect-table area, identity mapped */
 	size_t ind_size;
 	uint64_t translations;   /* calls, for tests that count */
+	bool map_all;            /* map any address, full length, to a dummy
+				    pointer (for chains never dereferenced) */
 };
 
 int gm_init(struct guestmem *gm, size_t data_bytes, size_t region_size,

@@ -371,7 +371,7 @@ static void run_case(void **state)
 			fail_msg("serial %llu never returned", (unsigned long long)s);
 	assert_int_equal(vhu_dev_vq_inflight(&t.rp.dev), 0);
 	assert_int_equal(vhu_drv_vq_num_free(&t.rp.drv), c->num);
-	print_message("  %llu buffers, kicks %llu (spurious %llu), calls %llu (spurious %llu)\n",
+	print_message("# %llu buffers, kicks %llu (spurious %llu), calls %llu (spurious %llu)\n",
 		      (unsigned long long)t.completed, (unsigned long long)t.kicks,
 		      (unsigned long long)t.spurious_kicks, (unsigned long long)t.calls,
 		      (unsigned long long)t.spurious_calls);

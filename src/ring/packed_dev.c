@@ -259,8 +259,14 @@ int packed_dev_notification_data(struct vhu_dev_vq *vq, uint16_t off, bool wrap)
 		return 0;    /* behind us: a stale value, already served */
 	if (dist > vq->num - vq->inflight)
 		return -EBADE;
-	/* the driver wrote its descriptors before notifying */
-	if (dist && !packed_is_avail(head_flags(vq), vq->avail_wrap))
-		return -EBADE;
+	/* The driver wrote its descriptors before notifying, so the slot just
+	 * before the one it names must show available (in its own lap). */
+	if (dist) {
+		uint16_t last = vq->last_avail;
+		bool w = vq->avail_wrap;
+		packed_advance(&last, &w, (uint16_t)(dist - 1), vq->num);
+		if (!packed_is_avail(ld16_acq(&vq->pk.desc[last].flags), w))
+			return -EBADE;
+	}
 	return (int)dist;
 }
