@@ -249,6 +249,7 @@ struct vhu_drv_vq {
 
 	/* producer */
 	uint16_t avail_idx;        /* split: free-running shadow of avail->idx */
+	uint16_t published_avail;  /* split: last value stored to avail->idx */
 	uint16_t next_avail;       /* split in-order: next table index;
 				      packed: next ring offset */
 	bool avail_wrap;
@@ -282,6 +283,9 @@ void vhu_drv_vq_destroy(struct vhu_drv_vq *vq);
  * -ENOSPC ring full, -EINVAL bad arguments, or the broken code. */
 int vhu_drv_vq_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg,
 		   unsigned out, unsigned in, void *token);
+/* Make added buffers visible without deciding on a notification: for a
+ * driver whose device polls. */
+void vhu_drv_vq_publish(struct vhu_drv_vq *vq);
 /* Publish added buffers; returns true if the device must be notified. */
 bool vhu_drv_vq_kick_prepare(struct vhu_drv_vq *vq);
 /* The value to send with a notification under VIRTIO_F_NOTIFICATION_DATA. */

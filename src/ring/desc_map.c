@@ -6,17 +6,10 @@
  */
 #include "vq_internal.h"
 
-void chain_map_start(struct chain_map *m, struct iovec *iov, unsigned max)
-{
-	m->iov = iov;
-	m->max = max;
-	m->n = m->out_num = 0;
-	m->out_len = m->in_len = 0;
-	m->seen_write = false;
-}
-
-int chain_map_add(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
-		  uint32_t len, bool write)
+/* The general case of chain_map_add(): checks in the order the spec gives
+ * them, then maps region by region. */
+int chain_map_slow(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
+		   uint32_t len, bool write)
 {
 	/* §2.7.4.2 / §2.8.6: device-writable elements follow every readable one */
 	if (write)
@@ -52,15 +45,6 @@ int chain_map_add(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
 	if (!write)
 		m->out_num = m->n;
 	return 0;
-}
-
-void chain_map_finish(const struct chain_map *m, struct vhu_vq_elem *e)
-{
-	e->iov = m->iov;
-	e->out_num = m->out_num;
-	e->in_num = m->n - m->out_num;
-	e->out_len = m->out_len;
-	e->in_len = m->in_len;
 }
 
 /* Copy [addr, addr+len) of guest memory into buf, region by region. */

@@ -83,8 +83,19 @@ int vhu_drv_vq_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 			  : split_drv_add(vq, sg, out, in, token);
 }
 
+void vhu_drv_vq_publish(struct vhu_drv_vq *vq)
+{
+	/* packed: each add already released its head flags */
+	if (!vq->packed && vq->published_avail != vq->avail_idx) {
+		/* §2.7.13.3: descriptors and ring entries before idx */
+		st16_rel(&vq->split.avail->idx, vq->avail_idx);
+		vq->published_avail = vq->avail_idx;
+	}
+}
+
 bool vhu_drv_vq_kick_prepare(struct vhu_drv_vq *vq)
 {
+	vhu_drv_vq_publish(vq);
 	return vq->packed ? packed_drv_kick_prepare(vq) : split_drv_kick_prepare(vq);
 }
 

@@ -77,6 +77,11 @@ int packed_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *i
 	struct chain_map m;
 	int buf_err = 0, r;
 
+	if (chain_map_fast(vq, pos, true, iov, max, e, flags, &n, &id)) {
+		packed_advance(&pos, &wrap, n, vq->num);
+		goto taken;
+	}
+	n = 0;
 	chain_map_start(&m, iov, max);
 	for (;;) {
 		struct desc_copy d;
@@ -105,14 +110,14 @@ int packed_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *i
 		if (n >= vq->num)
 			return broken(vq, -E2BIG);  /* §2.8.19: no list longer than the queue */
 	}
+	chain_map_finish(&m, e);
+taken:
 	if (id >= vq->num)
 		return broken(vq, -ERANGE);
 	/* The driver cannot offer more slots than the ring has: slots we hold
 	 * showing "available" again means it rewrote them. */
 	if (vq->inflight + n > vq->num)
 		return broken(vq, -EDOM);
-
-	chain_map_finish(&m, e);
 	e->id = id;
 	e->ndesc = n;
 	e->pos = vq->last_avail;

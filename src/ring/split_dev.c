@@ -105,14 +105,16 @@ int split_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *io
 	if (head >= vq->num)
 		return broken(vq, -ERANGE);
 
-	struct chain_map m;
+	uint16_t ndesc, unused_id;
 	int buf_err = 0;
-	chain_map_start(&m, iov, max);
-	int r = walk(vq, head, &m, &buf_err);
-	if (r < 0)
-		return broken(vq, r);
-
-	chain_map_finish(&m, e);
+	if (!chain_map_fast(vq, head, false, iov, max, e, 0, &ndesc, &unused_id)) {
+		struct chain_map m;
+		chain_map_start(&m, iov, max);
+		int r = walk(vq, head, &m, &buf_err);
+		if (r < 0)
+			return broken(vq, r);
+		chain_map_finish(&m, e);
+	}
 	e->id = head;
 	e->ndesc = 1;
 	e->pos = vq->last_avail;

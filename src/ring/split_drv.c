@@ -79,9 +79,8 @@ bool split_drv_kick_prepare(struct vhu_drv_vq *vq)
 
 	if (added == 0)
 		return false;
-	/* §2.7.13.3: descriptors and ring entries before idx */
-	st16_rel(&vq->split.avail->idx, new_idx);
-	/* §2.7.13.4.1: idx before we read the device's suppression */
+	/* the caller published avail->idx; §2.7.13.4.1: idx before we read
+	 * the device's suppression */
 	full_barrier();
 	vq->kick_old = new_idx;
 	vq->added = 0;

@@ -105,10 +105,124 @@ struct chain_map {
 	uint64_t out_len, in_len;
 	bool seen_write;
 };
-void chain_map_start(struct chain_map *m, struct iovec *iov, unsigned max);
-int chain_map_add(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
-		  uint32_t len, bool write);
-void chain_map_finish(const struct chain_map *m, struct vhu_vq_elem *e);
+int chain_map_slow(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
+		   uint32_t len, bool write);
+
+static inline void chain_map_start(struct chain_map *m, struct iovec *iov, unsigned max)
+{
+	m->iov = iov;
+	m->max = max;
+	m->n = m->out_num = 0;
+	m->out_len = m->in_len = 0;
+	m->seen_write = false;
+}
+
+/*
+ * Add one descriptor's buffer. The common case (in order, small, one
+ * region) is inline; straddling buffers and every error go to
+ * chain_map_slow(), which applies the same rules.
+ */
+static inline int chain_map_add(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
+				uint32_t len, bool write)
+{
+	/* §2.7.4.2 / §2.8.6: device-writable elements follow every readable one */
+	if (__builtin_expect((!write && m->seen_write) || len == 0 || m->n == m->max ||
+			     m->out_len + m->in_len + len > UINT32_MAX || addr + len < addr, 0))
+		return chain_map_slow(vq, m, addr, len, write);
+	uint64_t chunk = len;
+	void *p = vq->translate(vq->translate_opaque, addr, &chunk,
+				write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
+	if (__builtin_expect(!p || chunk != len, 0))
+		return chain_map_slow(vq, m, addr, len, write);
+	m->iov[m->n].iov_base = p;
+	m->iov[m->n].iov_len = len;
+	m->n++;
+	if (write) {
+		m->seen_write = true;
+		m->in_len += len;
+	} else {
+		m->out_len += len;
+		m->out_num = m->n;
+	}
+	return 0;
+}
+
+static inline void chain_map_finish(const struct chain_map *m, struct vhu_vq_elem *e)
+{
+	e->iov = m->iov;
+	e->out_num = m->out_num;
+	e->in_num = m->n - m->out_num;
+	e->out_len = m->out_len;
+	e->in_len = m->in_len;
+}
+
+/*
+ * Fast path for the commonest chain: direct descriptors, each buffer inside
+ * one region, nothing unusual. Walks with everything in locals and returns
+ * true with *e filled, or false as soon as anything is out of the ordinary;
+ * the caller then runs the full walker from scratch, which alone decides
+ * errors. Both read the same descriptors, so a driver rewriting them in
+ * between only changes which path's answer counts, never memory safety.
+ * ring_desc: split table or packed ring; packed descriptors are consecutive
+ * slots starting at head, split ones follow next.
+ */
+static inline __attribute__((always_inline)) bool chain_map_fast(struct vhu_dev_vq *vq, uint16_t head, bool packed,
+				  struct iovec *iov, unsigned max, struct vhu_vq_elem *e,
+				  uint16_t first_flags, uint16_t *ndesc, uint16_t *id)
+{
+	uint64_t out_len = 0, in_len = 0;
+	unsigned n = 0, out_num = 0;
+	uint32_t i = head;
+	bool seen_write = false;
+
+	for (unsigned count = 0; count < vq->num; count++) {
+		struct desc_copy d;
+		if (packed) {
+			read_packed_desc(&((const struct vhu_vring_packed_desc *)vq->pk.desc)[i], &d);
+			d.flags = count ? ld16(&vq->pk.desc[i].flags) : first_flags;
+		} else {
+			read_split_desc(&vq->split.desc[i], &d);
+		}
+		bool write = d.flags & VHU_VRING_DESC_F_WRITE;
+		if ((d.flags & VHU_VRING_DESC_F_INDIRECT) || (!write && seen_write) ||
+		    d.len == 0 || n == max || out_len + in_len + d.len > UINT32_MAX)
+			return false;
+		uint64_t chunk = d.len;
+		void *p = vq->translate(vq->translate_opaque, d.addr, &chunk,
+					write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
+		if (!p || chunk != d.len)
+			return false;
+		iov[n].iov_base = p;
+		iov[n].iov_len = d.len;
+		n++;
+		if (write) {
+			seen_write = true;
+			in_len += d.len;
+		} else {
+			out_len += d.len;
+			out_num = n;
+		}
+		if (!(d.flags & VHU_VRING_DESC_F_NEXT)) {
+			e->iov = iov;
+			e->out_num = out_num;
+			e->in_num = n - out_num;
+			e->out_len = out_len;
+			e->in_len = in_len;
+			*ndesc = (uint16_t)(count + 1);
+			*id = d.next_or_id;
+			return true;
+		}
+		if (packed) {
+			if (++i == vq->num)
+				i = 0;
+		} else {
+			i = d.next_or_id;
+			if (i >= vq->num)
+				return false;
+		}
+	}
+	return false;
+}
 
 /* An indirect table opened for reading (desc_map.c). */
 struct ind_table {

@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Ring engine benchmark: a driver thread and a device thread, pinned to two
+ * cores, stream single-descriptor buffers through a 256-entry queue in
+ * batches of B, both polling (no notifications). Reported: ns per
+ * descriptor (wall time / descriptors) for
+ *   - vhu split and packed rings, both roles through vhu's API;
+ *   - minimal hand-written split and packed virtqueues: the same formats,
+ *     layout, batching and publication, without the engine (no checks, no
+ *     translation, no iovecs): the floor for each format;
+ *   - a bare queue: two single-producer rings of 16-byte slots (requests
+ *     and completions), the least any shared-memory queue can do;
+ *   - a cache-line ping-pong: the cost of moving one line between the
+ *     cores and back, the floor under everything.
+ * Each number is the median of RUNS runs. The last line is
+ *   ring-vs-floor batch=64 split=R packed=R
+ * with R = vhu ns/descriptor / minimal virtqueue (same format) ns/descriptor.
+ *
+ * Usage: ring_bench [descriptors-per-run] [runs]
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vhu/virtio.h"
+#include "vhu/vq.h"
+
+#define QSIZE 256
+#define DATA_BYTES (QSIZE * 64)
+
+static uint64_t per_run = 4000000;
+static int runs = 5;
+static int cpu_driver = 0, cpu_device = 1;
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* ---- guest memory: one region, as a back-end's table lookup would see ---- */
+struct region {
+	uint64_t gpa, size;
+	unsigned char *host;
+};
+
+static void *translate(void *opaque, uint64_t addr, uint64_t *len, int access)
+{
+	struct region *r = opaque;
+	(void)access;
+	uint64_t off = addr - r->gpa;
+	if (off >= r->size)
+		return NULL;
+	if (*len > r->size - off)
+		*len = r->size - off;
+	return r->host + off;
+}
+
+/* ---- vhu ----------------------------------------------------------------- */
+/* Each side's state on its own cache lines: the two threads must share
+ * only the ring, as two processes would. */
+struct vhu_run {
+	_Alignas(64) struct vhu_dev_vq dev;
+	_Alignas(64) struct vhu_drv_vq drv;
+	_Alignas(64) unsigned batch;
+	atomic_int go, stop;
+};
+
+static void *vhu_device(void *arg)
+{
+	struct vhu_run *r = arg;
+	struct vhu_vq_elem e;
+	struct iovec iov[4];
+	unsigned batch = r->batch;
+
+	pin(cpu_device);
+	vhu_dev_vq_disable_notify(&r->dev);
+	atomic_store(&r->go, 1);
+	while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+		unsigned n = 0;
+		while (n < batch && vhu_dev_vq_pop(&r->dev, &e, iov, 4) == 1) {
+			vhu_dev_vq_push(&r->dev, &e, 0);
+			n++;
+		}
+		if (n)
+			vhu_dev_vq_flush(&r->dev);
+	}
+	return NULL;
+}
+
+static double run_vhu(bool packed, unsigned batch)
+{
+	static struct vhu_run r;
+	static int tokens[QSIZE];
+	/* read by the device on every descriptor: not beside the driver's
+	 * stack, which it writes all the time */
+	static _Alignas(64) struct region reg;
+	struct vhu_vq_layout l;
+	pthread_t th;
+	uint64_t features = VHU_BIT(VHU_F_VERSION_1) | (packed ? VHU_BIT(VHU_F_RING_PACKED) : 0);
+
+	vhu_vq_layout(QSIZE, packed, &l);
+	unsigned char *ring = aligned_alloc(4096, l.size);
+	reg.gpa = 0x100000;
+	reg.size = DATA_BYTES;
+	reg.host = aligned_alloc(4096, DATA_BYTES);
+	memset(ring, 0, l.size);
+	memset(&r, 0, sizeof(r));
+	r.batch = batch;
+	struct vhu_vq_config cfg = {
+		.num = QSIZE, .features = features,
+		.desc = ring + l.desc_off, .driver_area = ring + l.driver_off,
+		.device_area = ring + l.device_off, .translate = translate, .translate_opaque = &reg,
+	};
+	if (vhu_dev_vq_init(&r.dev, &cfg) || vhu_drv_vq_init(&r.drv, &cfg, NULL, 0, 0)) {
+		fprintf(stderr, "init failed\n");
+		exit(1);
+	}
+	vhu_drv_vq_disable_cb(&r.drv);
+	pthread_create(&th, NULL, vhu_device, &r);
+	while (!atomic_load(&r.go))
+		;
+	uint64_t sent = 0, done = 0, inflight = 0;
+	double t0 = now_ns();
+	while (done < per_run) {
+		if (inflight + batch <= QSIZE && sent < per_run) {
+			for (unsigned i = 0; i < batch; i++) {
+				unsigned slot = (unsigned)(sent + i) % QSIZE;
+				struct vhu_sg sg = { reg.gpa + slot * 64u, 64 };
+				vhu_drv_vq_add(&r.drv, &sg, 1, 0, &tokens[slot]);
+			}
+			vhu_drv_vq_publish(&r.drv);
+			sent += batch;
+			inflight += batch;
+		}
+		void *tok;
+		uint32_t len;
+		unsigned got = 0;
+		while (got < batch && vhu_drv_vq_get(&r.drv, &tok, &len) == 1)
+			got++;
+		done += got;
+		inflight -= got;
+	}
+	double t1 = now_ns();
+	atomic_store(&r.stop, 1);
+	pthread_join(th, NULL);
+	vhu_drv_vq_destroy(&r.drv);
+	free(ring);
+	free(reg.host);
+	return (t1 - t0) / (double)per_run;
+}
+
+/* ---- minimal hand-written ring ------------------------------------------- */
+struct slot16 {
+	uint64_t addr;
+	uint32_t len;
+	uint32_t id;
+};
+
+struct mini {
+	_Alignas(64) struct slot16 req[QSIZE];
+	_Alignas(64) struct slot16 cpl[QSIZE];
+	_Alignas(64) atomic_uint req_prod;
+	_Alignas(64) atomic_uint cpl_prod;
+	_Alignas(64) unsigned batch;
+	atomic_int go, stop;
+};
+
+static void *mini_device(void *arg)
+{
+	struct mini *m = arg;
+	unsigned cons = 0, prod = 0, batch = m->batch;
+
+	pin(cpu_device);
+	atomic_store(&m->go, 1);
+	while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
+		unsigned avail = atomic_load_explicit(&m->req_prod, memory_order_acquire) - cons;
+		if (!avail)
+			continue;
+		if (avail > batch)
+			avail = batch;
+		for (unsigned i = 0; i < avail; i++, cons++, prod++) {
+			struct slot16 s = m->req[cons % QSIZE];
+			m->cpl[prod % QSIZE] = (struct slot16){ .id = s.id, .len = 0 };
+		}
+		atomic_store_explicit(&m->cpl_prod, prod, memory_order_release);
+	}
+	return NULL;
+}
+
+static double run_mini(unsigned batch)
+{
+	static struct mini m;
+	pthread_t th;
+	unsigned prod = 0, cons = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.batch = batch;
+	pthread_create(&th, NULL, mini_device, &m);
+	while (!atomic_load(&m.go))
+		;
+	uint64_t sent = 0, done = 0, inflight = 0;
+	volatile uint32_t sink = 0;
+	double t0 = now_ns();
+	while (done < per_run) {
+		if (inflight + batch <= QSIZE && sent < per_run) {
+			for (unsigned i = 0; i < batch; i++, prod++)
+				m.req[prod % QSIZE] = (struct slot16){ 0x100000 + (prod % QSIZE) * 64u, 64, prod % QSIZE };
+			atomic_store_explicit(&m.req_prod, prod, memory_order_release);
+			sent += batch;
+			inflight += batch;
+		}
+		unsigned avail = atomic_load_explicit(&m.cpl_prod, memory_order_acquire) - cons;
+		if (avail > batch)
+			avail = batch;
+		for (unsigned i = 0; i < avail; i++, cons++)
+			sink += m.cpl[cons % QSIZE].id;
+		done += avail;
+		inflight -= avail;
+	}
+	double t1 = now_ns();
+	atomic_store(&m.stop, 1);
+	pthread_join(th, NULL);
+	(void)sink;
+	return (t1 - t0) / (double)per_run;
+}
+
+/* ---- minimal hand-written virtqueues --------------------------------------
+ * The same ring formats and memory traffic as vhu (descriptor table or ring,
+ * avail/used rings, the same batching and publication), with none of the
+ * engine: no validation, no address translation, no iovecs, no bookkeeping
+ * beyond what the format needs. vhu's ratio against these is the cost of
+ * its API and its safety. */
+struct minvq {
+	unsigned char *ring;
+	struct vhu_vring_desc *desc;
+	struct vhu_vring_avail *avail;
+	struct vhu_vring_used *used;
+	struct vhu_vring_packed_desc *pdesc;
+	_Alignas(64) unsigned batch;
+	bool packed;
+	atomic_int go, stop;
+	_Alignas(64) unsigned char *host;  /* device's view of guest memory */
+};
+
+static void *minvq_device(void *arg)
+{
+	struct minvq *q = arg;
+	unsigned batch = q->batch;
+	uint16_t last = 0, used = 0;
+	bool wrap = true, uwrap = true;
+	volatile uint64_t sink = 0;
+	uint64_t acc = 0;
+
+	pin(cpu_device);
+	atomic_store(&q->go, 1);
+	while (!atomic_load_explicit(&q->stop, memory_order_relaxed)) {
+		unsigned n = 0;
+		if (q->packed) {
+			while (n < batch) {
+				struct vhu_vring_packed_desc *d = &q->pdesc[last];
+				uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+				if (!!(f & VHU_VRING_PACKED_DESC_F_AVAIL) != wrap || !!(f & VHU_VRING_PACKED_DESC_F_USED) == wrap)
+					break;
+				acc += (uintptr_t)(q->host + (d->addr - 0x100000)) + d->len;
+				struct vhu_vring_packed_desc *u = &q->pdesc[used];
+				u->id = d->id;
+				u->len = 0;
+				__atomic_store_n(&u->flags, (uint16_t)(uwrap ? VHU_VRING_PACKED_DESC_F_AVAIL | VHU_VRING_PACKED_DESC_F_USED : 0),
+						 __ATOMIC_RELEASE);
+				if (++last == QSIZE) { last = 0; wrap = !wrap; }
+				if (++used == QSIZE) { used = 0; uwrap = !uwrap; }
+				n++;
+			}
+		} else {
+			uint16_t avail = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
+			while (n < batch && last != avail) {
+				uint16_t head = q->avail->ring[last & (QSIZE - 1)];
+				struct vhu_vring_desc *d = &q->desc[head];
+				acc += (uintptr_t)(q->host + (d->addr - 0x100000)) + d->len;
+				q->used->ring[used & (QSIZE - 1)] = (struct vhu_vring_used_elem){ head, 0 };
+				last++;
+				used++;
+				n++;
+			}
+			if (n)
+				__atomic_store_n(&q->used->idx, used, __ATOMIC_RELEASE);
+		}
+	}
+	sink = acc;
+	(void)sink;
+	return NULL;
+}
+
+static double run_minvq(bool packed, unsigned batch)
+{
+	static struct minvq q;
+	static _Alignas(64) unsigned char host[DATA_BYTES];
+	struct vhu_vq_layout l;
+	pthread_t th;
+
+	vhu_vq_layout(QSIZE, packed, &l);
+	memset(&q, 0, sizeof(q));
+	q.ring = aligned_alloc(4096, l.size);
+	memset(q.ring, 0, l.size);
+	q.desc = (void *)(q.ring + l.desc_off);
+	q.pdesc = (void *)(q.ring + l.desc_off);
+	q.avail = (void *)(q.ring + l.driver_off);
+	q.used = (void *)(q.ring + l.device_off);
+	q.batch = batch;
+	q.packed = packed;
+	q.host = host;
+	pthread_create(&th, NULL, minvq_device, &q);
+	while (!atomic_load(&q.go))
+		;
+	uint64_t sent = 0, done = 0, inflight = 0;
+	uint16_t avail_idx = 0, last_used = 0, next = 0;
+	bool wrap = true, uwrap = true;
+	volatile uint64_t sink = 0;
+	double t0 = now_ns();
+	while (done < per_run) {
+		if (inflight + batch <= QSIZE && sent < per_run) {
+			for (unsigned i = 0; i < batch; i++) {
+				uint64_t addr = 0x100000 + next * 64u;
+				if (packed) {
+					struct vhu_vring_packed_desc *d = &q.pdesc[next];
+					d->addr = addr;
+					d->len = 64;
+					d->id = next;
+					__atomic_store_n(&d->flags, (uint16_t)(wrap ? VHU_VRING_PACKED_DESC_F_AVAIL : VHU_VRING_PACKED_DESC_F_USED),
+							 __ATOMIC_RELEASE);
+					if (++next == QSIZE) { next = 0; wrap = !wrap; }
+				} else {
+					q.desc[next] = (struct vhu_vring_desc){ addr, 64, 0, 0 };
+					q.avail->ring[avail_idx & (QSIZE - 1)] = next;
+					avail_idx++;
+					next = (next + 1) & (QSIZE - 1);
+				}
+			}
+			if (!packed)
+				__atomic_store_n(&q.avail->idx, avail_idx, __ATOMIC_RELEASE);
+			sent += batch;
+			inflight += batch;
+		}
+		unsigned got = 0;
+		if (packed) {
+			while (got < batch) {
+				struct vhu_vring_packed_desc *d = &q.pdesc[last_used];
+				uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
+				if (!!(f & VHU_VRING_PACKED_DESC_F_AVAIL) != uwrap || !!(f & VHU_VRING_PACKED_DESC_F_USED) != uwrap)
+					break;
+				sink += d->id;
+				if (++last_used == QSIZE) { last_used = 0; uwrap = !uwrap; }
+				got++;
+			}
+		} else {
+			uint16_t u = __atomic_load_n(&q.used->idx, __ATOMIC_ACQUIRE);
+			while (got < batch && last_used != u) {
+				sink += q.used->ring[last_used & (QSIZE - 1)].id;
+				last_used++;
+				got++;
+			}
+		}
+		done += got;
+		inflight -= got;
+	}
+	double t1 = now_ns();
+	atomic_store(&q.stop, 1);
+	pthread_join(th, NULL);
+	free(q.ring);
+	return (t1 - t0) / (double)per_run;
+}
+
+/* ---- cache-line ping-pong ------------------------------------------------ */
+static _Alignas(64) atomic_uint ball;
+static uint64_t pp_rounds;
+
+static void *pong(void *arg)
+{
+	(void)arg;
+	pin(cpu_device);
+	for (uint64_t i = 0; i < pp_rounds; i++) {
+		while (atomic_load_explicit(&ball, memory_order_acquire) != 2 * i + 1)
+			;
+		atomic_store_explicit(&ball, 2 * i + 2, memory_order_release);
+	}
+	return NULL;
+}
+
+static double run_pingpong(void)
+{
+	pthread_t th;
+	pp_rounds = per_run / 8;
+	atomic_store(&ball, 0);
+	pthread_create(&th, NULL, pong, NULL);
+	double t0 = now_ns();
+	for (uint64_t i = 0; i < pp_rounds; i++) {
+		atomic_store_explicit(&ball, 2 * i + 1, memory_order_release);
+		while (atomic_load_explicit(&ball, memory_order_acquire) != 2 * i + 2)
+			;
+	}
+	double t1 = now_ns();
+	pthread_join(th, NULL);
+	return (t1 - t0) / (double)pp_rounds / 2.0;   /* one transfer */
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double (*fn)(bool, unsigned), bool packed, unsigned batch)
+{
+	double v[16];
+	for (int i = 0; i < runs; i++)
+		v[i] = fn(packed, batch);
+	qsort(v, runs, sizeof(double), cmp_double);
+	return v[runs / 2];
+}
+
+static double mini_adapter(bool packed, unsigned batch) { (void)packed; return run_mini(batch); }
+static double pp_adapter(bool packed, unsigned batch) { (void)packed; (void)batch; return run_pingpong(); }
+
+int main(int argc, char **argv)
+{
+	static const unsigned batches[] = { 1, 4, 16, 64, 256 };
+	double split64 = 0, packed64 = 0;
+
+	if (argc > 1)
+		per_run = strtoull(argv[1], NULL, 0);
+	if (argc > 2)
+		runs = atoi(argv[2]);
+	if (runs < 1 || runs > 16)
+		runs = 5;
+	pin(cpu_driver);
+	printf("# vhu ring benchmark: queue %u, %llu descriptors per run, median of %d runs, cpus %d/%d\n",
+	       QSIZE, (unsigned long long)per_run, runs, cpu_driver, cpu_device);
+	printf("# ns per descriptor; min-* = minimal hand-written virtqueue of the same format,\n"
+	       "# spsc = bare two-ring queue of 16-byte slots (no virtio format at all)\n");
+	printf("cache-line ping-pong: %.1f ns per transfer\n", median(pp_adapter, false, 0));
+	printf("%-6s %9s %10s %10s %10s %10s %10s %10s\n", "batch", "spsc", "min-split", "vhu-split",
+	       "min-packed", "vhu-packed", "split/min", "packed/min");
+	for (size_t i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
+		unsigned b = batches[i];
+		double sq = median(mini_adapter, false, b);
+		double ms = median(run_minvq, false, b);
+		double sp = median(run_vhu, false, b);
+		double mp = median(run_minvq, true, b);
+		double pk = median(run_vhu, true, b);
+		printf("%-6u %9.2f %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f\n", b, sq, ms, sp, mp, pk,
+		       sp / ms, pk / mp);
+		if (b == 64) {
+			split64 = sp / ms;
+			packed64 = pk / mp;
+		}
+	}
+	printf("ring-vs-floor batch=64 split=%.2f packed=%.2f\n", split64, packed64);
+	return 0;
+}

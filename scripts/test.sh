@@ -1,0 +1,57 @@
+#!/bin/bash
+# vhu's whole test suite: builds vhu twice (optimised with LTO, and debug with
+# AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in both, and
+# ends with the line "N passed, N failed" counting individual test cases.
+# Installs its Debian packages when missing. Exit status 0 only if all pass.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+vhu_install_debs "${VHU_DEBS[@]}" || { echo "0 passed, 1 failed"; exit 1; }
+
+builds=(build build-san)
+declare -A setup_args=(
+  [build]="--buildtype=debugoptimized"
+  [build-san]="--buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Db_lto=false"
+)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+status=0
+for b in "${builds[@]}"; do
+  echo "== $b: configure and build"
+  if [[ ! -f $b/build.ninja ]]; then
+    # shellcheck disable=SC2086
+    meson setup "$b" ${setup_args[$b]} >/dev/null || { echo "meson setup $b failed"; status=1; continue; }
+  fi
+  ninja -C "$b" || { echo "build $b failed"; status=1; continue; }
+  echo "== $b: test"
+  meson test -C "$b" --print-errorlogs --num-processes 2 || status=1
+done
+
+# Count test cases from the TAP each test printed (a test program that died
+# before finishing counts as one failure more).
+python3 - "${builds[@]}" <<'PY'
+import json, os, re, sys
+passed = failed = 0
+for b in sys.argv[1:]:
+    log = os.path.join(b, "meson-logs", "testlog.json")
+    if not os.path.exists(log):
+        failed += 1
+        continue
+    for line in open(log):
+        t = json.loads(line)
+        out = t.get("stdout") or ""
+        ok = len(re.findall(r"^ok\b", out, re.M))
+        bad = len(re.findall(r"^not ok\b", out, re.M))
+        if ok + bad == 0:          # not a TAP test: one case
+            ok, bad = (1, 0) if t["result"] == "OK" else (0, 1)
+        elif t["result"] != "OK" and bad == 0:
+            bad = 1                # crashed or timed out after its last result
+        passed += ok
+        failed += bad
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
+rc=$?
+[[ $status == 0 ]] || rc=1
+exit $rc
