@@ -290,6 +290,26 @@ static void mem_table(void **state)
 	assert_int_equal(m.n, 0);
 }
 
+/* Regression: accept with a zero timeout must take a pending connection
+ * (it used to time out without looking, so vhu-blk never accepted QEMU). */
+static void accept_pending_with_zero_timeout(void **state)
+{
+	(void)state;
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/vhu-test-%d.sock", getpid());
+	int l = vhu_user_listen(path);
+	assert_true(l >= 0);
+	assert_int_equal(vhu_user_accept(l, 0), -ETIMEDOUT);   /* nobody there */
+	int c = vhu_user_connect(path, 1000);
+	assert_true(c >= 0);
+	int a = vhu_user_accept(l, 0);
+	assert_true(a >= 0);
+	close(a);
+	close(c);
+	close(l);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +319,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(partial_and_timeouts, setup, teardown),
 		cmocka_unit_test_setup_teardown(shapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(mem_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(accept_pending_with_zero_timeout, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

@@ -27,10 +27,9 @@ static int wait_readable(int fd, int64_t deadline)
 	for (;;) {
 		int t = -1;
 		if (deadline >= 0) {
+			/* a deadline already passed still gets one look */
 			int64_t left = deadline - now_ms();
-			if (left <= 0)
-				return -ETIMEDOUT;
-			t = left > 1000000 ? 1000000 : (int)left;
+			t = left <= 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
 		}
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r = poll(&p, 1, t);

@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhu-blk's device: virtio-blk requests served from a file or block device
+ * through an I/O engine: io_uring (one ring per queue, its completion
+ * eventfd watched by the queue's worker), synchronous preadv/pwritev in the
+ * worker, or null (no I/O, for benchmarks; reads return zeroes).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blk_dev.h"
+
+#define POP_IOV BLK_MAX_IOV
+
+struct blk_slot {
+	struct vhu_vq_elem e;
+	struct iovec iov[POP_IOV];
+	struct blk_req r;
+	uint64_t done;            /* bytes transferred so far (short I/O) */
+};
+
+struct blk_queue {
+	struct blk_dev *dev;
+	struct vhu_bqueue *q;
+	struct blk_slot *slots;
+	uint16_t *free;
+	unsigned nslots, nfree, inflight;
+	bool uring;
+	struct io_uring ring;
+	int efd;
+};
+
+const char *blk_engine_name(enum blk_engine e)
+{
+	return e == BLK_ENGINE_URING ? "io_uring" : e == BLK_ENGINE_SYNC ? "sync" : "null";
+}
+
+/* Answer a request: status byte, used length, back to the driver. */
+static void complete(struct blk_queue *bq, struct blk_slot *s, uint8_t status)
+{
+	uint32_t len = 0;
+
+	if (s->r.status) {
+		*s->r.status = status;
+		/* as QEMU does: the whole writable part counts as written
+		 * (the status byte is its last byte) */
+		len = (uint32_t)s->e.in_len;
+	}
+	vhu_bqueue_push(bq->q, &s->e, len);
+	bq->free[bq->nfree++] = (uint16_t)(s - bq->slots);
+}
+
+static uint8_t sync_rw(struct blk_dev *d, struct blk_slot *s)
+{
+	struct iovec *iov = s->r.data;
+	unsigned n = s->r.ndata;
+	off_t off = (off_t)(s->r.hdr.sector * VHU_BLK_SECTOR_SIZE);
+	bool write = s->r.hdr.type == VHU_BLK_T_OUT;
+	uint64_t left = s->r.data_len;
+
+	while (left) {
+		ssize_t k = write ? pwritev(d->fd, iov, (int)(n > IOV_MAX ? IOV_MAX : n), off)
+				  : preadv(d->fd, iov, (int)(n > IOV_MAX ? IOV_MAX : n), off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return VHU_BLK_S_IOERR;
+		left -= (uint64_t)k;
+		off += k;
+		/* advance past what was done (short transfer) */
+		while (k > 0 && n) {
+			if ((size_t)k >= iov->iov_len) {
+				k -= (ssize_t)iov->iov_len;
+				iov++;
+				n--;
+			} else {
+				iov->iov_base = (char *)iov->iov_base + k;
+				iov->iov_len -= (size_t)k;
+				k = 0;
+			}
+		}
+	}
+	return VHU_BLK_S_OK;
+}
+
+/* DISCARD / WRITE_ZEROES, synchronously: rare, and fallocate is quick. */
+static uint8_t discard_wz(struct blk_dev *d, struct blk_slot *s)
+{
+	struct vhu_blk_discard_wz seg[BLK_MAX_DWZ_SEG];
+	unsigned nseg = (unsigned)(s->r.data_len / sizeof(seg[0]));
+	bool wz = s->r.hdr.type == VHU_BLK_T_WRITE_ZEROES;
+
+	blk_iov_copy_from(s->r.data, s->r.ndata, seg, s->r.data_len);
+	for (unsigned i = 0; i < nseg; i++) {
+		uint64_t sector = le64toh(seg[i].sector), num = le32toh(seg[i].num_sectors);
+		uint32_t flags = le32toh(seg[i].flags);
+		/* §5.2.6.2: unmap only for write zeroes; reserved bits unsupported */
+		if ((flags & ~1u) || (!wz && (flags & 1u)))
+			return VHU_BLK_S_UNSUPP;
+		if (sector > d->capacity || num > d->capacity - sector ||
+		    num > (wz ? d->cfg.max_write_zeroes_sectors : d->cfg.max_discard_sectors))
+			return VHU_BLK_S_IOERR;
+		off_t off = (off_t)(sector * VHU_BLK_SECTOR_SIZE), len = (off_t)(num * VHU_BLK_SECTOR_SIZE);
+		int r;
+		if (d->is_blockdev) {
+			uint64_t range[2] = { (uint64_t)off, (uint64_t)len };
+			r = ioctl(d->fd, wz ? BLKZEROOUT : BLKDISCARD, range);
+		} else if (wz) {
+			/* unmap allowed: punching a hole reads back as zeroes */
+			r = fallocate(d->fd, FALLOC_FL_KEEP_SIZE | ((flags & 1u) ? FALLOC_FL_PUNCH_HOLE
+									    : FALLOC_FL_ZERO_RANGE), off, len);
+			if (r < 0 && errno == EOPNOTSUPP)
+				r = fallocate(d->fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, off, len);
+		} else {
+			r = fallocate(d->fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, off, len);
+			if (r < 0 && errno == EOPNOTSUPP)
+				r = 0;   /* discard is a hint */
+		}
+		if (r < 0)
+			return VHU_BLK_S_IOERR;
+	}
+	return VHU_BLK_S_OK;
+}
+
+static bool uring_submit(struct blk_queue *bq, struct blk_slot *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&bq->ring);
+	off_t off = (off_t)(s->r.hdr.sector * VHU_BLK_SECTOR_SIZE + s->done);
+
+	if (!sqe)
+		return false;
+	if (s->r.hdr.type == VHU_BLK_T_IN)
+		io_uring_prep_readv(sqe, bq->dev->fd, s->r.data, s->r.ndata, off);
+	else if (s->r.hdr.type == VHU_BLK_T_OUT)
+		io_uring_prep_writev(sqe, bq->dev->fd, s->r.data, s->r.ndata, off);
+	else
+		io_uring_prep_fsync(sqe, bq->dev->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data(sqe, s);
+	bq->inflight++;
+	return true;
+}
+
+/* One completion: done, or resubmit the rest of a short transfer. */
+static void uring_done(struct blk_queue *bq, struct blk_slot *s, int res)
+{
+	bq->inflight--;
+	if (res < 0 || (res == 0 && s->r.hdr.type != VHU_BLK_T_FLUSH)) {
+		complete(bq, s, VHU_BLK_S_IOERR);
+		return;
+	}
+	if (s->r.hdr.type == VHU_BLK_T_FLUSH) {
+		complete(bq, s, VHU_BLK_S_OK);
+		return;
+	}
+	s->done += (uint64_t)res;
+	if (s->done >= s->r.data_len) {
+		complete(bq, s, VHU_BLK_S_OK);
+		return;
+	}
+	size_t k = (size_t)res;
+	while (k && s->r.ndata) {
+		if (k >= s->r.data[0].iov_len) {
+			k -= s->r.data[0].iov_len;
+			memmove(s->r.data, s->r.data + 1, --s->r.ndata * sizeof(struct iovec));
+		} else {
+			s->r.data[0].iov_base = (char *)s->r.data[0].iov_base + k;
+			s->r.data[0].iov_len -= k;
+			k = 0;
+		}
+	}
+	if (!uring_submit(bq, s))
+		complete(bq, s, VHU_BLK_S_IOERR);
+}
+
+static unsigned uring_reap(struct blk_queue *bq)
+{
+	struct io_uring_cqe *cqe;
+	unsigned n = 0;
+
+	while (io_uring_peek_cqe(&bq->ring, &cqe) == 0) {
+		struct blk_slot *s = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		io_uring_cqe_seen(&bq->ring, cqe);
+		uring_done(bq, s, res);
+		n++;
+	}
+	return n;
+}
+
+/* Start one parsed request; completes it at once unless io_uring took it. */
+static void start(struct blk_queue *bq, struct blk_slot *s)
+{
+	struct blk_dev *d = bq->dev;
+	uint8_t st = (uint8_t)blk_req_parse(&s->e, d->capacity, d->read_only, &s->r);
+
+	if (st != VHU_BLK_S_OK) {
+		complete(bq, s, st);
+		return;
+	}
+	s->done = 0;
+	switch (s->r.hdr.type) {
+	case VHU_BLK_T_GET_ID: {
+		/* NUL-padded, no terminator when 20 bytes long (§5.2.6) */
+		char id[VHU_BLK_ID_BYTES] = { 0 };
+		size_t l = strlen(d->serial);
+		memcpy(id, d->serial, l < sizeof(id) ? l : sizeof(id));
+		blk_iov_copy_to(s->r.data, s->r.ndata, id, sizeof(id));
+		complete(bq, s, VHU_BLK_S_OK);
+		return;
+	}
+	case VHU_BLK_T_DISCARD:
+	case VHU_BLK_T_WRITE_ZEROES:
+		complete(bq, s, d->engine == BLK_ENGINE_NULL ? VHU_BLK_S_OK : discard_wz(d, s));
+		return;
+	}
+	if (d->engine == BLK_ENGINE_NULL) {
+		if (s->r.hdr.type == VHU_BLK_T_IN)
+			for (unsigned i = 0; i < s->r.ndata; i++)
+				memset(s->r.data[i].iov_base, 0, s->r.data[i].iov_len);
+		complete(bq, s, VHU_BLK_S_OK);
+	} else if (d->engine == BLK_ENGINE_SYNC) {
+		uint8_t r = s->r.hdr.type == VHU_BLK_T_FLUSH ? (fdatasync(d->fd) ? VHU_BLK_S_IOERR : VHU_BLK_S_OK)
+							     : sync_rw(d, s);
+		complete(bq, s, r);
+	} else if (!uring_submit(bq, s)) {
+		/* SQ full: submit what is queued and try once more */
+		io_uring_submit(&bq->ring);
+		if (!uring_submit(bq, s))
+			complete(bq, s, VHU_BLK_S_IOERR);
+	}
+}
+
+static void blk_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned events)
+{
+	struct blk_queue *bq = vhu_bqueue_priv(q);
+	(void)be;
+
+	if (!bq)
+		return;
+	if ((events & VHU_QUEUE_EV_AUX) && bq->uring) {
+		uint64_t v;
+		(void)!read(bq->efd, &v, sizeof(v));
+		uring_reap(bq);
+	}
+	while (bq->nfree) {
+		struct blk_slot *s = &bq->slots[bq->free[bq->nfree - 1]];
+		int r = vhu_bqueue_pop(q, &s->e, s->iov, POP_IOV);
+		if (r == 0)
+			break;
+		bq->nfree--;
+		if (r < 0) {
+			if (vhu_dev_vq_broken(vhu_bqueue_vq(q))) {
+				bq->free[bq->nfree++] = (uint16_t)(s - bq->slots);
+				break;
+			}
+			/* a bad buffer: taken, so answer it (§2.7.8 allows 0) */
+			s->r.status = NULL;
+			complete(bq, s, VHU_BLK_S_IOERR);
+			continue;
+		}
+		start(bq, s);
+	}
+	if (bq->uring && bq->inflight) {
+		io_uring_submit(&bq->ring);
+		uring_reap(bq);
+	}
+	vhu_bqueue_notify(q);
+}
+
+static void blk_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
+{
+	struct blk_dev *d = vhu_backend_priv(be);
+	struct blk_queue *bq = calloc(1, sizeof(*bq));
+	unsigned n = vhu_bqueue_size(q);
+
+	if (!bq)
+		goto fail;
+	bq->dev = d;
+	bq->q = q;
+	bq->efd = -1;
+	bq->nslots = n;
+	bq->slots = calloc(n, sizeof(*bq->slots));
+	bq->free = calloc(n, sizeof(*bq->free));
+	if (!bq->slots || !bq->free)
+		goto fail;
+	for (unsigned i = 0; i < n; i++)
+		bq->free[bq->nfree++] = (uint16_t)i;
+	if (d->engine == BLK_ENGINE_URING) {
+		int r = io_uring_queue_init(n, &bq->ring, 0);
+		if (r < 0) {
+			vhu_backend_log(be, VHU_LOG_ERROR, "queue %u: io_uring: %s", vhu_bqueue_index(q), strerror(-r));
+			goto fail;
+		}
+		bq->uring = true;
+		bq->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (bq->efd < 0 || io_uring_register_eventfd(&bq->ring, bq->efd) < 0)
+			goto fail;
+		vhu_bqueue_set_aux_fd(q, bq->efd);
+	}
+	vhu_bqueue_set_priv(q, bq);
+	return;
+fail:
+	vhu_backend_log(be, VHU_LOG_ERROR, "queue %u: cannot start the device side", vhu_bqueue_index(q));
+	if (bq) {
+		if (bq->uring)
+			io_uring_queue_exit(&bq->ring);
+		if (bq->efd >= 0)
+			close(bq->efd);
+		free(bq->slots);
+		free(bq->free);
+		free(bq);
+	}
+	vhu_bqueue_set_priv(q, NULL);
+}
+
+/* Finish every request in flight: the ring or guest memory is about to
+ * change, or the queue stops. */
+static void blk_drain(struct vhu_backend *be, struct vhu_bqueue *q)
+{
+	struct blk_queue *bq = vhu_bqueue_priv(q);
+	(void)be;
+
+	if (!bq || !bq->uring)
+		return;
+	io_uring_submit(&bq->ring);
+	while (bq->inflight) {
+		struct io_uring_cqe *cqe;
+		if (io_uring_wait_cqe(&bq->ring, &cqe) < 0)
+			break;
+		uring_reap(bq);
+	}
+	vhu_bqueue_notify(q);
+}
+
+static void blk_queue_stop(struct vhu_backend *be, struct vhu_bqueue *q)
+{
+	struct blk_queue *bq = vhu_bqueue_priv(q);
+	(void)be;
+
+	if (!bq)
+		return;
+	if (bq->uring) {
+		io_uring_queue_exit(&bq->ring);
+		close(bq->efd);
+	}
+	free(bq->slots);
+	free(bq->free);
+	free(bq);
+	vhu_bqueue_set_priv(q, NULL);
+}
+
+static int blk_get_config(struct vhu_backend *be, uint8_t *buf, uint32_t offset, uint32_t len)
+{
+	struct blk_dev *d = vhu_backend_priv(be);
+	memcpy(buf, (const uint8_t *)&d->cfg + offset, len);
+	return 0;
+}
+
+static int blk_set_config(struct vhu_backend *be, const uint8_t *buf, uint32_t offset, uint32_t len,
+			  uint32_t flags)
+{
+	(void)be;
+	(void)buf;
+	/* Nothing is writable without CONFIG_WCE, which vhu-blk does not
+	 * offer; a migration write of the same values is accepted. */
+	if (flags == VHU_USER_CONFIG_FLAG_MIGRATION)
+		return 0;
+	(void)offset;
+	(void)len;
+	return -EPERM;
+}
+
+const struct vhu_device_ops blk_ops = {
+	.handle = blk_handle,
+	.queue_start = blk_queue_start,
+	.queue_stop = blk_queue_stop,
+	.drain = blk_drain,
+	.get_config = blk_get_config,
+	.set_config = blk_set_config,
+};
+
+int blk_dev_open(struct blk_dev *d)
+{
+	struct stat st;
+
+	d->fd = open(d->path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (d->fd < 0)
+		return -errno;
+	if (fstat(d->fd, &st) < 0)
+		return -errno;
+	uint64_t bytes = (uint64_t)st.st_size;
+	if (S_ISBLK(st.st_mode)) {
+		d->is_blockdev = true;
+		if (ioctl(d->fd, BLKGETSIZE64, &bytes) < 0)
+			return -errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		return -EINVAL;
+	}
+	d->capacity = bytes / VHU_BLK_SECTOR_SIZE;
+	if (d->capacity == 0)
+		return -EINVAL;
+	return 0;
+}
+
+void blk_dev_fill_config(struct blk_dev *d)
+{
+	struct vhu_blk_config *c = &d->cfg;
+
+	memset(c, 0, sizeof(*c));
+	c->capacity = htole64(d->capacity);
+	c->size_max = htole32(1u << 20);
+	/* The front-end reads the config before it tells us its queue size.
+	 * A Linux driver without indirect descriptors (6.1 does not clamp)
+	 * builds chains of seg_max + 2 descriptors and waits for ever if the
+	 * ring is smaller; QEMU's default vhost-user-blk queue-size is 128, so
+	 * the default is 126 (--seg-max raises it for bigger rings). */
+	c->seg_max = htole32(d->seg_max);
+	c->blk_size = htole32(VHU_BLK_SECTOR_SIZE);
+	c->topology.min_io_size = htole16(1);
+	c->writeback = 1;
+	c->num_queues = htole16(d->num_queues);
+	c->max_discard_sectors = htole32(UINT32_MAX >> 9);
+	c->max_discard_seg = htole32(BLK_MAX_DWZ_SEG);
+	c->discard_sector_alignment = htole32(1);
+	c->max_write_zeroes_sectors = htole32(UINT32_MAX >> 9);
+	c->max_write_zeroes_seg = htole32(BLK_MAX_DWZ_SEG);
+	c->write_zeroes_may_unmap = 1;
+}
+
+uint64_t blk_dev_features(const struct blk_dev *d)
+{
+	uint64_t f = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_EVENT_IDX) |
+		     VHU_BIT(VHU_F_INDIRECT_DESC) | VHU_BIT(VHU_BLK_F_SIZE_MAX) | VHU_BIT(VHU_BLK_F_SEG_MAX) |
+		     VHU_BIT(VHU_BLK_F_BLK_SIZE) | VHU_BIT(VHU_BLK_F_FLUSH) | VHU_BIT(VHU_BLK_F_TOPOLOGY) |
+		     VHU_BIT(VHU_BLK_F_MQ) | VHU_BIT(VHU_BLK_F_DISCARD) | VHU_BIT(VHU_BLK_F_WRITE_ZEROES);
+	if (d->read_only)
+		f |= VHU_BIT(VHU_BLK_F_RO);
+	return f;
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhost-user back-end library: serves any virtio device type through a
+ * small device-ops interface.
+ *
+ * Threads: the caller's thread runs the control loop (vhu_backend_run):
+ * it accepts a front-end, handles its messages, and accepts again after a
+ * disconnect. Each virtqueue has a worker thread that sleeps on the queue's
+ * kick eventfd (or an in-band kick, or polls) and calls the device's
+ * handler. A worker holds its queue's lock while it touches the ring; the
+ * control thread takes that lock (waking the worker first) before it
+ * changes anything the queue depends on: the ring (GET_VRING_BASE), the
+ * memory table (SET_MEM_TABLE, ADD/REM_MEM_REG) or the device (RESET).
+ */
+#ifndef VHU_BACKEND_H
+#define VHU_BACKEND_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vhu/mem.h"
+#include "vhu/vhost_user.h"
+#include "vhu/vq.h"
+
+struct vhu_backend;
+struct vhu_bqueue;
+
+/* Log levels for the single logging hook. */
+enum vhu_log_level { VHU_LOG_ERROR, VHU_LOG_WARN, VHU_LOG_INFO, VHU_LOG_DEBUG };
+typedef void (*vhu_log_fn)(void *opaque, enum vhu_log_level level, const char *msg);
+
+/* Events a queue handler is called for. */
+#define VHU_QUEUE_EV_KICK 1u   /* the driver notified, or polling is on */
+#define VHU_QUEUE_EV_AUX  2u   /* the device's own fd (vhu_bqueue_set_aux_fd) */
+
+struct vhu_device_ops {
+	/* Called in the queue's worker thread, queue lock held, while the
+	 * queue is started and enabled. Pop with vhu_bqueue_pop, return with
+	 * vhu_bqueue_push, publish with vhu_bqueue_notify. */
+	void (*handle)(struct vhu_backend *be, struct vhu_bqueue *q, unsigned events);
+	/* Optional. A queue starts or stops (worker thread, lock held). */
+	void (*queue_start)(struct vhu_backend *be, struct vhu_bqueue *q);
+	void (*queue_stop)(struct vhu_backend *be, struct vhu_bqueue *q);
+	/* Optional. Complete every request the device holds for this queue
+	 * before it returns: guest memory or the ring is about to change
+	 * (lock held, from the control thread). */
+	void (*drain)(struct vhu_backend *be, struct vhu_bqueue *q);
+	/* Config space (GET/SET_CONFIG). set_config gets the flags rule's
+	 * result: only writable fields unless migrating. Return 0 or -errno. */
+	int (*get_config)(struct vhu_backend *be, uint8_t *buf, uint32_t offset, uint32_t len);
+	int (*set_config)(struct vhu_backend *be, const uint8_t *buf, uint32_t offset, uint32_t len,
+			  uint32_t flags);
+	/* Optional. The negotiated features (after SET_FEATURES). */
+	int (*set_features)(struct vhu_backend *be, uint64_t features);
+	/* Optional. RESET_DEVICE / RESET_OWNER / disconnect: back to initial state. */
+	void (*reset)(struct vhu_backend *be);
+};
+
+struct vhu_backend_config {
+	const struct vhu_device_ops *ops;
+	void *priv;                   /* the device's state */
+	uint16_t num_queues;
+	uint16_t max_queue_size;      /* SET_VRING_NUM above this is refused */
+	uint64_t features;            /* VIRTIO features offered (device and transport) */
+	uint64_t protocol_features;   /* protocol features offered (masked to what vhu implements) */
+	uint32_t config_size;         /* bytes of device config space */
+	vhu_log_fn log;
+	void *log_opaque;
+	int log_level;                /* messages at or below this level are passed on */
+};
+
+/* Create a back-end. Returns NULL with errno set on failure. */
+struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg);
+void vhu_backend_free(struct vhu_backend *be);
+void *vhu_backend_priv(struct vhu_backend *be);
+
+/* Serve front-ends on a listening socket (server role) until stopped:
+ * after a disconnect the device is reset and the next connection accepted.
+ * Returns 0 when stopped, or a negative errno. */
+int vhu_backend_run_listen(struct vhu_backend *be, int listen_fd);
+/* Serve one already-connected socket (--fd, or the client role); returns
+ * when the front-end disconnects or the back-end is stopped. */
+int vhu_backend_run_conn(struct vhu_backend *be, int conn_fd);
+/* Ask the control loop to end soon. Async-signal-safe. */
+void vhu_backend_stop(struct vhu_backend *be);
+
+/* Send BACKEND_CONFIG_CHANGE_MSG on the back-end channel, if negotiated. */
+int vhu_backend_config_changed(struct vhu_backend *be);
+uint64_t vhu_backend_features(const struct vhu_backend *be);
+void vhu_backend_log(struct vhu_backend *be, enum vhu_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ---- for device handlers (worker thread, queue lock held) -------------- */
+uint16_t vhu_bqueue_index(const struct vhu_bqueue *q);
+uint16_t vhu_bqueue_size(const struct vhu_bqueue *q);
+/* The queue's engine; the device may use it directly. */
+struct vhu_dev_vq *vhu_bqueue_vq(struct vhu_bqueue *q);
+/* vhu_dev_vq_pop; a broken ring also sets DEVICE_NEEDS_RESET and signals
+ * the error fd (or in-band VRING_ERR). */
+int vhu_bqueue_pop(struct vhu_bqueue *q, struct vhu_vq_elem *e, struct iovec *iov, unsigned max);
+int vhu_bqueue_push(struct vhu_bqueue *q, const struct vhu_vq_elem *e, uint32_t len);
+/* Flush and, if the driver wants it, signal the call fd (or in-band). */
+void vhu_bqueue_notify(struct vhu_bqueue *q);
+/* An fd of the device's (e.g. io_uring's eventfd) the worker also waits on. */
+void vhu_bqueue_set_aux_fd(struct vhu_bqueue *q, int fd);
+void vhu_bqueue_set_priv(struct vhu_bqueue *q, void *p);
+void *vhu_bqueue_priv(struct vhu_bqueue *q);
+struct vhu_backend *vhu_bqueue_backend(struct vhu_bqueue *q);
+
+#endif

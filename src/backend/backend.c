@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/* Back-end: object life, logging, the control loop, the back-end channel. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "backend_internal.h"
+
+
+void vhu_backend_log(struct vhu_backend *be, enum vhu_log_level level, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!be->cfg.log || (int)level > be->cfg.log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	be->cfg.log(be->cfg.log_opaque, level, buf);
+}
+
+struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
+{
+	struct vhu_backend *be;
+
+	if (!cfg->ops || !cfg->ops->handle || cfg->num_queues == 0 || cfg->num_queues > 256 ||
+	    cfg->max_queue_size == 0 || cfg->max_queue_size > VHU_VRING_MAX_SIZE ||
+	    cfg->config_size > VHU_USER_MAX_CONFIG_SIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return NULL;
+	be->cfg = *cfg;
+	be->cfg.protocol_features &= VHU_BACKEND_PF_IMPLEMENTED;
+	be->conn = be->backend_fd = -1;
+	vhu_mem_init(&be->mem);
+	pthread_mutex_init(&be->backend_lock, NULL);
+	be->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	be->q = calloc(cfg->num_queues, sizeof(*be->q));
+	if (be->stop_fd < 0 || !be->q)
+		goto fail;
+	for (uint16_t i = 0; i < cfg->num_queues; i++) {
+		int r = bq_init(be, &be->q[i], i);
+		if (r < 0) {
+			errno = -r;
+			cfg->num_queues > i ? (void)(be->cfg.num_queues = i) : (void)0;
+			goto fail;
+		}
+	}
+	return be;
+fail:
+	vhu_backend_free(be);
+	return NULL;
+}
+
+void vhu_backend_free(struct vhu_backend *be)
+{
+	if (!be)
+		return;
+	if (be->q) {
+		for (unsigned i = 0; i < be->cfg.num_queues; i++) {
+			bq_pause(&be->q[i]);
+			bq_stop(&be->q[i]);
+			bq_resume(&be->q[i]);
+		}
+		for (unsigned i = 0; i < be->cfg.num_queues; i++)
+			bq_destroy(&be->q[i]);
+	}
+	free(be->q);
+	vhu_mem_clear(&be->mem);
+	if (be->backend_fd >= 0)
+		close(be->backend_fd);
+	if (be->stop_fd >= 0)
+		close(be->stop_fd);
+	pthread_mutex_destroy(&be->backend_lock);
+	free(be);
+}
+
+void *vhu_backend_priv(struct vhu_backend *be) { return be->cfg.priv; }
+uint64_t vhu_backend_features(const struct vhu_backend *be) { return be->features; }
+
+void vhu_backend_stop(struct vhu_backend *be)
+{
+	uint64_t one = 1;
+	/* write(2) only: callable from a signal handler */
+	(void)!write(be->stop_fd, &one, sizeof(one));
+}
+
+void be_pause_all(struct vhu_backend *be)
+{
+	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
+		bq_pause(&be->q[i]);
+		if (be->q[i].started && be->cfg.ops->drain)
+			be->cfg.ops->drain(be, &be->q[i]);
+	}
+}
+
+void be_resume_all(struct vhu_backend *be)
+{
+	for (unsigned i = 0; i < be->cfg.num_queues; i++)
+		bq_resume(&be->q[i]);
+}
+
+int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size)
+{
+	struct vhu_user_msg m;
+	int r;
+
+	memset(&m.hdr, 0, sizeof(m.hdr));
+	m.hdr.request = request;
+	m.hdr.flags = VHU_USER_VERSION;
+	m.hdr.size = size;
+	m.nfds = 0;
+	if (size)
+		memcpy(&m.payload, payload, size);
+	bool ack = be_pf(be, VHU_USER_PROTOCOL_F_REPLY_ACK);
+	if (ack)
+		m.hdr.flags |= VHU_USER_NEED_REPLY_MASK;
+	pthread_mutex_lock(&be->backend_lock);
+	if (be->backend_fd < 0) {
+		r = -ENOTCONN;
+	} else if ((r = vhu_user_send(be->backend_fd, &m)) == 0 && ack) {
+		struct vhu_user_msg rep;
+		r = vhu_user_recv(be->backend_fd, &rep, 1000);
+		if (r == 0) {
+			vhu_user_msg_close_fds(&rep);
+			if (rep.hdr.request != request || !(rep.hdr.flags & VHU_USER_REPLY_MASK) ||
+			    rep.hdr.size != 8 || rep.payload.u64 != 0)
+				r = -EIO;
+		}
+	}
+	pthread_mutex_unlock(&be->backend_lock);
+	if (r < 0)
+		be_warn(be, "back-end request %s failed: %s", vhu_user_backend_request_name(request), strerror(-r));
+	return r;
+}
+
+int vhu_backend_config_changed(struct vhu_backend *be)
+{
+	if (!be_pf(be, VHU_USER_PROTOCOL_F_CONFIG) || !be_pf(be, VHU_USER_PROTOCOL_F_BACKEND_REQ))
+		return -ENOTSUP;
+	return be_send_backend_msg(be, VHU_USER_BACKEND_CONFIG_CHANGE_MSG, NULL, 0);
+}
+
+/* Validate, handle, reply. Returns false when the connection must close. */
+static bool process(struct vhu_backend *be, struct vhu_user_msg *m, int recv_err)
+{
+	const struct vhu_user_request_info *ri = vhu_user_request_info(m->hdr.request);
+	const char *name = ri ? ri->name : "unknown request";
+	struct reply rep;
+	int r = recv_err;
+
+	memset(&rep, 0, sizeof(rep));
+	if (!r)
+		r = vhu_user_check_shape(m, be->cfg.protocol_features != 0, be->protocol_features);
+	if (r < 0)
+		be_err(be, "%s (%u) rejected: %s", name, m->hdr.request, strerror(-r));
+	else
+		r = be_handle(be, m, &rep);
+	vhu_user_msg_close_fds(m);
+	be_dbg(be, "%s -> %d", name, r);
+
+	rep.msg.hdr.request = m->hdr.request;
+	rep.msg.hdr.flags = VHU_USER_VERSION | VHU_USER_REPLY_MASK;
+	rep.msg.nfds = 0;
+	bool need_ack = (m->hdr.flags & VHU_USER_NEED_REPLY_MASK) && be_pf(be, VHU_USER_PROTOCOL_F_REPLY_ACK);
+	if (!rep.has_body && (need_ack || (ri && ri->replies))) {
+		/* REPLY_ACK: zero on success, non-zero (the errno) on failure;
+		 * a request that expects its own reply gets one too, so a
+		 * front-end never waits for an answer that will not come */
+		rep.msg.hdr.size = 8;
+		rep.msg.payload.u64 = r < 0 ? (uint64_t)-r : 0;
+		rep.has_body = true;
+	}
+	if (rep.has_body && vhu_user_send(be->conn, &rep.msg) < 0) {
+		be_err(be, "reply to %s failed", name);
+		return false;
+	}
+	return !be->close_conn;
+}
+
+int vhu_backend_run_conn(struct vhu_backend *be, int conn)
+{
+	int ret = 0;
+
+	be->conn = conn;
+	be_info(be, "front-end connected");
+	for (;;) {
+		struct pollfd p[2] = { { .fd = conn, .events = POLLIN }, { .fd = be->stop_fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		if (p[1].revents & POLLIN)
+			break;
+		struct vhu_user_msg m;
+		int r = vhu_user_recv(conn, &m, 5000);
+		if (r == -ECONNRESET) {
+			be_info(be, "front-end disconnected");
+			break;
+		}
+		if (r < 0 && r != -E2BIG && r != -EMSGSIZE) {
+			be_err(be, "receive failed: %s; dropping the front-end", strerror(-r));
+			break;
+		}
+		if (!process(be, &m, r))
+			break;
+	}
+	be_session_reset(be);
+	close(conn);
+	be->conn = -1;
+	return ret;
+}
+
+int vhu_backend_run_listen(struct vhu_backend *be, int listen_fd)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = listen_fd, .events = POLLIN }, { .fd = be->stop_fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (p[1].revents & POLLIN)
+			return 0;
+		int c = vhu_user_accept(listen_fd, 0);
+		if (c < 0)
+			continue;
+		vhu_backend_run_conn(be, c);
+		uint64_t v;
+		if (read(be->stop_fd, &v, sizeof(v)) == sizeof(v))
+			return 0;
+	}
+}

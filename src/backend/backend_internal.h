@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef VHU_BACKEND_INTERNAL_H
+#define VHU_BACKEND_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "vhu/backend.h"
+#include "vhu/virtio.h"
+#include "vhu/vu_socket.h"
+
+/* Protocol features vhu's back-end implements (the rest are refused). */
+#define VHU_BACKEND_PF_IMPLEMENTED                                            \
+	((1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) | \
+	 (1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_CONFIG) | \
+	 (1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                         \
+	 (1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |                 \
+	 (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                  \
+	 (1ull << VHU_USER_PROTOCOL_F_STATUS))
+
+struct vhu_bqueue {
+	struct vhu_backend *be;
+	uint16_t index;
+	pthread_mutex_t lock;       /* held by the worker while it runs the ring */
+	pthread_t thread;
+	bool thread_up;
+	int wake_fd;                /* eventfd: control thread -> worker */
+	atomic_int pause_req;       /* control thread wants the lock */
+	atomic_bool quit;
+	atomic_bool inband_kick;
+	unsigned pending_ev;
+
+	/* set by messages (control thread, lock held) */
+	uint32_t num;
+	struct vhu_user_vring_addr addr;
+	bool addr_set;
+	struct vhu_vq_pos base;
+	int kick_fd, call_fd, err_fd;
+	bool kick_poll;
+	bool started, enabled, vq_ready;
+	struct vhu_dev_vq vq;
+
+	int aux_fd;
+	void *priv;
+};
+
+struct vhu_backend {
+	struct vhu_backend_config cfg;
+	struct vhu_bqueue *q;
+	int stop_fd;                /* eventfd: vhu_backend_stop */
+
+	/* session state (control thread) */
+	int conn;
+	bool owner;
+	uint64_t features;          /* negotiated VIRTIO features */
+	uint64_t protocol_features; /* negotiated */
+	atomic_uint status;
+	struct vhu_mem mem;
+	int backend_fd;             /* back-end channel, or -1 */
+	pthread_mutex_t backend_lock;
+	bool close_conn;            /* a fatal protocol error: drop the front-end */
+};
+
+static inline bool be_pf(const struct vhu_backend *be, unsigned bit)
+{
+	return be->protocol_features >> bit & 1;
+}
+static inline bool be_pf_negotiated_base(const struct vhu_backend *be)
+{
+	return be->features >> VHU_USER_F_PROTOCOL_FEATURES & 1;
+}
+
+/* queue.c */
+int bq_init(struct vhu_backend *be, struct vhu_bqueue *q, uint16_t index);
+void bq_destroy(struct vhu_bqueue *q);
+void bq_pause(struct vhu_bqueue *q);
+void bq_resume(struct vhu_bqueue *q);
+int bq_start(struct vhu_bqueue *q);           /* lock held */
+void bq_stop(struct vhu_bqueue *q);           /* lock held */
+int bq_refresh(struct vhu_bqueue *q);         /* memory changed; lock held */
+void bq_reset(struct vhu_bqueue *q);          /* back to initial; lock held */
+void bq_wake(struct vhu_bqueue *q, bool kick);
+
+/* handlers.c */
+struct reply {
+	bool has_body;              /* the request's own reply */
+	struct vhu_user_msg msg;
+};
+int be_handle(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep);
+
+/* backend.c */
+int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size);
+void be_pause_all(struct vhu_backend *be);
+void be_resume_all(struct vhu_backend *be);
+/* handlers.c: a front-end went away; back to the state before SET_OWNER */
+void be_session_reset(struct vhu_backend *be);
+
+#define be_err(be, ...) vhu_backend_log(be, VHU_LOG_ERROR, __VA_ARGS__)
+#define be_warn(be, ...) vhu_backend_log(be, VHU_LOG_WARN, __VA_ARGS__)
+#define be_info(be, ...) vhu_backend_log(be, VHU_LOG_INFO, __VA_ARGS__)
+#define be_dbg(be, ...) vhu_backend_log(be, VHU_LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/* Back-end virtqueues: workers, ring start/stop, and the device's calls. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend_internal.h"
+
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+	while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static void efd_drain(int fd)
+{
+	uint64_t v;
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+static void *worker(void *arg)
+{
+	struct vhu_bqueue *q = arg;
+	struct vhu_backend *be = q->be;
+
+	pthread_mutex_lock(&q->lock);
+	while (!atomic_load(&q->quit)) {
+		bool active = q->started && q->enabled && q->vq_ready && !q->vq.broken;
+		if (active && q->pending_ev) {
+			unsigned ev = q->pending_ev;
+			q->pending_ev = 0;
+			be->cfg.ops->handle(be, q, ev);
+		}
+		struct pollfd p[3];
+		int n = 0, ik = -1, ia = -1;
+		p[n++] = (struct pollfd){ .fd = q->wake_fd, .events = POLLIN };
+		if (active && !q->kick_poll && q->kick_fd >= 0) {
+			ik = n;
+			p[n++] = (struct pollfd){ .fd = q->kick_fd, .events = POLLIN };
+		}
+		if (active && q->aux_fd >= 0) {
+			ia = n;
+			p[n++] = (struct pollfd){ .fd = q->aux_fd, .events = POLLIN };
+		}
+		/* polling mode (kick fd "invalid"): look at the ring every ms */
+		int timeout = active && q->kick_poll ? 1 : -1;
+		pthread_mutex_unlock(&q->lock);
+		int r = poll(p, n, timeout);
+		/* let the control thread in first if it asked */
+		while (atomic_load(&q->pause_req) && !atomic_load(&q->quit)) {
+			struct timespec ts = { 0, 50000 };
+			nanosleep(&ts, NULL);
+		}
+		pthread_mutex_lock(&q->lock);
+		if (r < 0)
+			continue;
+		if (p[0].revents & POLLIN)
+			efd_drain(q->wake_fd);
+		if (atomic_exchange(&q->inband_kick, false))
+			q->pending_ev |= VHU_QUEUE_EV_KICK;
+		if (ik >= 0 && (p[ik].revents & POLLIN)) {
+			efd_drain(q->kick_fd);
+			q->pending_ev |= VHU_QUEUE_EV_KICK;
+		}
+		if (ia >= 0 && (p[ia].revents & POLLIN))
+			q->pending_ev |= VHU_QUEUE_EV_AUX;
+		if (active && q->kick_poll)
+			q->pending_ev |= VHU_QUEUE_EV_KICK;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+int bq_init(struct vhu_backend *be, struct vhu_bqueue *q, uint16_t index)
+{
+	memset(q, 0, sizeof(*q));
+	q->be = be;
+	q->index = index;
+	q->kick_fd = q->call_fd = q->err_fd = q->aux_fd = -1;
+	pthread_mutex_init(&q->lock, NULL);
+	q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->wake_fd < 0)
+		return -errno;
+	int r = pthread_create(&q->thread, NULL, worker, q);
+	if (r) {
+		close(q->wake_fd);
+		return -r;
+	}
+	q->thread_up = true;
+	return 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void bq_destroy(struct vhu_bqueue *q)
+{
+	if (q->thread_up) {
+		atomic_store(&q->quit, true);
+		efd_signal(q->wake_fd);
+		pthread_join(q->thread, NULL);
+	}
+	close_fd(&q->wake_fd);
+	close_fd(&q->kick_fd);
+	close_fd(&q->call_fd);
+	close_fd(&q->err_fd);
+	pthread_mutex_destroy(&q->lock);
+}
+
+void bq_pause(struct vhu_bqueue *q)
+{
+	atomic_fetch_add(&q->pause_req, 1);
+	efd_signal(q->wake_fd);
+	pthread_mutex_lock(&q->lock);
+}
+
+void bq_resume(struct vhu_bqueue *q)
+{
+	pthread_mutex_unlock(&q->lock);
+	atomic_fetch_sub(&q->pause_req, 1);
+	efd_signal(q->wake_fd);
+}
+
+void bq_wake(struct vhu_bqueue *q, bool kick)
+{
+	if (kick)
+		atomic_store(&q->inband_kick, true);
+	efd_signal(q->wake_fd);
+}
+
+/* Host addresses of the ring parts from the front-end's user addresses;
+ * each part must lie whole inside one region. */
+static int map_ring(struct vhu_bqueue *q, struct vhu_vq_config *c)
+{
+	struct vhu_backend *be = q->be;
+	bool packed = vhu_has_feature(be->features, VHU_F_RING_PACKED);
+	uint64_t dsz = packed ? vhu_vring_packed_desc_size(q->num) : vhu_vring_split_desc_size(q->num);
+	uint64_t asz = packed ? 4 : vhu_vring_split_avail_size(q->num);
+	uint64_t usz = packed ? 4 : vhu_vring_split_used_size(q->num);
+
+	*c = (struct vhu_vq_config){
+		.num = (uint16_t)q->num, .index = q->index, .features = be->features,
+		.desc = vhu_mem_uaddr(&be->mem, q->addr.desc_user_addr, dsz),
+		.driver_area = vhu_mem_uaddr(&be->mem, q->addr.avail_user_addr, asz),
+		.device_area = vhu_mem_uaddr(&be->mem, q->addr.used_user_addr, usz),
+		.translate = vhu_mem_translate, .translate_opaque = &be->mem,
+	};
+	if (!c->desc || !c->driver_area || !c->device_area) {
+		be_err(be, "queue %u: ring addresses outside guest memory", q->index);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+int bq_start(struct vhu_bqueue *q)
+{
+	struct vhu_backend *be = q->be;
+	struct vhu_vq_config c;
+	int r;
+
+	if (q->started)
+		return 0;
+	if (!q->num || !q->addr_set) {
+		be_err(be, "queue %u: started before its size and addresses were set", q->index);
+		return -EINVAL;
+	}
+	if ((r = map_ring(q, &c)) < 0)
+		return r;
+	if ((r = vhu_dev_vq_init(&q->vq, &c)) < 0) {
+		be_err(be, "queue %u: ring rejected: %s", q->index, vhu_vq_strerror(r));
+		return r;
+	}
+	if ((r = vhu_dev_vq_set_pos(&q->vq, &q->base)) < 0) {
+		be_err(be, "queue %u: vring base out of range for the ring", q->index);
+		return r;
+	}
+	q->vq_ready = true;
+	q->started = true;
+	/* §"Ring states": without VHOST_USER_F_PROTOCOL_FEATURES a started
+	 * ring is enabled at once; with it, SET_VRING_ENABLE decides. */
+	if (!be_pf_negotiated_base(be))
+		q->enabled = true;
+	if (be->cfg.ops->queue_start)
+		be->cfg.ops->queue_start(be, q);
+	/* buffers may be waiting already */
+	q->pending_ev |= VHU_QUEUE_EV_KICK;
+	be_dbg(be, "queue %u started: size %u, %s ring", q->index, q->num,
+	       q->vq.packed ? "packed" : "split");
+	return 0;
+}
+
+void bq_stop(struct vhu_bqueue *q)
+{
+	struct vhu_backend *be = q->be;
+
+	if (!q->started)
+		return;
+	if (be->cfg.ops->drain)
+		be->cfg.ops->drain(be, q);
+	if (q->vq_ready) {
+		vhu_dev_vq_flush(&q->vq);
+		vhu_dev_vq_get_pos(&q->vq, &q->base);
+	}
+	if (be->cfg.ops->queue_stop)
+		be->cfg.ops->queue_stop(be, q);
+	q->started = false;
+	q->vq_ready = false;
+	q->pending_ev = 0;
+	q->aux_fd = -1;
+}
+
+int bq_refresh(struct vhu_bqueue *q)
+{
+	struct vhu_vq_config c;
+	struct vhu_vq_pos pos;
+	int r;
+
+	if (!q->started)
+		return 0;
+	vhu_dev_vq_flush(&q->vq);
+	vhu_dev_vq_get_pos(&q->vq, &pos);
+	q->vq_ready = false;
+	if ((r = map_ring(q, &c)) < 0 || (r = vhu_dev_vq_init(&q->vq, &c)) < 0 ||
+	    (r = vhu_dev_vq_set_pos(&q->vq, &pos)) < 0)
+		return r;
+	q->vq_ready = true;
+	q->pending_ev |= VHU_QUEUE_EV_KICK;
+	return 0;
+}
+
+void bq_reset(struct vhu_bqueue *q)
+{
+	bq_stop(q);
+	close_fd(&q->kick_fd);
+	close_fd(&q->call_fd);
+	close_fd(&q->err_fd);
+	q->kick_poll = false;
+	q->enabled = false;
+	q->num = 0;
+	q->addr_set = false;
+	memset(&q->base, 0, sizeof(q->base));
+	atomic_store(&q->inband_kick, false);
+}
+
+/* ---- device-facing calls ---------------------------------------------- */
+
+static void signal_error(struct vhu_bqueue *q, int err)
+{
+	struct vhu_backend *be = q->be;
+
+	be_err(be, "queue %u broken: %s (%d); device needs reset", q->index, vhu_vq_strerror(err), err);
+	atomic_fetch_or(&be->status, VHU_STATUS_DEVICE_NEEDS_RESET);
+	if (q->err_fd >= 0) {
+		efd_signal(q->err_fd);
+	} else if (be_pf(be, VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS)) {
+		struct vhu_user_vring_state s = { q->index, 0 };
+		be_send_backend_msg(be, VHU_USER_BACKEND_VRING_ERR, &s, sizeof(s));
+	}
+}
+
+int vhu_bqueue_pop(struct vhu_bqueue *q, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
+{
+	bool was_broken = q->vq.broken;
+	int r = vhu_dev_vq_pop(&q->vq, e, iov, max);
+
+	if (r < 0 && !was_broken && q->vq.broken)
+		signal_error(q, r);
+	else if (r < 0 && !q->vq.broken)
+		be_warn(q->be, "queue %u: bad buffer %u: %s", q->index, e->id, vhu_vq_strerror(r));
+	return r;
+}
+
+int vhu_bqueue_push(struct vhu_bqueue *q, const struct vhu_vq_elem *e, uint32_t len)
+{
+	return vhu_dev_vq_push(&q->vq, e, len);
+}
+
+void vhu_bqueue_notify(struct vhu_bqueue *q)
+{
+	struct vhu_backend *be = q->be;
+
+	vhu_dev_vq_flush(&q->vq);
+	if (!vhu_dev_vq_should_notify(&q->vq))
+		return;
+	if (q->call_fd >= 0) {
+		efd_signal(q->call_fd);
+	} else if (be_pf(be, VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS)) {
+		struct vhu_user_vring_state s = { q->index, 0 };
+		be_send_backend_msg(be, VHU_USER_BACKEND_VRING_CALL, &s, sizeof(s));
+	}
+	/* otherwise the front-end polls the used ring */
+}
+
+uint16_t vhu_bqueue_index(const struct vhu_bqueue *q) { return q->index; }
+uint16_t vhu_bqueue_size(const struct vhu_bqueue *q) { return (uint16_t)q->num; }
+struct vhu_dev_vq *vhu_bqueue_vq(struct vhu_bqueue *q) { return &q->vq; }
+void vhu_bqueue_set_aux_fd(struct vhu_bqueue *q, int fd) { q->aux_fd = fd; }
+void vhu_bqueue_set_priv(struct vhu_bqueue *q, void *p) { q->priv = p; }
+void *vhu_bqueue_priv(struct vhu_bqueue *q) { return q->priv; }
+struct vhu_backend *vhu_bqueue_backend(struct vhu_bqueue *q) { return q->be; }
