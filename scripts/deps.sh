@@ -4,6 +4,8 @@
 set -euo pipefail
 
 VHU_DEBS=(build-essential meson ninja-build pkg-config python3 libcmocka-dev liburing-dev)
+# Real peers for the interop tests and the demo (../shared/interop/README.md)
+VHU_PEER_DEBS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio file xz-utils zstd)
 
 vhu_missing_debs() {
   local p missing=()

@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-vhu_install_debs "${VHU_DEBS[@]}" || { echo "0 passed, 1 failed"; exit 1; }
+vhu_install_debs "${VHU_DEBS[@]}" "${VHU_PEER_DEBS[@]}" || { echo "0 passed, 1 failed"; exit 1; }
 
 builds=(build build-san)
 declare -A setup_args=(

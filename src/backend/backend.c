@@ -37,14 +37,16 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 	be = calloc(1, sizeof(*be));
 	if (!be)
 		return NULL;
+	be->stop_fd = be->inband_fd = -1;
 	be->cfg = *cfg;
 	be->cfg.protocol_features &= VHU_BACKEND_PF_IMPLEMENTED;
 	be->conn = be->backend_fd = -1;
 	vhu_mem_init(&be->mem);
 	pthread_mutex_init(&be->backend_lock, NULL);
 	be->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	be->inband_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	be->q = calloc(cfg->num_queues, sizeof(*be->q));
-	if (be->stop_fd < 0 || !be->q)
+	if (be->stop_fd < 0 || be->inband_fd < 0 || !be->q)
 		goto fail;
 	for (uint16_t i = 0; i < cfg->num_queues; i++) {
 		int r = bq_init(be, &be->q[i], i);
@@ -79,6 +81,8 @@ void vhu_backend_free(struct vhu_backend *be)
 		close(be->backend_fd);
 	if (be->stop_fd >= 0)
 		close(be->stop_fd);
+	if (be->inband_fd >= 0)
+		close(be->inband_fd);
 	pthread_mutex_destroy(&be->backend_lock);
 	free(be);
 }
@@ -186,6 +190,21 @@ static bool process(struct vhu_backend *be, struct vhu_user_msg *m, int recv_err
 	return !be->close_conn;
 }
 
+/* In-band VRING_CALL / VRING_ERR that workers asked for. */
+static void send_inband(struct vhu_backend *be)
+{
+	uint64_t v;
+
+	(void)!read(be->inband_fd, &v, sizeof(v));
+	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
+		struct vhu_user_vring_state s = { i, 0 };
+		if (atomic_exchange(&be->q[i].inband_err, false))
+			be_send_backend_msg(be, VHU_USER_BACKEND_VRING_ERR, &s, sizeof(s));
+		if (atomic_exchange(&be->q[i].inband_call, false))
+			be_send_backend_msg(be, VHU_USER_BACKEND_VRING_CALL, &s, sizeof(s));
+	}
+}
+
 int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 {
 	int ret = 0;
@@ -193,8 +212,9 @@ int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 	be->conn = conn;
 	be_info(be, "front-end connected");
 	for (;;) {
-		struct pollfd p[2] = { { .fd = conn, .events = POLLIN }, { .fd = be->stop_fd, .events = POLLIN } };
-		if (poll(p, 2, -1) < 0) {
+		struct pollfd p[3] = { { .fd = conn, .events = POLLIN }, { .fd = be->stop_fd, .events = POLLIN },
+				       { .fd = be->inband_fd, .events = POLLIN } };
+		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
@@ -202,6 +222,10 @@ int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 		}
 		if (p[1].revents & POLLIN)
 			break;
+		if (p[2].revents & POLLIN)
+			send_inband(be);
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
 		struct vhu_user_msg m;
 		int r = vhu_user_recv(conn, &m, 5000);
 		if (r == -ECONNRESET) {

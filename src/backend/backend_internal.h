@@ -27,6 +27,8 @@ struct vhu_bqueue {
 	atomic_int pause_req;       /* control thread wants the lock */
 	atomic_bool quit;
 	atomic_bool inband_kick;
+	atomic_bool inband_call;    /* a VRING_CALL for the control thread to send */
+	atomic_bool inband_err;     /* a VRING_ERR likewise */
 	unsigned pending_ev;
 
 	/* set by messages (control thread, lock held) */
@@ -47,6 +49,7 @@ struct vhu_backend {
 	struct vhu_backend_config cfg;
 	struct vhu_bqueue *q;
 	int stop_fd;                /* eventfd: vhu_backend_stop */
+	int inband_fd;              /* eventfd: a worker has in-band messages to send */
 
 	/* session state (control thread) */
 	int conn;

@@ -245,6 +245,8 @@ void bq_reset(struct vhu_bqueue *q)
 	close_fd(&q->err_fd);
 	q->kick_poll = false;
 	q->enabled = false;
+	atomic_store(&q->inband_call, false);
+	atomic_store(&q->inband_err, false);
 	q->num = 0;
 	q->addr_set = false;
 	memset(&q->base, 0, sizeof(q->base));
@@ -262,8 +264,8 @@ static void signal_error(struct vhu_bqueue *q, int err)
 	if (q->err_fd >= 0) {
 		efd_signal(q->err_fd);
 	} else if (be_pf(be, VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS)) {
-		struct vhu_user_vring_state s = { q->index, 0 };
-		be_send_backend_msg(be, VHU_USER_BACKEND_VRING_ERR, &s, sizeof(s));
+		atomic_store(&q->inband_err, true);
+		efd_signal(be->inband_fd);
 	}
 }
 
@@ -294,8 +296,11 @@ void vhu_bqueue_notify(struct vhu_bqueue *q)
 	if (q->call_fd >= 0) {
 		efd_signal(q->call_fd);
 	} else if (be_pf(be, VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS)) {
-		struct vhu_user_vring_state s = { q->index, 0 };
-		be_send_backend_msg(be, VHU_USER_BACKEND_VRING_CALL, &s, sizeof(s));
+		/* The control thread sends it: a worker holding its queue lock
+		 * must never wait on the front-end (which may itself be waiting
+		 * for the control thread, which needs that lock). */
+		atomic_store(&q->inband_call, true);
+		efd_signal(be->inband_fd);
 	}
 	/* otherwise the front-end polls the used ring */
 }
