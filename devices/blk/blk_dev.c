@@ -93,7 +93,8 @@ static uint8_t sync_rw(struct blk_dev *d, struct blk_slot *s)
 	return VHU_BLK_S_OK;
 }
 
-/* DISCARD / WRITE_ZEROES, synchronously: rare, and fallocate is quick. */
+/* DISCARD / WRITE_ZEROES, synchronously: rare, and fallocate is quick.
+ * The segments are checked with every engine; the null engine stops there. */
 static uint8_t discard_wz(struct blk_dev *d, struct blk_slot *s)
 {
 	struct vhu_blk_discard_wz seg[BLK_MAX_DWZ_SEG];
@@ -108,8 +109,10 @@ static uint8_t discard_wz(struct blk_dev *d, struct blk_slot *s)
 		if ((flags & ~1u) || (!wz && (flags & 1u)))
 			return VHU_BLK_S_UNSUPP;
 		if (sector > d->capacity || num > d->capacity - sector ||
-		    num > (wz ? d->cfg.max_write_zeroes_sectors : d->cfg.max_discard_sectors))
+		    num > le32toh(wz ? d->cfg.max_write_zeroes_sectors : d->cfg.max_discard_sectors))
 			return VHU_BLK_S_IOERR;
+		if (d->engine == BLK_ENGINE_NULL)
+			continue;
 		off_t off = (off_t)(sector * VHU_BLK_SECTOR_SIZE), len = (off_t)(num * VHU_BLK_SECTOR_SIZE);
 		int r;
 		if (d->is_blockdev) {
@@ -220,7 +223,7 @@ static void start(struct blk_queue *bq, struct blk_slot *s)
 	}
 	case VHU_BLK_T_DISCARD:
 	case VHU_BLK_T_WRITE_ZEROES:
-		complete(bq, s, d->engine == BLK_ENGINE_NULL ? VHU_BLK_S_OK : discard_wz(d, s));
+		complete(bq, s, discard_wz(d, s));
 		return;
 	}
 	if (d->engine == BLK_ENGINE_NULL) {

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A scripted vhost-user front-end for tests: raw requests with any payload
+ * and fds, QEMU-like negotiation, guest memory in a memfd, one ring driven
+ * by vhu's own driver-side engine, and the back-end channel served while
+ * waiting for replies (as an in-band front-end must). Failures are cmocka
+ * assertions. (The front-end library proper is issue 4.)
+ */
+#ifndef VHU_TEST_MINIFE_H
+#define VHU_TEST_MINIFE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vhu/vq.h"
+#include "vhu/vu_socket.h"
+
+#define FE_MEM_SIZE (1u << 20)
+
+struct fe {
+	int sock;
+	int memfd;
+	unsigned char *mem;        /* our view; its address is the "user address" */
+	uint64_t features;
+	uint16_t qsize;
+	struct vhu_vq_layout layout;
+	struct vhu_drv_vq drv;
+	int kick, call, err;
+	int chan;                  /* our end of the back-end channel, or -1 */
+	unsigned inband_calls;     /* VRING_CALLs received and not yet consumed */
+};
+
+int count_fds(void);
+
+/* Guest memory and the fds; sock is the connection to the back-end. */
+void fe_init(struct fe *f, int sock, size_t mem_size);
+void fe_close(struct fe *f);
+
+/* Send a request; with need_reply (or a request that replies) wait for the
+ * answer, serving the back-end channel meanwhile. Returns the reply's u64
+ * (or 0), and the whole reply in *out. */
+uint64_t fe_req(struct fe *f, uint32_t req, const void *payload, uint32_t size,
+		const int *fds, unsigned nfds, bool need_reply, struct vhu_user_msg *out);
+uint64_t fe_u64(struct fe *f, uint32_t req, uint64_t v, bool ack);
+uint64_t fe_state(struct fe *f, uint32_t req, uint32_t index, uint32_t num, bool ack);
+
+/* QEMU's order: GET_FEATURES, GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
+ * SET_OWNER, SET_FEATURES (want & offered). Returns the queue count. */
+uint64_t fe_negotiate(struct fe *f, uint64_t want, uint64_t pf);
+void fe_mem_table(struct fe *f);
+/* Ring 0 at guest address 0, size qsize; eventfds or in-band. */
+void fe_setup_ring(struct fe *f, uint16_t qsize, bool eventfds);
+/* Kick if the engine says so (eventfd, or in-band VRING_KICK). */
+void fe_kick(struct fe *f);
+/* Take a used buffer, re-arming notifications and sleeping on them as a
+ * driver does; fails after too many notifications without one. */
+void fe_wait_used(struct fe *f, void **token, uint32_t *len);
+
+#endif
