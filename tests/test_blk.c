@@ -188,6 +188,7 @@ static void requests(const char *engine, bool packed)
 
 static void requests_uring_split(void **s) { (void)s; requests("io_uring", false); }
 static void requests_uring_packed(void **s) { (void)s; requests("io_uring", true); }
+static void requests_threads(void **s) { (void)s; requests("threads", true); }
 static void requests_sync(void **s) { (void)s; requests("sync", false); }
 static void requests_null(void **s) { (void)s; requests("null", true); }
 
@@ -317,6 +318,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(requests_uring_split),
 		cmocka_unit_test(requests_uring_packed),
+		cmocka_unit_test(requests_threads),
 		cmocka_unit_test(requests_sync),
 		cmocka_unit_test(requests_null),
 		cmocka_unit_test(read_only),

@@ -11,6 +11,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -19,10 +20,17 @@
 #include <unistd.h>
 
 #include "blk_dev.h"
+#include "blk_pool.h"
 
 #define POP_IOV BLK_MAX_IOV
 
+struct blk_queue;
+
 struct blk_slot {
+	struct blk_pool_job job;  /* first: the pool hands it back */
+	struct blk_queue *bq;
+	uint8_t result;
+	struct blk_slot *done_next;
 	struct vhu_vq_elem e;
 	struct iovec iov[POP_IOV];
 	struct blk_req r;
@@ -37,12 +45,15 @@ struct blk_queue {
 	unsigned nslots, nfree, inflight;
 	bool uring;
 	struct io_uring ring;
-	int efd;
+	int efd;                  /* io_uring or pool completions */
+	pthread_mutex_t done_lock;  /* pool: finished slots */
+	struct blk_slot *done;
 };
 
 const char *blk_engine_name(enum blk_engine e)
 {
-	return e == BLK_ENGINE_URING ? "io_uring" : e == BLK_ENGINE_SYNC ? "sync" : "null";
+	static const char *const names[] = { "io_uring", "threads", "sync", "null" };
+	return names[e];
 }
 
 /* Answer a request: status byte, used length, back to the driver. */
@@ -133,6 +144,39 @@ static uint8_t discard_wz(struct blk_dev *d, struct blk_slot *s)
 			return VHU_BLK_S_IOERR;
 	}
 	return VHU_BLK_S_OK;
+}
+
+/* Thread-pool engine: the I/O runs in a pool thread, which hands the slot
+ * back through the queue's done list and wakes the worker (aux fd). */
+static void pool_run(struct blk_pool_job *job)
+{
+	struct blk_slot *s = (struct blk_slot *)job;
+	struct blk_queue *bq = s->bq;
+	uint64_t one = 1;
+
+	if (s->r.hdr.type == VHU_BLK_T_FLUSH)
+		s->result = fdatasync(bq->dev->fd) ? VHU_BLK_S_IOERR : VHU_BLK_S_OK;
+	else
+		s->result = sync_rw(bq->dev, s);
+	pthread_mutex_lock(&bq->done_lock);
+	s->done_next = bq->done;
+	bq->done = s;
+	pthread_mutex_unlock(&bq->done_lock);
+	(void)!write(bq->efd, &one, sizeof(one));
+}
+
+static void pool_reap(struct blk_queue *bq)
+{
+	pthread_mutex_lock(&bq->done_lock);
+	struct blk_slot *s = bq->done;
+	bq->done = NULL;
+	pthread_mutex_unlock(&bq->done_lock);
+	while (s) {
+		struct blk_slot *next = s->done_next;
+		bq->inflight--;
+		complete(bq, s, s->result);
+		s = next;
+	}
 }
 
 static bool uring_submit(struct blk_queue *bq, struct blk_slot *s)
@@ -231,6 +275,11 @@ static void start(struct blk_queue *bq, struct blk_slot *s)
 			for (unsigned i = 0; i < s->r.ndata; i++)
 				memset(s->r.data[i].iov_base, 0, s->r.data[i].iov_len);
 		complete(bq, s, VHU_BLK_S_OK);
+	} else if (d->engine == BLK_ENGINE_THREADS) {
+		s->bq = bq;
+		s->job.run = pool_run;
+		bq->inflight++;
+		blk_pool_submit(d->pool, &s->job);
 	} else if (d->engine == BLK_ENGINE_SYNC) {
 		uint8_t r = s->r.hdr.type == VHU_BLK_T_FLUSH ? (fdatasync(d->fd) ? VHU_BLK_S_IOERR : VHU_BLK_S_OK)
 							     : sync_rw(d, s);
@@ -250,10 +299,13 @@ static void blk_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev
 
 	if (!bq)
 		return;
-	if ((events & VHU_QUEUE_EV_AUX) && bq->uring) {
+	if ((events & VHU_QUEUE_EV_AUX) && bq->efd >= 0) {
 		uint64_t v;
 		(void)!read(bq->efd, &v, sizeof(v));
-		uring_reap(bq);
+		if (bq->uring)
+			uring_reap(bq);
+		else
+			pool_reap(bq);
 	}
 	while (bq->nfree) {
 		struct blk_slot *s = &bq->slots[bq->free[bq->nfree - 1]];
@@ -298,6 +350,13 @@ static void blk_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
 		goto fail;
 	for (unsigned i = 0; i < n; i++)
 		bq->free[bq->nfree++] = (uint16_t)i;
+	pthread_mutex_init(&bq->done_lock, NULL);
+	if (d->engine == BLK_ENGINE_THREADS) {
+		bq->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (bq->efd < 0)
+			goto fail;
+		vhu_bqueue_set_aux_fd(q, bq->efd);
+	}
 	if (d->engine == BLK_ENGINE_URING) {
 		int r = io_uring_queue_init(n, &bq->ring, 0);
 		if (r < 0) {
@@ -333,14 +392,24 @@ static void blk_drain(struct vhu_backend *be, struct vhu_bqueue *q)
 	struct blk_queue *bq = vhu_bqueue_priv(q);
 	(void)be;
 
-	if (!bq || !bq->uring)
+	if (!bq || !bq->inflight)
 		return;
-	io_uring_submit(&bq->ring);
-	while (bq->inflight) {
-		struct io_uring_cqe *cqe;
-		if (io_uring_wait_cqe(&bq->ring, &cqe) < 0)
-			break;
-		uring_reap(bq);
+	if (bq->uring) {
+		io_uring_submit(&bq->ring);
+		while (bq->inflight) {
+			struct io_uring_cqe *cqe;
+			if (io_uring_wait_cqe(&bq->ring, &cqe) < 0)
+				break;
+			uring_reap(bq);
+		}
+	} else {
+		while (bq->inflight) {
+			struct pollfd p = { .fd = bq->efd, .events = POLLIN };
+			uint64_t v;
+			poll(&p, 1, 100);
+			(void)!read(bq->efd, &v, sizeof(v));
+			pool_reap(bq);
+		}
 	}
 	vhu_bqueue_notify(q);
 }
@@ -352,10 +421,11 @@ static void blk_queue_stop(struct vhu_backend *be, struct vhu_bqueue *q)
 
 	if (!bq)
 		return;
-	if (bq->uring) {
+	if (bq->uring)
 		io_uring_queue_exit(&bq->ring);
+	if (bq->efd >= 0)
 		close(bq->efd);
-	}
+	pthread_mutex_destroy(&bq->done_lock);
 	free(bq->slots);
 	free(bq->free);
 	free(bq);

@@ -9,7 +9,9 @@
 #include "vhu/backend.h"
 #include "vhu/virtio.h"
 
-enum blk_engine { BLK_ENGINE_URING, BLK_ENGINE_SYNC, BLK_ENGINE_NULL };
+enum blk_engine { BLK_ENGINE_URING, BLK_ENGINE_THREADS, BLK_ENGINE_SYNC, BLK_ENGINE_NULL };
+
+struct blk_pool;
 
 struct blk_dev {
 	const char *path;
@@ -20,6 +22,7 @@ struct blk_dev {
 	uint16_t num_queues, queue_size;
 	uint32_t seg_max;
 	enum blk_engine engine;
+	struct blk_pool *pool;      /* BLK_ENGINE_THREADS */
 	struct vhu_blk_config cfg;  /* little-endian, as the driver reads it */
 };
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "blk_dev.h"
+#include "blk_pool.h"
 #include "vhu/vu_socket.h"
 
 static struct vhu_backend *g_be;
@@ -40,7 +41,9 @@ static void usage(FILE *f)
 		"  --read-only          refuse writes (VIRTIO_BLK_F_RO)\n"
 		"  --num-queues=N       virtqueues offered (default 1)\n"
 		"  --queue-size=N       largest queue size accepted (default 1024)\n"
-		"  --engine=E           io_uring (default), sync, or null (no I/O, for benchmarks)\n"
+		"  --engine=E           io_uring (default); threads (a pool doing preadv/pwritev,\n"
+		"                       for kernels without io_uring); sync (in the queue's thread);\n"
+		"                       null (no I/O, reads return zeroes: for benchmarks)\n"
 		"  --serial=S           device id string (GET_ID), at most 20 bytes\n"
 		"  --seg-max=N          data segments per request (default 126: fits a 128-entry\n"
 		"                       ring without indirect descriptors; at most 256)\n"
@@ -108,6 +111,8 @@ int main(int argc, char **argv)
 		case 'e':
 			if (!strcmp(optarg, "io_uring") || !strcmp(optarg, "uring"))
 				d.engine = BLK_ENGINE_URING;
+			else if (!strcmp(optarg, "threads"))
+				d.engine = BLK_ENGINE_THREADS;
 			else if (!strcmp(optarg, "sync"))
 				d.engine = BLK_ENGINE_SYNC;
 			else if (!strcmp(optarg, "null"))
@@ -140,6 +145,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	blk_dev_fill_config(&d);
+	if (d.engine == BLK_ENGINE_THREADS && !(d.pool = blk_pool_new(4))) {
+		fprintf(stderr, "vhu-blk: cannot start the I/O threads\n");
+		return 1;
+	}
 
 	struct vhu_backend_config cfg = {
 		.ops = &blk_ops, .priv = &d, .num_queues = d.num_queues, .max_queue_size = d.queue_size,
@@ -182,6 +191,7 @@ int main(int argc, char **argv)
 	/* stops every queue, finishing the requests in flight */
 	vhu_backend_free(g_be);
 	g_be = NULL;
+	blk_pool_free(d.pool);
 	if (!d.read_only && fdatasync(d.fd) < 0 && errno != EINVAL)
 		fprintf(stderr, "vhu-blk: fdatasync: %s\n", strerror(errno));
 	close(d.fd);
