@@ -377,6 +377,63 @@ static void broken_ring_needs_reset(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+static void *config_change_thread(void *arg)
+{
+	struct vhu_backend *be = arg;
+	return (void *)(intptr_t)vhu_backend_config_changed(be);
+}
+
+/* The back-end channel: a device announces a config change (from its own
+ * thread), and a broken ring is reported in-band when there is no err fd. */
+static void backend_channel_messages(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	int chan[2];
+
+	fe_start(&bb, 2);
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan), 0);
+	assert_int_equal(fe_req(fp, VHU_USER_SET_BACKEND_REQ_FD, NULL, 0, &chan[1], 1, true, NULL), 0);
+	close(chan[1]);
+	/* CONFIG_CHANGE_MSG, acknowledged by us (REPLY_ACK) */
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, config_change_thread, bb.be), 0);
+	struct vhu_user_msg m;
+	assert_int_equal(vhu_user_recv(chan[0], &m, 3000), 0);
+	assert_int_equal(m.hdr.request, VHU_USER_BACKEND_CONFIG_CHANGE_MSG);
+	assert_true(m.hdr.flags & VHU_USER_NEED_REPLY_MASK);
+	struct vhu_user_msg r;
+	memset(&r, 0, sizeof(r));
+	r.hdr = (struct vhu_user_hdr){ m.hdr.request, VHU_USER_VERSION | VHU_USER_REPLY_MASK, 8 };
+	assert_int_equal(vhu_user_send(chan[0], &r), 0);
+	void *ret;
+	pthread_join(th, &ret);
+	assert_int_equal((intptr_t)ret, 0);
+	/* in-band VRING_ERR: no err fd, a ring broken by the driver */
+	fe_mem_table(fp);
+	fp->chan = chan[0];
+	fe_setup_ring(fp, QSIZE, false);
+	struct vhu_vring_avail *av = (void *)(fp->mem + fp->layout.driver_off);
+	av->ring[0] = 300;
+	__atomic_store_n(&av->idx, (uint16_t)1, __ATOMIC_RELEASE);
+	assert_int_equal(fe_state(fp, VHU_USER_VRING_KICK, 0, 0, false), 0);
+	do {
+		assert_int_equal(vhu_user_recv(chan[0], &m, 3000), 0);
+		if (m.hdr.flags & VHU_USER_NEED_REPLY_MASK) {
+			r.hdr.request = m.hdr.request;
+			assert_int_equal(vhu_user_send(chan[0], &r), 0);
+		}
+	} while (m.hdr.request != VHU_USER_BACKEND_VRING_ERR);
+	assert_int_equal(m.payload.state.index, 0);
+	fp->chan = -1;
+	fe_stop(&bb);
+	close(chan[0]);
+	assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +444,7 @@ int main(void)
 		cmocka_unit_test(malformed),
 		cmocka_unit_test(inband_without_channel_closes),
 		cmocka_unit_test(broken_ring_needs_reset),
+		cmocka_unit_test(backend_channel_messages),
 	};
 	return cmocka_run_group_tests_name("backend", tests, NULL, NULL);
 }
