@@ -51,6 +51,18 @@ static int slice(const struct iovec *iov, unsigned n, uint64_t skip, uint64_t le
 	return 0;
 }
 
+/* The readable data after the header, for the requests that change the
+ * disk (OUT, DISCARD, WRITE_ZEROES). */
+static int take_out_data(const struct vhu_vq_elem *e, bool read_only, uint64_t len, struct blk_req *r)
+{
+	if (read_only)
+		return VHU_BLK_S_IOERR;
+	if (slice(e->iov, e->out_num, sizeof(struct vhu_blk_req_hdr), len, r->data, &r->ndata) < 0)
+		return VHU_BLK_S_IOERR;
+	r->data_len = len;
+	return VHU_BLK_S_OK;
+}
+
 int blk_req_parse(const struct vhu_vq_elem *e, uint64_t capacity, bool read_only, struct blk_req *r)
 {
 	const struct iovec *out = e->iov, *in = e->iov + e->out_num;
@@ -87,11 +99,8 @@ int blk_req_parse(const struct vhu_vq_elem *e, uint64_t capacity, bool read_only
 	case VHU_BLK_T_OUT:
 		if (in_data || out_data % VHU_BLK_SECTOR_SIZE)
 			return VHU_BLK_S_IOERR;
-		if (read_only)
+		if (take_out_data(e, read_only, out_data, r) != VHU_BLK_S_OK)
 			return VHU_BLK_S_IOERR;
-		if (slice(out, e->out_num, sizeof(h), out_data, r->data, &r->ndata) < 0)
-			return VHU_BLK_S_IOERR;
-		r->data_len = out_data;
 		break;
 	case VHU_BLK_T_FLUSH:
 		return VHU_BLK_S_OK;
@@ -107,12 +116,7 @@ int blk_req_parse(const struct vhu_vq_elem *e, uint64_t capacity, bool read_only
 		if (in_data || out_data == 0 || out_data % sizeof(struct vhu_blk_discard_wz) ||
 		    out_data / sizeof(struct vhu_blk_discard_wz) > BLK_MAX_DWZ_SEG)
 			return VHU_BLK_S_IOERR;
-		if (read_only)
-			return VHU_BLK_S_IOERR;
-		if (slice(out, e->out_num, sizeof(h), out_data, r->data, &r->ndata) < 0)
-			return VHU_BLK_S_IOERR;
-		r->data_len = out_data;
-		return VHU_BLK_S_OK;
+		return take_out_data(e, read_only, out_data, r);
 	default:
 		return VHU_BLK_S_UNSUPP;
 	}
