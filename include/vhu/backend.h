@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vhu/log.h"
 #include "vhu/mem.h"
 #include "vhu/vhost_user.h"
 #include "vhu/vq.h"
@@ -27,9 +28,6 @@
 struct vhu_backend;
 struct vhu_bqueue;
 
-/* Log levels for the single logging hook. */
-enum vhu_log_level { VHU_LOG_ERROR, VHU_LOG_WARN, VHU_LOG_INFO, VHU_LOG_DEBUG };
-typedef void (*vhu_log_fn)(void *opaque, enum vhu_log_level level, const char *msg);
 
 /* Events a queue handler is called for. */
 #define VHU_QUEUE_EV_KICK 1u   /* the driver notified, or polling is on */

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A virtio-blk driver over the vhost-user front-end: the device's config
+ * decoded, and per-queue request submission and completion. Each request
+ * slot's header and status byte live in guest memory; data buffers are the
+ * caller's, also in guest memory (vhu_fe_alloc). One queue per thread.
+ */
+#ifndef VHU_BLK_DRIVER_H
+#define VHU_BLK_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vhu/frontend.h"
+#include "vhu/virtio_blk.h"
+
+struct vhu_blk_info {
+	uint64_t capacity;          /* 512-byte sectors */
+	uint32_t blk_size, seg_max, size_max;
+	uint16_t num_queues;
+	bool read_only, flush, discard, write_zeroes;
+	uint32_t max_discard_sectors, max_discard_seg;
+	uint32_t max_write_zeroes_sectors, max_write_zeroes_seg;
+	bool write_zeroes_may_unmap;
+};
+
+/* The virtio-blk features this driver can use. */
+uint64_t vhu_blk_driver_features(void);
+/* Read and decode the config space; features: what the device offers. */
+int vhu_blk_read_info(struct vhu_fe *fe, uint64_t features, struct vhu_blk_info *info);
+
+struct vhu_blk_queue;
+struct vhu_blk_completion {
+	void *user;
+	uint8_t status;             /* VHU_BLK_S_*, or 0xff: no status written */
+	uint32_t len;               /* bytes the device reports written */
+};
+
+/* Slots for the queue's size, their headers in guest memory. */
+struct vhu_blk_queue *vhu_blk_queue_new(struct vhu_fe *fe, unsigned index);
+void vhu_blk_queue_free(struct vhu_blk_queue *q);
+/* Queue a request: data segments are readable (write-like requests) or
+ * writable (IN, GET_ID). -ENOSPC when the ring or the slots are full. */
+int vhu_blk_submit(struct vhu_blk_queue *q, uint32_t type, uint64_t sector, const struct vhu_sg *data,
+		   unsigned ndata, void *user);
+int vhu_blk_kick(struct vhu_blk_queue *q);
+/* Take up to max completed requests (no waiting). */
+int vhu_blk_complete(struct vhu_blk_queue *q, struct vhu_blk_completion *c, unsigned max);
+/* Wait for completions (notifications or polling, as the front-end was set up). */
+int vhu_blk_wait(struct vhu_blk_queue *q, int timeout_ms);
+unsigned vhu_blk_inflight(const struct vhu_blk_queue *q);
+
+#endif

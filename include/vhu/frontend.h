@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhost-user front-end: drive any back-end from an ordinary program. The
+ * front-end owns the "guest" memory (a memfd, optionally huge pages) and the
+ * rings in it, negotiates, registers memory (SET_MEM_TABLE, or ADD_MEM_REG
+ * when CONFIGURE_MEM_SLOTS is offered), notifies through eventfds, in-band
+ * messages or polling, and serves the back-end channel.
+ *
+ * Nothing a back-end sends is trusted: every reply is checked for request,
+ * flags and size, every wait is bounded by the configured timeout, and a
+ * wrong answer is an error (-EPROTO, -ETIMEDOUT, -ECONNRESET), never a hang.
+ *
+ * Threads: requests on the connection are serialised by a lock; each queue
+ * is used by one thread at a time (one queue per thread for parallelism).
+ */
+#ifndef VHU_FRONTEND_H
+#define VHU_FRONTEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhu/log.h"
+#include "vhu/vhost_user.h"
+#include "vhu/vq.h"
+
+enum vhu_fe_notify {
+	VHU_FE_NOTIFY_EVENTFD,   /* kick and call eventfds */
+	VHU_FE_NOTIFY_INBAND,    /* VRING_KICK / BACKEND_VRING_CALL messages */
+	VHU_FE_NOTIFY_POLL,      /* eventfds, but used-buffer notifications off:
+				    completions are polled from the used ring */
+};
+
+struct vhu_fe_config {
+	const char *path;        /* the back-end's socket */
+	bool server;             /* listen at path and wait for the back-end */
+	int fd;                  /* or an already connected socket (>= 0) */
+	int timeout_ms;          /* for connecting and for every reply (default 5000) */
+	vhu_log_fn log;
+	void *log_opaque;
+	int log_level;
+};
+
+struct vhu_fe;
+struct vhu_fe_queue;
+
+/* Connect and read what the back-end offers (GET_FEATURES, protocol
+ * features, queue count, memory slots), then SET_PROTOCOL_FEATURES with
+ * what both know and SET_OWNER. Nothing else about the device changes. */
+int vhu_fe_connect(struct vhu_fe **out, const struct vhu_fe_config *cfg);
+void vhu_fe_close(struct vhu_fe *fe);
+
+uint64_t vhu_fe_offered_features(const struct vhu_fe *fe);
+uint64_t vhu_fe_offered_protocol_features(const struct vhu_fe *fe);
+uint64_t vhu_fe_protocol_features(const struct vhu_fe *fe);   /* negotiated */
+uint64_t vhu_fe_queue_num(const struct vhu_fe *fe);           /* 0: no MQ */
+uint64_t vhu_fe_max_mem_slots(const struct vhu_fe *fe);       /* 0: not offered */
+
+int vhu_fe_get_config(struct vhu_fe *fe, uint32_t offset, void *buf, uint32_t len);
+int vhu_fe_set_config(struct vhu_fe *fe, uint32_t offset, const void *buf, uint32_t len);
+int vhu_fe_get_status(struct vhu_fe *fe, uint8_t *status);
+int vhu_fe_set_status(struct vhu_fe *fe, uint8_t status);
+int vhu_fe_reset_device(struct vhu_fe *fe);
+
+struct vhu_fe_setup {
+	uint64_t features;       /* wanted; masked with what is offered */
+	uint16_t num_queues;
+	uint16_t queue_size;
+	enum vhu_fe_notify notify;
+	size_t mem_size;         /* guest memory for buffers (rings come on top) */
+	bool hugepages;
+	uint16_t indirect_max;   /* descriptors per indirect table, 0: none */
+};
+
+/* SET_FEATURES, memory, rings: the device is live after this. */
+int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s);
+/* GET_VRING_BASE on every queue: the back-end stops them. */
+int vhu_fe_stop(struct vhu_fe *fe);
+uint64_t vhu_fe_features(const struct vhu_fe *fe);            /* negotiated */
+
+/* Buffer memory handed out by a simple bump allocator over the guest
+ * memory; host pointer and guest address. NULL when full. */
+void *vhu_fe_alloc(struct vhu_fe *fe, size_t size, size_t align, uint64_t *gpa);
+
+struct vhu_fe_queue *vhu_fe_queue(struct vhu_fe *fe, unsigned index);
+struct vhu_drv_vq *vhu_fe_queue_vq(struct vhu_fe_queue *q);
+/* Publish added buffers and notify if the device wants it. */
+int vhu_fe_queue_kick(struct vhu_fe_queue *q);
+/* Wait (up to timeout_ms; < 0: the connection's timeout) for the device to
+ * use a buffer: re-arms notifications and rechecks first. 0 when a used
+ * buffer is there, -ETIMEDOUT, or an error. Polling mode spins. */
+int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms);
+/* The call eventfd (eventfd mode), for the caller's own poll loop. */
+int vhu_fe_queue_call_fd(struct vhu_fe_queue *q);
+
+/* Serve pending back-end channel messages (config change, in-band calls
+ * and errors); returns how many. Called by the waits above as well. */
+int vhu_fe_serve_backend(struct vhu_fe *fe, int timeout_ms);
+/* Set by the back-end channel: the config changed, or a queue broke. */
+bool vhu_fe_config_changed(struct vhu_fe *fe);
+bool vhu_fe_queue_error(struct vhu_fe_queue *q);
+
+#endif

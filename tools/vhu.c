@@ -1,0 +1,649 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhu: probe, verify and benchmark any vhost-user-blk back-end.
+ *   vhu probe SOCK [--json]
+ *   vhu verify SOCK [--size=BYTES] [--queues=N] [--ring=split|packed] [--notify=eventfd|inband|poll]
+ *   vhu bench SOCK [--rw=read|write|randread|randwrite|randrw] [--bs=BYTES] [--iodepth=N]
+ *                  [--queues=N] [--runtime=SECONDS] [--ring=...] [--notify=...] [--json]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vhu/blk_driver.h"
+#include "vhu/virtio.h"
+
+struct opts {
+	const char *sock;
+	bool json, server, packed;
+	enum vhu_fe_notify notify;
+	unsigned queues, iodepth, runtime, queue_size, verbose;
+	uint64_t size, bs;
+	const char *rw;
+};
+
+static void log_stderr(void *o, enum vhu_log_level l, const char *msg)
+{
+	(void)o;
+	static const char *const n[] = { "error", "warning", "info", "debug" };
+	fprintf(stderr, "vhu: %s: %s\n", n[l], msg);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int connect_fe(const struct opts *o, struct vhu_fe **fe)
+{
+	struct vhu_fe_config c = { .path = o->sock, .server = o->server, .fd = -1, .timeout_ms = 5000,
+				   .log = log_stderr, .log_level = VHU_LOG_WARN + (int)o->verbose };
+	int rc = vhu_fe_connect(fe, &c);
+	if (rc < 0)
+		fprintf(stderr, "vhu: cannot talk to %s: %s\n", o->sock, strerror(-rc));
+	return rc;
+}
+
+/* ---- probe ------------------------------------------------------------- */
+
+static const char *feature_name(unsigned bit)
+{
+	static const char *const common[64] = {
+		[24] = "NOTIFY_ON_EMPTY", [26] = "LOG_ALL", [27] = "ANY_LAYOUT", [28] = "INDIRECT_DESC",
+		[29] = "EVENT_IDX", [30] = "PROTOCOL_FEATURES", [32] = "VERSION_1", [33] = "ACCESS_PLATFORM",
+		[34] = "RING_PACKED", [35] = "IN_ORDER", [36] = "ORDER_PLATFORM", [37] = "SR_IOV",
+		[38] = "NOTIFICATION_DATA", [39] = "NOTIF_CONFIG_DATA", [40] = "RING_RESET", [41] = "ADMIN_VQ",
+		/* virtio-blk */
+		[1] = "BLK_SIZE_MAX", [2] = "BLK_SEG_MAX", [4] = "BLK_GEOMETRY", [5] = "BLK_RO",
+		[6] = "BLK_BLK_SIZE", [9] = "BLK_FLUSH", [10] = "BLK_TOPOLOGY", [11] = "BLK_CONFIG_WCE",
+		[12] = "BLK_MQ", [13] = "BLK_DISCARD", [14] = "BLK_WRITE_ZEROES", [15] = "BLK_LIFETIME",
+		[16] = "BLK_SECURE_ERASE",
+	};
+	return bit < 64 ? common[bit] : NULL;
+}
+
+static void print_bits(FILE *f, uint64_t v, const char *(*name)(unsigned), bool json)
+{
+	bool first = true;
+	for (unsigned b = 0; b < 64; b++) {
+		if (!(v >> b & 1))
+			continue;
+		const char *n = name(b);
+		char tmp[16];
+		if (!n) {
+			snprintf(tmp, sizeof(tmp), "bit%u", b);
+			n = tmp;
+		}
+		fprintf(f, json ? "%s\"%s\"" : "%s%s", first ? "" : json ? ", " : " ", n);
+		first = false;
+	}
+}
+
+static int cmd_probe(const struct opts *o)
+{
+	struct vhu_fe *fe;
+	struct vhu_blk_info bi;
+	uint8_t status = 0;
+	int rc = connect_fe(o, &fe);
+
+	if (rc < 0)
+		return 1;
+	uint64_t f = vhu_fe_offered_features(fe), pf = vhu_fe_offered_protocol_features(fe);
+	int crc = vhu_blk_read_info(fe, f, &bi);
+	int src = vhu_fe_get_status(fe, &status);
+	if (o->json) {
+		printf("{\n  \"socket\": \"%s\",\n  \"features\": \"0x%016" PRIx64 "\",\n  \"feature_names\": [", o->sock, f);
+		print_bits(stdout, f, feature_name, true);
+		printf("],\n  \"protocol_features\": \"0x%" PRIx64 "\",\n  \"protocol_feature_names\": [", pf);
+		print_bits(stdout, pf, vhu_user_protocol_feature_name, true);
+		printf("],\n  \"queues\": %" PRIu64 ",\n  \"max_mem_slots\": %" PRIu64 ",\n", vhu_fe_queue_num(fe),
+		       vhu_fe_max_mem_slots(fe));
+		if (src == 0)
+			printf("  \"status\": %u,\n", status);
+		if (crc == 0)
+			printf("  \"blk\": {\"capacity_sectors\": %" PRIu64 ", \"capacity_bytes\": %" PRIu64
+			       ", \"blk_size\": %u, \"seg_max\": %u, \"size_max\": %u, \"num_queues\": %u, "
+			       "\"read_only\": %s, \"flush\": %s, \"discard\": %s, \"max_discard_sectors\": %u, "
+			       "\"max_discard_seg\": %u, \"write_zeroes\": %s, \"max_write_zeroes_sectors\": %u, "
+			       "\"max_write_zeroes_seg\": %u},\n",
+			       bi.capacity, bi.capacity * 512, bi.blk_size, bi.seg_max, bi.size_max, bi.num_queues,
+			       bi.read_only ? "true" : "false", bi.flush ? "true" : "false", bi.discard ? "true" : "false",
+			       bi.max_discard_sectors, bi.max_discard_seg, bi.write_zeroes ? "true" : "false",
+			       bi.max_write_zeroes_sectors, bi.max_write_zeroes_seg);
+		printf("  \"config_readable\": %s\n}\n", crc == 0 ? "true" : "false");
+	} else {
+		printf("back-end           %s\n", o->sock);
+		printf("features           0x%016" PRIx64 "\n                   ", f);
+		print_bits(stdout, f, feature_name, false);
+		printf("\nprotocol features  0x%" PRIx64 "\n                   ", pf);
+		print_bits(stdout, pf, vhu_user_protocol_feature_name, false);
+		printf("\nqueues             %" PRIu64 "\nmax memory slots   %" PRIu64 "\n", vhu_fe_queue_num(fe),
+		       vhu_fe_max_mem_slots(fe));
+		if (src == 0)
+			printf("status             0x%02x\n", status);
+		if (crc == 0) {
+			printf("capacity           %" PRIu64 " sectors (%.1f MiB)\n", bi.capacity, bi.capacity / 2048.0);
+			printf("block size         %u\nsegments           max %u, each at most %u bytes\n", bi.blk_size,
+			       bi.seg_max, bi.size_max);
+			printf("queues (config)    %u\nread-only          %s\nflush              %s\n", bi.num_queues,
+			       bi.read_only ? "yes" : "no", bi.flush ? "yes" : "no");
+			if (bi.discard)
+				printf("discard            up to %u sectors x %u segments\n", bi.max_discard_sectors,
+				       bi.max_discard_seg);
+			if (bi.write_zeroes)
+				printf("write zeroes       up to %u sectors x %u segments%s\n", bi.max_write_zeroes_sectors,
+				       bi.max_write_zeroes_seg, bi.write_zeroes_may_unmap ? ", may unmap" : "");
+		} else {
+			printf("config             not readable (%s)\n", strerror(-crc));
+		}
+	}
+	vhu_fe_close(fe);
+	return 0;
+}
+
+/* ---- device set-up shared by verify and bench --------------------------- */
+
+struct dev {
+	struct vhu_fe *fe;
+	struct vhu_blk_info info;
+	struct vhu_blk_queue **q;
+	unsigned nq;
+};
+
+static int dev_open(const struct opts *o, struct dev *d, size_t buf_mem)
+{
+	memset(d, 0, sizeof(*d));
+	if (connect_fe(o, &d->fe) < 0)
+		return -1;
+	uint64_t offered = vhu_fe_offered_features(d->fe);
+	int rc = vhu_blk_read_info(d->fe, offered, &d->info);
+	if (rc < 0) {
+		fprintf(stderr, "vhu: cannot read the block device's config: %s\n", strerror(-rc));
+		return -1;
+	}
+	if (o->packed && !vhu_has_feature(offered, VHU_F_RING_PACKED)) {
+		fprintf(stderr, "vhu: the back-end does not offer the packed ring\n");
+		return -1;
+	}
+	struct vhu_fe_setup s = {
+		.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_EVENT_IDX) | VHU_BIT(VHU_F_INDIRECT_DESC) |
+			    (o->packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) | vhu_blk_driver_features(),
+		.num_queues = (uint16_t)o->queues, .queue_size = (uint16_t)o->queue_size, .notify = o->notify,
+		.mem_size = buf_mem + (size_t)o->queues * o->queue_size * 64, .indirect_max = 8,
+	};
+	if ((rc = vhu_fe_start(d->fe, &s)) < 0) {
+		fprintf(stderr, "vhu: cannot start the device: %s\n", strerror(-rc));
+		return -1;
+	}
+	d->nq = o->queues;
+	d->q = calloc(d->nq, sizeof(*d->q));
+	for (unsigned i = 0; i < d->nq; i++)
+		if (!(d->q[i] = vhu_blk_queue_new(d->fe, i)))
+			return -1;
+	return 0;
+}
+
+static void dev_close(struct dev *d)
+{
+	if (d->fe)
+		vhu_fe_stop(d->fe);
+	for (unsigned i = 0; i < d->nq; i++)
+		vhu_blk_queue_free(d->q[i]);
+	free(d->q);
+	vhu_fe_close(d->fe);
+}
+
+/* Wait for and collect completions; returns the count or -1. */
+static int reap(struct vhu_blk_queue *q, struct vhu_blk_completion *c, unsigned max)
+{
+	int n = vhu_blk_complete(q, c, max);
+	while (n == 0) {
+		int rc = vhu_blk_wait(q, -1);
+		if (rc < 0) {
+			fprintf(stderr, "vhu: waiting for the back-end: %s\n", strerror(-rc));
+			return -1;
+		}
+		n = vhu_blk_complete(q, c, max);
+	}
+	if (n < 0)
+		fprintf(stderr, "vhu: the back-end returned a bad used buffer: %s\n", vhu_vq_strerror(n));
+	return n;
+}
+
+/* ---- verify -------------------------------------------------------------- */
+
+#define VBLK 4096u
+#define VMAGIC 0x5648552d56455249ull   /* "VHU-VERI" */
+
+struct vhdr {
+	uint64_t magic, offset, generation;
+	uint32_t sum, pad;
+};
+
+static uint32_t fnv1a(const unsigned char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static void fill_block(unsigned char *b, uint64_t off, uint64_t gen)
+{
+	struct vhdr h = { VMAGIC, off, gen, 0, 0 };
+	uint64_t x = off * 0x9e3779b97f4a7c15ull ^ gen;
+	for (size_t i = sizeof(h); i < VBLK; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		b[i] = (unsigned char)x;
+	}
+	h.sum = fnv1a(b + sizeof(h), VBLK - sizeof(h));
+	memcpy(b, &h, sizeof(h));
+}
+
+/* What a block read back says about itself, when it is not what was written. */
+static void report_mismatch(const unsigned char *got, uint64_t off, uint64_t gen)
+{
+	struct vhdr h;
+	memcpy(&h, got, sizeof(h));
+	if (h.magic == VMAGIC && h.offset != off)
+		printf("offset %" PRIu64 ": holds the block written for offset %" PRIu64 "\n", off, h.offset);
+	else if (h.magic == VMAGIC && h.generation != gen)
+		printf("offset %" PRIu64 ": holds a block from another run\n", off);
+	else if (h.magic == VMAGIC && h.sum != fnv1a(got + sizeof(h), VBLK - sizeof(h)))
+		printf("offset %" PRIu64 ": checksum mismatch\n", off);
+	else
+		printf("offset %" PRIu64 ": not what was written\n", off);
+}
+
+struct vslots {
+	unsigned char **buf;
+	uint64_t *gpa, *blk;
+	unsigned *free, nfree;
+};
+
+/* Write every block of [0, size), read each back, compare. */
+static int cmd_verify(const struct opts *o)
+{
+	struct dev d;
+	unsigned depth = o->iodepth;
+
+	if (dev_open(o, &d, (size_t)o->queues * depth * VBLK * 2) < 0)
+		return 1;
+	uint64_t size = o->size < d.info.capacity * 512 ? o->size : d.info.capacity * 512;
+	uint64_t nblk = size / VBLK, gen = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32), bad = 0;
+	struct vslots *vs = calloc(d.nq, sizeof(*vs));
+	for (unsigned qi = 0; qi < d.nq; qi++) {
+		vs[qi].buf = calloc(depth, sizeof(*vs[qi].buf));
+		vs[qi].gpa = calloc(depth, sizeof(uint64_t));
+		vs[qi].blk = calloc(depth, sizeof(uint64_t));
+		vs[qi].free = calloc(depth, sizeof(unsigned));
+		for (unsigned k = 0; k < depth; k++) {
+			vs[qi].buf[k] = vhu_fe_alloc(d.fe, VBLK, 4096, &vs[qi].gpa[k]);
+			vs[qi].free[vs[qi].nfree++] = k;
+		}
+	}
+	double t0 = now_s();
+	for (int pass = 0; pass < 2 && !bad; pass++) {
+		bool writing = pass == 0;
+		uint64_t next = 0, done = 0;
+		while (done < nblk) {
+			for (unsigned qi = 0; qi < d.nq; qi++) {
+				struct vhu_blk_queue *q = d.q[qi];
+				struct vslots *v = &vs[qi];
+				while (next < nblk && v->nfree) {
+					unsigned k = v->free[v->nfree - 1];
+					uint64_t off = next * VBLK;
+					if (writing)
+						fill_block(v->buf[k], off, gen);
+					else
+						memset(v->buf[k], 0, VBLK);
+					struct vhu_sg sg = { v->gpa[k], VBLK };
+					if (vhu_blk_submit(q, writing ? VHU_BLK_T_OUT : VHU_BLK_T_IN, off / 512, &sg, 1,
+							   (void *)(uintptr_t)(k + 1)) < 0)
+						break;
+					v->blk[k] = next++;
+					v->nfree--;
+				}
+				if (!vhu_blk_inflight(q))
+					continue;
+				vhu_blk_kick(q);
+				struct vhu_blk_completion c[64];
+				int n = reap(q, c, 64);
+				if (n < 0)
+					return 1;
+				for (int i = 0; i < n; i++) {
+					unsigned k = (unsigned)(uintptr_t)c[i].user - 1;
+					uint64_t off = v->blk[k] * VBLK;
+					v->free[v->nfree++] = k;
+					done++;
+					if (c[i].status != VHU_BLK_S_OK) {
+						printf("offset %" PRIu64 ": %s failed, status %u\n", off, writing ? "write" : "read",
+						       c[i].status);
+						bad++;
+					} else if (!writing) {
+						unsigned char want[VBLK];
+						fill_block(want, off, gen);
+						if (memcmp(want, v->buf[k], VBLK)) {
+							bad++;
+							report_mismatch(v->buf[k], off, gen);
+						}
+					}
+				}
+			}
+		}
+	}
+	double t = now_s() - t0;
+	printf("verify %s: %" PRIu64 " blocks of %u bytes written and read back in %.2f s, %" PRIu64 " mismatches\n",
+	       bad ? "FAILED" : "ok", nblk, VBLK, t, bad);
+	dev_close(&d);
+	for (unsigned qi = 0; qi < d.nq; qi++) {
+		free(vs[qi].buf);
+		free(vs[qi].gpa);
+		free(vs[qi].blk);
+		free(vs[qi].free);
+	}
+	free(vs);
+	return bad ? 1 : 0;
+}
+
+/* ---- bench ----------------------------------------------------------------- */
+
+/* Log-linear latency histogram: 16 sub-buckets per power of two of ns. */
+#define HBUCKETS (64 * 16)
+static unsigned hbucket(uint64_t ns)
+{
+	if (ns < 16)
+		return (unsigned)ns;
+	unsigned e = 63 - (unsigned)__builtin_clzll(ns);
+	return (e - 3) * 16 + (unsigned)((ns >> (e - 4)) & 15);
+}
+static uint64_t hvalue(unsigned b)
+{
+	if (b < 16)
+		return b;
+	unsigned e = b / 16 + 3, m = b % 16;
+	return (1ull << e) + ((uint64_t)m << (e - 4));
+}
+
+struct worker {
+	const struct opts *o;
+	struct dev *d;
+	unsigned qi;
+	atomic_uint_fast64_t ios, bytes;
+	uint64_t hist[HBUCKETS];
+	int failed;
+};
+
+static atomic_bool stop_bench;
+
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void *bench_thread(void *arg)
+{
+	struct worker *w = arg;
+	const struct opts *o = w->o;
+	struct vhu_blk_queue *q = w->d->q[w->qi];
+	uint64_t span = (o->size < w->d->info.capacity * 512 ? o->size : w->d->info.capacity * 512) / o->bs;
+	bool rnd = !strncmp(o->rw, "rand", 4), mixed = !strcmp(o->rw, "randrw");
+	bool wr = strstr(o->rw, "write") != NULL;
+	uint64_t seq = span * w->qi / w->d->nq, seed = 0x1234567ull + w->qi;
+	uint64_t *t_sub = calloc(o->iodepth, sizeof(uint64_t)), *gpa = calloc(o->iodepth, sizeof(uint64_t));
+	unsigned *free_k = calloc(o->iodepth, sizeof(unsigned)), nfree = 0;
+
+	for (unsigned k = 0; k < o->iodepth; k++) {
+		if (!vhu_fe_alloc(w->d->fe, o->bs, 4096, &gpa[k])) {
+			w->failed = 1;
+			return NULL;
+		}
+		free_k[nfree++] = k;
+	}
+	while (!atomic_load_explicit(&stop_bench, memory_order_relaxed)) {
+		while (nfree) {
+			unsigned k = free_k[nfree - 1];
+			uint64_t blk = rnd ? rng_next(&seed) % span : seq++ % span;
+			bool this_wr = mixed ? (rng_next(&seed) & 1) : wr;
+			struct vhu_sg sg = { gpa[k], (uint32_t)o->bs };
+			t_sub[k] = now_ns();
+			if (vhu_blk_submit(q, this_wr ? VHU_BLK_T_OUT : VHU_BLK_T_IN, blk * o->bs / 512, &sg, 1,
+					   (void *)(uintptr_t)(k + 1)) < 0)
+				break;
+			nfree--;
+		}
+		vhu_blk_kick(q);
+		struct vhu_blk_completion c[256];
+		int n = reap(q, c, 256);
+		if (n < 0) {
+			w->failed = 1;
+			break;
+		}
+		uint64_t t = now_ns();
+		for (int i = 0; i < n; i++) {
+			unsigned k = (unsigned)(uintptr_t)c[i].user - 1;
+			if (c[i].status != VHU_BLK_S_OK)
+				w->failed = 1;
+			w->hist[hbucket(t - t_sub[k])]++;
+			free_k[nfree++] = k;
+		}
+		atomic_fetch_add_explicit(&w->ios, (uint64_t)n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->bytes, (uint64_t)n * o->bs, memory_order_relaxed);
+	}
+	/* let the requests in flight finish */
+	while (vhu_blk_inflight(q)) {
+		struct vhu_blk_completion c[256];
+		if (reap(q, c, 256) < 0)
+			break;
+	}
+	free(t_sub);
+	free(gpa);
+	free(free_k);
+	return NULL;
+}
+
+static uint64_t percentile(const uint64_t *h, uint64_t total, double p)
+{
+	uint64_t want = (uint64_t)(total * p), seen = 0;
+	for (unsigned b = 0; b < HBUCKETS; b++) {
+		seen += h[b];
+		if (seen > want)
+			return hvalue(b);
+	}
+	return 0;
+}
+
+static int cmd_bench(const struct opts *o)
+{
+	struct dev d;
+	if (dev_open(o, &d, (size_t)o->queues * o->iodepth * o->bs + 4096) < 0)
+		return 1;
+	struct worker *w = calloc(d.nq, sizeof(*w));
+	pthread_t *th = calloc(d.nq, sizeof(*th));
+	atomic_store(&stop_bench, false);
+	double t0 = now_s();
+	for (unsigned i = 0; i < d.nq; i++) {
+		w[i].o = o;
+		w[i].d = &d;
+		w[i].qi = i;
+		pthread_create(&th[i], NULL, bench_thread, &w[i]);
+	}
+	uint64_t last = 0;
+	for (unsigned s = 1; s <= o->runtime; s++) {
+		sleep(1);
+		uint64_t ios = 0;
+		for (unsigned i = 0; i < d.nq; i++)
+			ios += atomic_load(&w[i].ios);
+		if (!o->json)
+			fprintf(stderr, "\r[%3u/%u s] %.0f IOPS, %.1f MB/s   ", s, o->runtime, (double)(ios - last),
+				(double)(ios - last) * o->bs / 1e6);
+		last = ios;
+	}
+	atomic_store(&stop_bench, true);
+	for (unsigned i = 0; i < d.nq; i++)
+		pthread_join(th[i], NULL);
+	double t = now_s() - t0;
+	if (!o->json)
+		fprintf(stderr, "\n");
+	uint64_t hist[HBUCKETS] = { 0 }, ios = 0, bytes = 0;
+	int failed = 0;
+	for (unsigned i = 0; i < d.nq; i++) {
+		ios += w[i].ios;
+		bytes += w[i].bytes;
+		failed |= w[i].failed;
+		for (unsigned b = 0; b < HBUCKETS; b++)
+			hist[b] += w[i].hist[b];
+	}
+	double iops = ios / t, mbps = bytes / t / 1e6;
+	uint64_t p50 = percentile(hist, ios, 0.5), p99 = percentile(hist, ios, 0.99),
+		 p999 = percentile(hist, ios, 0.999);
+	const char *ring = o->packed ? "packed" : "split";
+	const char *notify = o->notify == VHU_FE_NOTIFY_POLL ? "poll" : o->notify == VHU_FE_NOTIFY_INBAND ? "inband" : "eventfd";
+	if (o->json) {
+		printf("{\"rw\": \"%s\", \"bs\": %" PRIu64 ", \"iodepth\": %u, \"queues\": %u, \"ring\": \"%s\", "
+		       "\"notify\": \"%s\", \"seconds\": %.3f, \"ios\": %" PRIu64 ", \"iops\": %.0f, \"mbps\": %.2f, "
+		       "\"lat_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 "}, \"errors\": %s}\n",
+		       o->rw, o->bs, o->iodepth, d.nq, ring, notify, t, ios, iops, mbps, p50, p99, p999,
+		       failed ? "true" : "false");
+	} else {
+		printf("%s bs=%" PRIu64 " iodepth=%u queues=%u ring=%s notify=%s: %" PRIu64 " I/Os in %.2f s\n", o->rw,
+		       o->bs, o->iodepth, d.nq, ring, notify, ios, t);
+		printf("  IOPS %.0f   %.2f MB/s\n  latency p50 %.1f us   p99 %.1f us   p99.9 %.1f us\n", iops, mbps,
+		       p50 / 1e3, p99 / 1e3, p999 / 1e3);
+		printf("  latency histogram (us: share of I/Os)\n");
+		uint64_t step = 0;
+		for (unsigned b = 0; b < HBUCKETS; b += 16) {
+			uint64_t n = 0;
+			for (unsigned k = b; k < b + 16; k++)
+				n += hist[k];
+			if (!n)
+				continue;
+			step = hvalue(b);
+			printf("  %10.1f+ %6.2f%% ", step / 1e3, 100.0 * n / ios);
+			for (unsigned s = 0; s < 50 * n / ios; s++)
+				putchar('#');
+			putchar('\n');
+		}
+		if (failed)
+			printf("  some requests FAILED\n");
+	}
+	dev_close(&d);
+	free(w);
+	free(th);
+	return failed ? 1 : 0;
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vhu probe SOCK [--json]\n"
+		   "       vhu verify SOCK [--size=BYTES] [--queues=N] [--iodepth=N] [--ring=split|packed]\n"
+		   "                       [--notify=eventfd|inband|poll]\n"
+		   "       vhu bench SOCK [--rw=read|write|randread|randwrite|randrw] [--bs=BYTES] [--iodepth=N]\n"
+		   "                      [--queues=N] [--runtime=SECONDS] [--size=BYTES] [--ring=...] [--notify=...]\n"
+		   "                      [--json]\n"
+		   "  --server          listen at SOCK and wait for the back-end to connect\n"
+		   "  --queue-size=N    ring size (default 256)\n");
+}
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; break;
+	case 'm': case 'M': v <<= 20; break;
+	case 'g': case 'G': v <<= 30; break;
+	}
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' }, { "server", no_argument, NULL, 'S' },
+		{ "size", required_argument, NULL, 's' }, { "queues", required_argument, NULL, 'q' },
+		{ "iodepth", required_argument, NULL, 'd' }, { "ring", required_argument, NULL, 'r' },
+		{ "notify", required_argument, NULL, 'n' }, { "rw", required_argument, NULL, 'w' },
+		{ "bs", required_argument, NULL, 'b' }, { "runtime", required_argument, NULL, 't' },
+		{ "queue-size", required_argument, NULL, 'z' }, { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	struct opts o = { .queues = 1, .iodepth = 16, .runtime = 5, .queue_size = 256, .size = 16u << 20,
+			  .bs = 4096, .rw = "randread", .notify = VHU_FE_NOTIFY_EVENTFD };
+	if (argc < 3) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1];
+	o.sock = argv[2];
+	optind = 3;
+	int c;
+	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'j': o.json = true; break;
+		case 'S': o.server = true; break;
+		case 's': o.size = parse_size(optarg); break;
+		case 'q': o.queues = (unsigned)atoi(optarg); break;
+		case 'd': o.iodepth = (unsigned)atoi(optarg); break;
+		case 'r':
+			if (strcmp(optarg, "split") && strcmp(optarg, "packed"))
+				goto bad;
+			o.packed = !strcmp(optarg, "packed");
+			break;
+		case 'n':
+			if (!strcmp(optarg, "eventfd"))
+				o.notify = VHU_FE_NOTIFY_EVENTFD;
+			else if (!strcmp(optarg, "inband"))
+				o.notify = VHU_FE_NOTIFY_INBAND;
+			else if (!strcmp(optarg, "poll"))
+				o.notify = VHU_FE_NOTIFY_POLL;
+			else
+				goto bad;
+			break;
+		case 'w': o.rw = optarg; break;
+		case 'b': o.bs = parse_size(optarg); break;
+		case 't': o.runtime = (unsigned)atoi(optarg); break;
+		case 'z': o.queue_size = (unsigned)atoi(optarg); break;
+		case 'v': o.verbose++; break;
+		case 'h': usage(stdout); return 0;
+		default: goto bad;
+		}
+	}
+	if (!o.queues || o.queues > 64 || !o.iodepth || o.iodepth > 1024 || !o.bs || o.bs % 512 ||
+	    o.bs > (1u << 20) || o.queue_size < 2 || o.queue_size > 32768 || o.iodepth > o.queue_size)
+		goto bad;
+	if (!strcmp(cmd, "probe"))
+		return cmd_probe(&o);
+	if (!strcmp(cmd, "verify"))
+		return cmd_verify(&o);
+	if (!strcmp(cmd, "bench")) {
+		static const char *const modes[] = { "read", "write", "randread", "randwrite", "randrw" };
+		for (unsigned i = 0; i < 5; i++)
+			if (!strcmp(o.rw, modes[i]))
+				return cmd_bench(&o);
+	}
+bad:
+	usage(stderr);
+	return 2;
+}
