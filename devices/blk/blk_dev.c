@@ -453,7 +453,20 @@ static int blk_set_config(struct vhu_backend *be, const uint8_t *buf, uint32_t o
 	return -EPERM;
 }
 
+/* Completions waiting, seen without a system call (for busy-polling). */
+static bool blk_poll(struct vhu_backend *be, struct vhu_bqueue *q)
+{
+	struct blk_queue *bq = vhu_bqueue_priv(q);
+	(void)be;
+	if (!bq || !bq->inflight)
+		return false;
+	if (bq->uring)
+		return io_uring_cq_ready(&bq->ring) > 0;
+	return __atomic_load_n(&bq->done, __ATOMIC_ACQUIRE) != NULL;
+}
+
 const struct vhu_device_ops blk_ops = {
+	.poll = blk_poll,
 	.handle = blk_handle,
 	.queue_start = blk_queue_start,
 	.queue_stop = blk_queue_stop,

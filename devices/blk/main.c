@@ -47,6 +47,8 @@ static void usage(FILE *f)
 		"  --serial=S           device id string (GET_ID), at most 20 bytes\n"
 		"  --seg-max=N          data segments per request (default 126: fits a 128-entry\n"
 		"                       ring without indirect descriptors; at most 256)\n"
+		"  --poll-us=N          busy-poll a queue this long after serving it, before\n"
+		"                       sleeping (default 32, as QEMU's poll-max-ns; 0: off)\n"
 		"  -v, --verbose        more log (twice: every message)\n");
 }
 
@@ -74,6 +76,7 @@ int main(int argc, char **argv)
 		{ "engine", required_argument, NULL, 'e' },
 		{ "serial", required_argument, NULL, 'i' },
 		{ "seg-max", required_argument, NULL, 'g' },
+		{ "poll-us", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -81,7 +84,7 @@ int main(int argc, char **argv)
 	struct blk_dev d = { .fd = -1, .num_queues = 1, .queue_size = 1024, .serial = "vhu-blk",
 			     .engine = BLK_ENGINE_URING, .seg_max = 126 };
 	const char *sock = NULL;
-	long conn_fd = -1, v;
+	long conn_fd = -1, v, poll_us = 32;
 	int verbose = 0, c;
 
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -130,6 +133,10 @@ int main(int argc, char **argv)
 				goto bad;
 			d.seg_max = (uint32_t)v;
 			break;
+		case 'p':
+			if (number(optarg, 0, 1000000, &poll_us) < 0)
+				goto bad;
+			break;
 		case 'v': verbose++; break;
 		case 'h': usage(stdout); return 0;
 		default: goto bad;
@@ -161,6 +168,7 @@ int main(int argc, char **argv)
 				     (1ull << VHU_USER_PROTOCOL_F_STATUS),
 		.config_size = sizeof(d.cfg),
 		.log = log_stderr, .log_level = VHU_LOG_WARN + verbose,
+		.poll_ns = (uint32_t)poll_us * 1000,
 	};
 	g_be = vhu_backend_new(&cfg);
 	if (!g_be) {

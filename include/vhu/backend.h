@@ -52,6 +52,9 @@ struct vhu_device_ops {
 			  uint32_t flags);
 	/* Optional. The negotiated features (after SET_FEATURES). */
 	int (*set_features)(struct vhu_backend *be, uint64_t features);
+	/* Optional. Has the device completions waiting (cheap, no system
+	 * call)? Lets the worker's busy-poll notice them. */
+	bool (*poll)(struct vhu_backend *be, struct vhu_bqueue *q);
 	/* Optional. RESET_DEVICE / RESET_OWNER / disconnect: back to initial state. */
 	void (*reset)(struct vhu_backend *be);
 };
@@ -67,6 +70,9 @@ struct vhu_backend_config {
 	vhu_log_fn log;
 	void *log_opaque;
 	int log_level;                /* messages at or below this level are passed on */
+	/* Adaptive polling: after serving a queue, the worker keeps looking at
+	 * the ring (kicks turned off) for this long before it sleeps. 0: off. */
+	uint32_t poll_ns;
 };
 
 /* Create a back-end. Returns NULL with errno set on failure. */

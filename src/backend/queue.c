@@ -23,6 +23,47 @@ static void efd_drain(int fd)
 		;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Adaptive polling (as QEMU's poll-max-ns, SPDK's pollers): with the
+ * driver's kicks turned off, watch the ring and the device for poll_ns
+ * before going to sleep; new work found this way costs neither side a
+ * system call. Before sleeping, kicks go back on and the ring is checked
+ * once more (enable, barrier, recheck). True if there is work to do.
+ */
+static bool busy_poll(struct vhu_bqueue *q)
+{
+	struct vhu_backend *be = q->be;
+	uint64_t end = mono_ns() + be->cfg.poll_ns;
+	bool work = false;
+
+	vhu_dev_vq_disable_notify(&q->vq);
+	do {
+		if (vhu_dev_vq_has_avail(&q->vq)) {
+			q->pending_ev |= VHU_QUEUE_EV_KICK;
+			work = true;
+		}
+		if (be->cfg.ops->poll && be->cfg.ops->poll(be, q)) {
+			q->pending_ev |= VHU_QUEUE_EV_AUX;
+			work = true;
+		}
+		if (work || atomic_load(&q->pause_req) || atomic_load(&q->quit))
+			break;
+		__builtin_ia32_pause();
+	} while (mono_ns() < end);
+	if (vhu_dev_vq_enable_notify(&q->vq) && !work) {
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+		work = true;
+	}
+	return work && !atomic_load(&q->pause_req);
+}
+
 static void *worker(void *arg)
 {
 	struct vhu_bqueue *q = arg;
@@ -35,6 +76,8 @@ static void *worker(void *arg)
 			unsigned ev = q->pending_ev;
 			q->pending_ev = 0;
 			be->cfg.ops->handle(be, q, ev);
+			if (be->cfg.poll_ns && busy_poll(q))
+				continue;
 		}
 		struct pollfd p[3];
 		int n = 0, ik = -1, ia = -1;
