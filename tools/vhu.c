@@ -27,6 +27,7 @@ struct opts {
 	unsigned queues, iodepth, runtime, queue_size, verbose;
 	uint64_t size, bs;
 	const char *rw;
+	const char *plot;
 };
 
 static void log_stderr(void *o, enum vhu_log_level l, const char *msg)
@@ -472,6 +473,42 @@ static uint64_t percentile(const uint64_t *h, uint64_t total, double p)
 	return 0;
 }
 
+/* The latency distribution as a PNG, drawn by gnuplot from the histogram. */
+static int plot_latency(const struct opts *o, const uint64_t *hist, uint64_t ios, double iops)
+{
+	char data[] = "/tmp/vhu-plot-XXXXXX";
+	int fd = mkstemp(data);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f || !ios) {
+		fprintf(stderr, "vhu: cannot write the plot data\n");
+		return -1;
+	}
+	for (unsigned b = 0; b < HBUCKETS; b++)
+		if (hist[b])
+			fprintf(f, "%.3f %.6f\n", hvalue(b) / 1e3, 100.0 * hist[b] / ios);
+	fclose(f);
+	FILE *g = popen("gnuplot", "w");
+	if (!g) {
+		fprintf(stderr, "vhu: --plot needs gnuplot\n");
+		unlink(data);
+		return -1;
+	}
+	fprintf(g, "set terminal png size 900,500\nset output '%s'\n"
+		   "set title 'vhu bench %s bs=%llu iodepth=%u: %.0f IOPS'\n"
+		   "set xlabel 'latency (us)'\nset ylabel 'share of I/Os (%%)'\nset logscale x\nset grid\n"
+		   "plot '%s' using 1:2 with impulses lw 3 title 'latency distribution'\n",
+		o->plot, o->rw, (unsigned long long)o->bs, o->iodepth, iops, data);
+	int rc = pclose(g);
+	unlink(data);
+	if (rc != 0) {
+		fprintf(stderr, "vhu: gnuplot failed (is it installed?)\n");
+		return -1;
+	}
+	if (!o->json)
+		printf("  latency plot written to %s\n", o->plot);
+	return 0;
+}
+
 static int cmd_bench(const struct opts *o)
 {
 	struct dev d;
@@ -546,6 +583,8 @@ static int cmd_bench(const struct opts *o)
 		if (failed)
 			printf("  some requests FAILED\n");
 	}
+	if (o->plot && plot_latency(o, hist, ios, iops) < 0)
+		failed = 1;
 	dev_close(&d);
 	free(w);
 	free(th);
@@ -561,7 +600,7 @@ static void usage(FILE *f)
 		   "                       [--notify=eventfd|inband|poll]\n"
 		   "       vhu bench SOCK [--rw=read|write|randread|randwrite|randrw] [--bs=BYTES] [--iodepth=N]\n"
 		   "                      [--queues=N] [--runtime=SECONDS] [--size=BYTES] [--ring=...] [--notify=...]\n"
-		   "                      [--json]\n"
+		   "                      [--json] [--plot=FILE.png]\n"
 		   "  --server          listen at SOCK and wait for the back-end to connect\n"
 		   "  --queue-size=N    ring size (default 256)\n");
 }
@@ -587,7 +626,7 @@ int main(int argc, char **argv)
 		{ "notify", required_argument, NULL, 'n' }, { "rw", required_argument, NULL, 'w' },
 		{ "bs", required_argument, NULL, 'b' }, { "runtime", required_argument, NULL, 't' },
 		{ "queue-size", required_argument, NULL, 'z' }, { "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "plot", required_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	struct opts o = { .queues = 1, .iodepth = 16, .runtime = 5, .queue_size = 256, .size = 16u << 20,
 			  .bs = 4096, .rw = "randread", .notify = VHU_FE_NOTIFY_EVENTFD };
@@ -626,6 +665,7 @@ int main(int argc, char **argv)
 		case 't': o.runtime = (unsigned)atoi(optarg); break;
 		case 'z': o.queue_size = (unsigned)atoi(optarg); break;
 		case 'v': o.verbose++; break;
+		case 'P': o.plot = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: goto bad;
 		}

@@ -603,7 +603,12 @@ int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 		if (left <= 0)
 			return -ETIMEDOUT;
 		if (fe->notify == VHU_FE_NOTIFY_POLL) {
-			sched_yield();
+			/* spin on the used ring; give the CPU away only now and
+			 * then (sched_yield is a system call) */
+			for (int i = 0; i < 256 && !vhu_drv_vq_has_used(&q->drv); i++)
+				__builtin_ia32_pause();
+			if (!vhu_drv_vq_has_used(&q->drv))
+				sched_yield();
 		} else if (fe->notify == VHU_FE_NOTIFY_INBAND) {
 			if (atomic_load(&q->inband_calls)) {
 				atomic_fetch_sub(&q->inband_calls, 1);

@@ -15,7 +15,7 @@ check() {   # name, command
   local out
   if out=$(eval "$2" 2>&1); then echo "ok $n - $1"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$out" | tail -15; fi
 }
-echo "1..20"
+echo "1..21"
 
 truncate -s 64M "$WORK/blk.img"
 "$BLK" --socket-path="$WORK/blk.sock" --blk-file="$WORK/blk.img" --num-queues=2 2> "$WORK/blk.log" &
@@ -31,6 +31,8 @@ for a in "--ring=split" "--ring=packed" "--ring=split --notify=inband" "--ring=p
          "--ring=split --notify=poll" "--ring=packed --queues=2" "--ring=split --queues=2 --notify=poll"; do
   check "vhu-blk: verify $a" "\"$VHU\" verify $S --size=16M $a | grep -q 'verify ok'"
 done
+check "vhu-blk: bench --plot draws a PNG" \
+  "\"$VHU\" bench $S --runtime=1 --plot=$WORK/lat.png && file $WORK/lat.png | grep -q 'PNG image'"
 for a in "--ring=split" "--ring=packed --notify=inband" "--rw=randrw --queues=2 --iodepth=32"; do
   check "vhu-blk: bench $a" "\"$VHU\" bench $S --runtime=1 $a --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ios\"]>0 and not d[\"errors\"]'"
 done
