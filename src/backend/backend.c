@@ -8,20 +8,17 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "../common/log_internal.h"
 #include "backend_internal.h"
 
 
 void vhu_backend_log(struct vhu_backend *be, enum vhu_log_level level, const char *fmt, ...)
 {
-	char buf[512];
 	va_list ap;
 
-	if (!be->cfg.log || (int)level > be->cfg.log_level)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vhu_log_emit(be->cfg.log, be->cfg.log_opaque, be->cfg.log_level, level, fmt, ap);
 	va_end(ap);
-	be->cfg.log(be->cfg.log_opaque, level, buf);
 }
 
 struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)

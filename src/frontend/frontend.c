@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/log_internal.h"
 #include "vhu/frontend.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
@@ -56,14 +57,11 @@ static void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...
 	__attribute__((format(printf, 3, 4)));
 static void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...)
 {
-	char buf[256];
 	va_list ap;
-	if (!fe->cfg.log || (int)l > fe->cfg.log_level)
-		return;
+
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vhu_log_emit(fe->cfg.log, fe->cfg.log_opaque, fe->cfg.log_level, l, fmt, ap);
 	va_end(ap);
-	fe->cfg.log(fe->cfg.log_opaque, l, buf);
 }
 
 static int64_t now_ms(void)
