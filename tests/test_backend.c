@@ -434,6 +434,45 @@ static void backend_channel_messages(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* Regression (found by fuzz_backend): one eventfd handed to two queues as
+ * their kick fd. Both workers see it readable, one empties it, and the
+ * other used to block in read() holding its queue lock, so the next
+ * request that needed the lock never got an answer. */
+static void shared_kick_fd_does_not_deadlock(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+
+	fe_start(&bb, 2);
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	fe_mem_table(fp);
+	fe_setup_ring(fp, QSIZE, true);
+	/* queue 1: its own ring, but queue 0's kick eventfd */
+	struct vhu_vq_layout l;
+	vhu_vq_layout(QSIZE, false, &l);
+	unsigned char *r1 = fp->mem + 0x40000;
+	assert_int_equal(fe_state(fp, VHU_USER_SET_VRING_NUM, 1, QSIZE, true), 0);
+	struct vhu_user_vring_addr a = { .index = 1, .desc_user_addr = (uintptr_t)r1,
+					 .avail_user_addr = (uintptr_t)r1 + l.driver_off,
+					 .used_user_addr = (uintptr_t)r1 + l.device_off };
+	assert_int_equal(fe_req(fp, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, true, NULL), 0);
+	assert_int_equal(fe_req(fp, VHU_USER_SET_VRING_KICK, &(uint64_t){ 1 }, 8, &fp->kick, 1, true, NULL), 0);
+	assert_int_equal(fe_state(fp, VHU_USER_SET_VRING_ENABLE, 1, 1, true), 0);
+	for (int i = 0; i < 3000; i++) {
+		uint64_t one = 1;
+		assert_int_equal(write(fp->kick, &one, 8), 8);
+		/* each of these takes both queue locks */
+		assert_int_equal(fe_u64(fp, VHU_USER_SET_STATUS, 0xf, true), 0);
+		if (i % 100 == 0)
+			fe_mem_table(fp);
+	}
+	fe_echo(fp, "still serving");
+	fe_stop(&bb);
+	assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +484,7 @@ int main(void)
 		cmocka_unit_test(inband_without_channel_closes),
 		cmocka_unit_test(broken_ring_needs_reset),
 		cmocka_unit_test(backend_channel_messages),
+		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
 	};
 	return cmocka_run_group_tests_name("backend", tests, NULL, NULL);
 }

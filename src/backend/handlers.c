@@ -5,6 +5,7 @@
  * sizes, states) before it changes anything, and owns the message's fds.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -166,6 +167,13 @@ static int vring_fd(struct vhu_backend *be, struct vhu_user_msg *m)
 	case VHU_USER_SET_VRING_KICK:
 		if (q->kick_fd >= 0)
 			close(q->kick_fd);
+		/* The worker reads the kick fd only when poll says so, but a
+		 * front-end may hand the same eventfd to two queues, and the
+		 * other worker may empty it first: never block on it. (The flag
+		 * is on the file the front-end shares; an eventfd it only writes
+		 * is not affected.) */
+		if (fd >= 0)
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		q->kick_fd = fd;
 		q->kick_poll = fd < 0;
 		/* "Ring states": the ring starts with its kick */

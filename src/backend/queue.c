@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Back-end virtqueues: workers, ring start/stop, and the device's calls. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -80,7 +81,7 @@ static void *worker(void *arg)
 				continue;
 		}
 		struct pollfd p[3];
-		int n = 0, ik = -1, ia = -1;
+		int n = 0, ik = -1, ia = -1, kick = q->kick_fd;
 		p[n++] = (struct pollfd){ .fd = q->wake_fd, .events = POLLIN };
 		if (active && !q->kick_poll && q->kick_fd >= 0) {
 			ik = n;
@@ -107,7 +108,10 @@ static void *worker(void *arg)
 		if (atomic_exchange(&q->inband_kick, false))
 			q->pending_ev |= VHU_QUEUE_EV_KICK;
 		if (ik >= 0 && (p[ik].revents & POLLIN)) {
-			efd_drain(q->kick_fd);
+			/* only the fd we polled: the control thread may have
+			 * replaced it meanwhile (its number even reused) */
+			if (q->kick_fd == kick)
+				efd_drain(kick);
 			q->pending_ev |= VHU_QUEUE_EV_KICK;
 		}
 		if (ia >= 0 && (p[ia].revents & POLLIN))
