@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../tests/fdcount.h"
 #include "vhu/backend.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
@@ -64,16 +65,6 @@ static int set_config(struct vhu_backend *be, const uint8_t *b, uint32_t o, uint
 	return 0;
 }
 static const struct vhu_device_ops ops = { .handle = handle, .get_config = get_config, .set_config = set_config };
-
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static struct vhu_backend *be;
 

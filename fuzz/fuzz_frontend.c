@@ -14,18 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../tests/fdcount.h"
 #include "vhu/frontend.h"
 #include "vhu/virtio.h"
-
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -17,16 +17,6 @@
 #include "vhu/virtio.h"
 
 static size_t mem_size_of(const struct fe *f);
-int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 static void fe_serve_chan(struct fe *f)
 {
 	struct vhu_user_msg m;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fdcount.h"
 #include "vhu/vq.h"
 #include "vhu/vu_socket.h"
 
@@ -30,7 +31,6 @@ struct fe {
 	unsigned inband_calls;     /* VRING_CALLs received and not yet consumed */
 };
 
-int count_fds(void);
 
 /* Guest memory and the fds; sock is the connection to the back-end. */
 void fe_init(struct fe *f, int sock, size_t mem_size);

@@ -18,20 +18,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fdcount.h"
 #include "vhu/mem.h"
 #include "vhu/vhost_user.h"
 #include "vhu/vu_socket.h"
-
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static int fds_before;
 static int setup(void **state)
