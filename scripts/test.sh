@@ -1,7 +1,8 @@
 #!/bin/bash
 # vhu's whole test suite: builds vhu twice (optimised with LTO, and debug with
-# AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in both, and
-# ends with the line "N passed, N failed" counting individual test cases.
+# AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in both,
+# runs each libFuzzer target briefly (FUZZ_SECONDS, default 60), and ends with
+# the line "N passed, N failed" counting individual test cases.
 # Installs its Debian packages when missing. Exit status 0 only if all pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +29,20 @@ for b in "${builds[@]}"; do
   meson test -C "$b" --print-errorlogs --num-processes 2 || status=1
 done
 
+# A short run of every fuzz target (clang, ASan, UBSan): one case each.
+# FUZZ_SECONDS=0 skips it; longer runs: scripts/fuzz.sh (docs/TESTING.md).
+fuzz_pass=0 fuzz_fail=0
+if [[ ${FUZZ_SECONDS:-60} != 0 ]]; then
+  echo "== fuzz: ${FUZZ_SECONDS:-60} s per target"
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" > build-fuzz.log 2>&1
+  cat build-fuzz.log
+  fuzz_pass=$(grep -c 'no crash, hang or leak' build-fuzz.log)
+  fuzz_fail=$(( 4 - fuzz_pass ))
+fi
+
 # Count test cases from the TAP each test printed (a test program that died
 # before finishing counts as one failure more).
-python3 - "${builds[@]}" <<'PY'
+FUZZ_PASS=$fuzz_pass FUZZ_FAIL=$fuzz_fail python3 - "${builds[@]}" <<'PY'
 import json, os, re, sys
 passed = failed = 0
 for b in sys.argv[1:]:
@@ -49,6 +61,8 @@ for b in sys.argv[1:]:
             bad = 1                # crashed or timed out after its last result
         passed += ok
         failed += bad
+passed += int(os.environ.get("FUZZ_PASS", 0))
+failed += int(os.environ.get("FUZZ_FAIL", 0))
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY
