@@ -480,6 +480,195 @@ static void shared_kick_fd_does_not_deadlock(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* ---- malicious drivers: a driver corrupting its ring while the back-end runs */
+
+#define CANARY_AT 0x90000u
+#define CANARY_LEN 0x10000u
+
+struct mcase {
+	const char *name;
+	bool packed;
+	bool breaks;      /* ring error: queue broken, NEEDS_RESET; else the buffer fails */
+	void (*corrupt)(struct fe *f);
+};
+
+static struct vhu_vring_desc *sdesc_of(struct fe *f) { return (void *)(f->mem + f->layout.desc_off); }
+static struct vhu_vring_avail *savail_of(struct fe *f) { return (void *)(f->mem + f->layout.driver_off); }
+static struct vhu_vring_packed_desc *pdesc_of(struct fe *f) { return (void *)(f->mem + f->layout.desc_off); }
+
+/* offer head h in the split avail ring */
+static void s_offer(struct fe *f, uint16_t h)
+{
+	struct vhu_vring_avail *a = savail_of(f);
+	a->ring[a->idx % QSIZE] = h;
+	__atomic_store_n(&a->idx, (uint16_t)(a->idx + 1), __ATOMIC_RELEASE);
+}
+/* make packed slot at the driver's next position available with these fields */
+static void p_offer(struct fe *f, uint64_t addr, uint32_t len, uint16_t flags)
+{
+	struct vhu_vq_pos pos;
+	vhu_drv_vq_get_pos(&f->drv, &pos);
+	struct vhu_vring_packed_desc *d = &pdesc_of(f)[pos.avail];
+	d->addr = addr;
+	d->len = len;
+	d->id = 0;
+	__atomic_store_n(&d->flags, (uint16_t)(flags | (pos.avail_wrap ? VHU_VRING_PACKED_DESC_F_AVAIL
+									 : VHU_VRING_PACKED_DESC_F_USED)), __ATOMIC_RELEASE);
+}
+/* a free split descriptor index, beyond what the driver engine used */
+#define FREE_DESC (QSIZE - 2)
+
+static void c_loop(struct fe *f)
+{
+	struct vhu_vring_desc *d = sdesc_of(f);
+	d[FREE_DESC] = (struct vhu_vring_desc){ 64 * 1024, 16, VHU_VRING_DESC_F_NEXT, FREE_DESC + 1 };
+	d[FREE_DESC + 1] = (struct vhu_vring_desc){ 64 * 1024, 16, VHU_VRING_DESC_F_NEXT, FREE_DESC };
+	s_offer(f, FREE_DESC);
+}
+static void c_avail_jump(struct fe *f)
+{
+	struct vhu_vring_avail *a = savail_of(f);
+	__atomic_store_n(&a->idx, (uint16_t)(a->idx + QSIZE + 5), __ATOMIC_RELEASE);
+}
+static void c_head_range(struct fe *f) { s_offer(f, 4000); }
+static void c_huge_len(struct fe *f)
+{
+	sdesc_of(f)[FREE_DESC] = (struct vhu_vring_desc){ 80 * 1024, 0xffffff00u, VHU_VRING_DESC_F_WRITE, 0 };
+	s_offer(f, FREE_DESC);
+}
+static void c_outside(struct fe *f)
+{
+	sdesc_of(f)[FREE_DESC] = (struct vhu_vring_desc){ 1ull << 40, 64, VHU_VRING_DESC_F_WRITE, 0 };
+	s_offer(f, FREE_DESC);
+}
+static void c_past_end(struct fe *f)   /* starts inside guest memory, ends beyond it */
+{
+	sdesc_of(f)[FREE_DESC] = (struct vhu_vring_desc){ FE_MEM_SIZE - 32, 64, VHU_VRING_DESC_F_WRITE, 0 };
+	s_offer(f, FREE_DESC);
+}
+static void p_chain_too_long(struct fe *f)
+{
+	/* every slot NEXT: a chain longer than the ring */
+	for (unsigned i = 0; i < QSIZE; i++)
+		pdesc_of(f)[i].flags = (uint16_t)((pdesc_of(f)[i].flags & ~VHU_VRING_DESC_F_NEXT) | 0);
+	struct vhu_vq_pos pos;
+	vhu_drv_vq_get_pos(&f->drv, &pos);
+	for (unsigned k = 0; k < QSIZE; k++) {
+		unsigned i = (pos.avail + k) % QSIZE;
+		bool wrap = pos.avail_wrap ^ (pos.avail + k >= QSIZE);
+		struct vhu_vring_packed_desc *d = &pdesc_of(f)[i];
+		d->addr = 64 * 1024;
+		d->len = 16;
+		__atomic_store_n(&d->flags, (uint16_t)(VHU_VRING_DESC_F_NEXT | (wrap ? VHU_VRING_PACKED_DESC_F_AVAIL
+										      : VHU_VRING_PACKED_DESC_F_USED)),
+				 __ATOMIC_RELEASE);
+	}
+}
+static void p_outside(struct fe *f) { p_offer(f, 1ull << 41, 64, VHU_VRING_DESC_F_WRITE); }
+static void p_huge_len(struct fe *f) { p_offer(f, 80 * 1024, 0xfffff000u, VHU_VRING_DESC_F_WRITE); }
+
+static const struct mcase mcases[] = {
+	{ "split: descriptor loop", false, true, c_loop },
+	{ "split: avail index jumps past the ring", false, true, c_avail_jump },
+	{ "split: head out of range", false, true, c_head_range },
+	{ "split: 4 GiB writable buffer", false, false, c_huge_len },
+	{ "split: buffer outside guest memory", false, false, c_outside },
+	{ "split: buffer running past the end of guest memory", false, false, c_past_end },
+	{ "packed: chain longer than the ring", true, true, p_chain_too_long },
+	{ "packed: buffer outside guest memory", true, false, p_outside },
+	{ "packed: 4 GiB writable buffer", true, false, p_huge_len },
+};
+
+static void run_mcase(void **state)
+{
+	const struct mcase *c = *state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+
+	fe_start(&bb, 2);
+	fe_negotiate(fp, DEV_FEATURES & (c->packed ? ~0ull : ~VHU_BIT(VHU_F_RING_PACKED)), ALL_PF);
+	fe_mem_table(fp);
+	fe_setup_ring(fp, QSIZE, true);
+	memset(fp->mem + CANARY_AT, 0xcc, CANARY_LEN);
+	fe_echo(fp, "before");
+	c->corrupt(fp);
+	uint64_t one = 1;
+	assert_int_equal(write(fp->kick, &one, 8), 8);
+	if (c->breaks) {
+		struct pollfd p = { .fd = fp->err, .events = POLLIN };
+		assert_int_equal(poll(&p, 1, 3000), 1);
+		assert_true(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL) & VHU_STATUS_DEVICE_NEEDS_RESET);
+		/* the session still answers, and after a reset the device serves again */
+		assert_int_equal(fe_req(fp, VHU_USER_RESET_DEVICE, NULL, 0, NULL, 0, true, NULL), 0);
+		assert_int_equal(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL), 0);
+		close(fp->kick);
+		close(fp->call);
+		close(fp->err);
+		vhu_drv_vq_destroy(&fp->drv);
+		assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features, true), 0);
+		fe_setup_ring(fp, QSIZE, true);
+		fe_echo(fp, "after a reset");
+	} else {
+		/* the bad buffer comes back with nothing written; the queue goes on */
+		/* the "before" echo used one buffer (packed: slots 0 and 1), so
+		 * the bad one is the second used entry (packed: at slot 2) */
+		struct pollfd p = { .fd = fp->call, .events = POLLIN };
+		struct vhu_vring_used *u = (void *)(fp->mem + fp->layout.device_off);
+		bool returned = false;
+		for (int tries = 0; tries < 30 && !returned; tries++) {
+			returned = c->packed ? (__atomic_load_n(&pdesc_of(fp)[2].flags, __ATOMIC_ACQUIRE) &
+						VHU_VRING_PACKED_DESC_F_USED) != 0
+					     : __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE) == 2;
+			if (!returned)
+				poll(&p, 1, 100);
+		}
+		assert_true(returned);
+		if (c->packed)
+			assert_true(pdesc_of(fp)[2].len == 0 || !(pdesc_of(fp)[2].flags & VHU_VRING_DESC_F_WRITE));
+		else
+			assert_int_equal(u->ring[1].len, 0);
+		assert_false(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL) & VHU_STATUS_DEVICE_NEEDS_RESET);
+		/* skip the driver engine past the slot we filled by hand, as a
+		 * driver recovering from its own mistake would: a fresh ring */
+		assert_int_equal(fe_req(fp, VHU_USER_RESET_DEVICE, NULL, 0, NULL, 0, true, NULL), 0);
+		close(fp->kick);
+		close(fp->call);
+		close(fp->err);
+		vhu_drv_vq_destroy(&fp->drv);
+		assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features, true), 0);
+		fe_setup_ring(fp, QSIZE, true);
+		fe_echo(fp, "after a bad buffer");
+	}
+	/* the device never wrote outside the buffers it was given */
+	for (unsigned i = 0; i < CANARY_LEN; i++)
+		if (fp->mem[CANARY_AT + i] != 0xcc)
+			fail_msg("guest memory at 0x%x changed", CANARY_AT + i);
+	fe_stop(&bb);
+	assert_int_equal(count_fds(), before);
+}
+
+/* A running ring told to move outside guest memory: refused, and it keeps
+ * serving from where it was. */
+static void ring_moved_outside_memory(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	fe_start(&bb, 2);
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	fe_mem_table(fp);
+	fe_setup_ring(fp, QSIZE, true);
+	fe_echo(fp, "before");
+	struct vhu_user_vring_addr a = { .index = 0, .desc_user_addr = (uintptr_t)fp->mem + FE_MEM_SIZE,
+					 .avail_user_addr = (uintptr_t)fp->mem, .used_user_addr = (uintptr_t)fp->mem };
+	assert_int_not_equal(fe_req(fp, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, true, NULL), 0);
+	fe_echo(fp, "still on the old ring");
+	fe_stop(&bb);
+	assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -492,6 +681,13 @@ int main(void)
 		cmocka_unit_test(broken_ring_needs_reset),
 		cmocka_unit_test(backend_channel_messages),
 		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
+		cmocka_unit_test(ring_moved_outside_memory),
 	};
-	return cmocka_run_group_tests_name("backend", tests, NULL, NULL);
+	enum { NM = sizeof(mcases) / sizeof(mcases[0]), NT = sizeof(tests) / sizeof(tests[0]) };
+	struct CMUnitTest all[NT + NM];
+	memcpy(all, tests, sizeof(tests));
+	for (unsigned i = 0; i < NM; i++)
+		all[NT + i] = (struct CMUnitTest){ .name = mcases[i].name, .test_func = run_mcase,
+						   .initial_state = (void *)&mcases[i] };
+	return _cmocka_run_group_tests("backend", all, NT + NM, NULL, NULL);
 }

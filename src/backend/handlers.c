@@ -283,10 +283,15 @@ static int set_vring_addr(struct vhu_backend *be, const struct vhu_user_vring_ad
 		return -ENOTSUP;
 	}
 	bq_pause(q);
+	struct vhu_user_vring_addr old = q->addr;
 	q->addr = *a;
 	q->addr_set = true;
-	if (q->started && (r = bq_refresh(q)) < 0)
-		be_err(be, "queue %u: new ring addresses outside guest memory", a->index);
+	if (q->started && (r = bq_refresh(q)) < 0) {
+		/* a running ring keeps the addresses it had */
+		be_err(be, "queue %u: new ring addresses outside guest memory; kept the old ones", a->index);
+		q->addr = old;
+		bq_refresh(q);
+	}
 	bq_resume(q);
 	return r;
 }
