@@ -349,6 +349,28 @@ static void inband_without_channel_closes(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* A session with ring 0 running: negotiated, memory registered, eventfds. */
+static void start_session(struct bfe *bb, bool packed)
+{
+	fe_start(bb, 2);
+	fe_negotiate(&bb->fe, DEV_FEATURES & (packed ? ~0ull : ~VHU_BIT(VHU_F_RING_PACKED)), ALL_PF);
+	fe_mem_table(&bb->fe);
+	fe_setup_ring(&bb->fe, QSIZE, true);
+}
+
+/* RESET_DEVICE, then features and ring 0 set up afresh, as a driver does. */
+static void reset_and_restart(struct fe *fp)
+{
+	assert_int_equal(fe_req(fp, VHU_USER_RESET_DEVICE, NULL, 0, NULL, 0, true, NULL), 0);
+	assert_int_equal(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL), 0);
+	close(fp->kick);
+	close(fp->call);
+	close(fp->err);
+	vhu_drv_vq_destroy(&fp->drv);
+	assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features, true), 0);
+	fe_setup_ring(fp, QSIZE, true);
+}
+
 /* A driver that breaks its ring: the queue stops, the error fd fires, the
  * status says DEVICE_NEEDS_RESET, and the other requests still work. */
 static void broken_ring_needs_reset(void **state)
@@ -357,10 +379,7 @@ static void broken_ring_needs_reset(void **state)
 	int before = count_fds();
 	struct bfe bb;
 	struct fe *const fp = &bb.fe;
-	fe_start(&bb, 2);
-	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
-	fe_mem_table(fp);
-	fe_setup_ring(fp, QSIZE, true);
+	start_session(&bb, false);
 	fe_echo(fp, "fine so far");
 	/* a head out of range */
 	struct vhu_vring_avail *av = (void *)(fp->mem + fp->layout.driver_off);
@@ -445,10 +464,7 @@ static void shared_kick_fd_does_not_deadlock(void **state)
 	struct bfe bb;
 	struct fe *const fp = &bb.fe;
 
-	fe_start(&bb, 2);
-	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
-	fe_mem_table(fp);
-	fe_setup_ring(fp, QSIZE, true);
+	start_session(&bb, false);
 	/* queue 1: its own ring, but queue 0's kick eventfd */
 	struct vhu_vq_layout l;
 	vhu_vq_layout(QSIZE, false, &l);
@@ -586,10 +602,7 @@ static void run_mcase(void **state)
 	struct bfe bb;
 	struct fe *const fp = &bb.fe;
 
-	fe_start(&bb, 2);
-	fe_negotiate(fp, DEV_FEATURES & (c->packed ? ~0ull : ~VHU_BIT(VHU_F_RING_PACKED)), ALL_PF);
-	fe_mem_table(fp);
-	fe_setup_ring(fp, QSIZE, true);
+	start_session(&bb, c->packed);
 	memset(fp->mem + CANARY_AT, 0xcc, CANARY_LEN);
 	fe_echo(fp, "before");
 	c->corrupt(fp);
@@ -600,14 +613,7 @@ static void run_mcase(void **state)
 		assert_int_equal(poll(&p, 1, 3000), 1);
 		assert_true(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL) & VHU_STATUS_DEVICE_NEEDS_RESET);
 		/* the session still answers, and after a reset the device serves again */
-		assert_int_equal(fe_req(fp, VHU_USER_RESET_DEVICE, NULL, 0, NULL, 0, true, NULL), 0);
-		assert_int_equal(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL), 0);
-		close(fp->kick);
-		close(fp->call);
-		close(fp->err);
-		vhu_drv_vq_destroy(&fp->drv);
-		assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features, true), 0);
-		fe_setup_ring(fp, QSIZE, true);
+		reset_and_restart(fp);
 		fe_echo(fp, "after a reset");
 	} else {
 		/* the bad buffer comes back with nothing written; the queue goes on */
@@ -629,15 +635,10 @@ static void run_mcase(void **state)
 		else
 			assert_int_equal(u->ring[1].len, 0);
 		assert_false(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL) & VHU_STATUS_DEVICE_NEEDS_RESET);
-		/* skip the driver engine past the slot we filled by hand, as a
-		 * driver recovering from its own mistake would: a fresh ring */
-		assert_int_equal(fe_req(fp, VHU_USER_RESET_DEVICE, NULL, 0, NULL, 0, true, NULL), 0);
-		close(fp->kick);
-		close(fp->call);
-		close(fp->err);
-		vhu_drv_vq_destroy(&fp->drv);
-		assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features, true), 0);
-		fe_setup_ring(fp, QSIZE, true);
+		/* the driver engine does not know of the slot we filled by
+		 * hand: a fresh ring, as a driver recovering from its own
+		 * mistake would start */
+		reset_and_restart(fp);
 		fe_echo(fp, "after a bad buffer");
 	}
 	/* the device never wrote outside the buffers it was given */
@@ -656,10 +657,7 @@ static void ring_moved_outside_memory(void **state)
 	int before = count_fds();
 	struct bfe bb;
 	struct fe *const fp = &bb.fe;
-	fe_start(&bb, 2);
-	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
-	fe_mem_table(fp);
-	fe_setup_ring(fp, QSIZE, true);
+	start_session(&bb, false);
 	fe_echo(fp, "before");
 	struct vhu_user_vring_addr a = { .index = 0, .desc_user_addr = (uintptr_t)fp->mem + FE_MEM_SIZE,
 					 .avail_user_addr = (uintptr_t)fp->mem, .used_user_addr = (uintptr_t)fp->mem };
