@@ -622,7 +622,9 @@ static void run_mcase(void **state)
 		struct pollfd p = { .fd = fp->call, .events = POLLIN };
 		struct vhu_vring_used *u = (void *)(fp->mem + fp->layout.device_off);
 		bool returned = false;
-		for (int tries = 0; tries < 30 && !returned; tries++) {
+		/* 10 s, as every other wait here: under a loaded ASan run the
+		 * worker can take seconds to get the CPU */
+		for (int tries = 0; tries < 100 && !returned; tries++) {
 			returned = c->packed ? (__atomic_load_n(&pdesc_of(fp)[2].flags, __ATOMIC_ACQUIRE) &
 						VHU_VRING_PACKED_DESC_F_USED) != 0
 					     : __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE) == 2;

@@ -2,7 +2,6 @@
 /* Back-end: object life, logging, the control loop, the back-end channel. */
 #include <errno.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Back-end virtqueues: workers, ring start/stop, and the device's calls. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
