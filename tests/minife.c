@@ -16,15 +16,14 @@
 #include "minife.h"
 #include "vhu/virtio.h"
 
-static size_t mem_size_of(const struct fe *f);
 static void fe_serve_chan(struct fe *f)
 {
 	struct vhu_user_msg m;
 	assert_int_equal(vhu_user_recv(f->chan, &m, 1000), 0);
 	vhu_user_msg_close_fds(&m);
 	if (m.hdr.request == VHU_USER_BACKEND_VRING_CALL) {
-		assert_int_equal(m.payload.state.index, 0);
-		f->inband_calls++;
+		assert_true(m.payload.state.index < FE_MAX_RINGS);
+		f->q[m.payload.state.index].inband_calls++;
 	}
 	if (m.hdr.flags & VHU_USER_NEED_REPLY_MASK) {
 		struct vhu_user_msg r;
@@ -101,61 +100,87 @@ uint64_t fe_negotiate(struct fe *f, uint64_t want, uint64_t pf)
 	return nq;
 }
 
+unsigned char *fe_gpa(struct fe *f, uint64_t gpa)
+{
+	for (unsigned i = 0; i < f->nregions; i++)
+		if (gpa - f->regions[i].gpa < f->regions[i].size)
+			return f->mem + f->regions[i].offset + (gpa - f->regions[i].gpa);
+	return NULL;
+}
+
 void fe_mem_table(struct fe *f)
 {
-	struct vhu_user_mem_table t = { .nregions = 1 };
-	t.regions[0] = (struct vhu_user_mem_region){ 0, mem_size_of(f), (uintptr_t)f->mem, 0 };
-	int fd = dup(f->memfd);
-	assert_int_equal(fe_req(f, VHU_USER_SET_MEM_TABLE, &t, sizeof(t), &fd, 1, true, NULL), 0);
-	close(fd);
+	struct vhu_user_mem_table t = { .nregions = f->nregions };
+	int fds[FE_MAX_REGIONS];
+	for (unsigned i = 0; i < f->nregions; i++) {
+		const struct fe_region *r = &f->regions[i];
+		t.regions[i] = (struct vhu_user_mem_region){ r->gpa, r->size, (uintptr_t)f->mem + r->offset,
+							     r->offset };
+		fds[i] = dup(f->memfd);
+	}
+	assert_int_equal(fe_req(f, VHU_USER_SET_MEM_TABLE, &t, sizeof(t), fds, f->nregions, true, NULL), 0);
+	for (unsigned i = 0; i < f->nregions; i++)
+		close(fds[i]);
 }
 
 void fe_setup_ring(struct fe *f, uint16_t qsize, bool eventfds)
 {
+	fe_setup_ring_at(f, 0, 0, qsize, eventfds);
+}
+
+void fe_setup_ring_at(struct fe *f, unsigned qi, uint64_t gpa, uint16_t qsize, bool eventfds)
+{
 	bool packed = vhu_has_feature(f->features, VHU_F_RING_PACKED);
-	f->qsize = qsize;
-	vhu_vq_layout(qsize, packed, &f->layout);
-	memset(f->mem, 0, f->layout.size);
+	struct fe_ring *q = &f->q[qi];
+	assert_true(qi < FE_MAX_RINGS);
+	q->qsize = qsize;
+	vhu_vq_layout(qsize, packed, &q->layout);
+	q->base = fe_gpa(f, gpa);
+	assert_non_null(q->base);
+	assert_ptr_equal(fe_gpa(f, gpa + q->layout.size - 1), q->base + q->layout.size - 1);
+	memset(q->base, 0, q->layout.size);
 	struct vhu_vq_config c = {
-		.num = qsize, .index = 0, .features = f->features, .desc = f->mem + f->layout.desc_off,
-		.driver_area = f->mem + f->layout.driver_off, .device_area = f->mem + f->layout.device_off,
+		.num = qsize, .index = (uint16_t)qi, .features = f->features, .desc = q->base + q->layout.desc_off,
+		.driver_area = q->base + q->layout.driver_off, .device_area = q->base + q->layout.device_off,
 	};
-	assert_int_equal(vhu_drv_vq_init(&f->drv, &c, NULL, 0, 0), 0);
-	assert_int_equal(fe_state(f, VHU_USER_SET_VRING_NUM, 0, qsize, true), 0);
-	assert_int_equal(fe_state(f, VHU_USER_SET_VRING_BASE, 0, packed ? 1u << 15 | 1u << 31 : 0, true), 0);
+	assert_int_equal(vhu_drv_vq_init(&q->drv, &c, NULL, 0, 0), 0);
+	assert_int_equal(fe_state(f, VHU_USER_SET_VRING_NUM, qi, qsize, true), 0);
+	assert_int_equal(fe_state(f, VHU_USER_SET_VRING_BASE, qi, packed ? 1u << 15 | 1u << 31 : 0, true), 0);
 	struct vhu_user_vring_addr a = {
-		.index = 0, .desc_user_addr = (uintptr_t)c.desc, .avail_user_addr = (uintptr_t)c.driver_area,
+		.index = qi, .desc_user_addr = (uintptr_t)c.desc, .avail_user_addr = (uintptr_t)c.driver_area,
 		.used_user_addr = (uintptr_t)c.device_area,
 	};
 	assert_int_equal(fe_req(f, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, true, NULL), 0);
 	if (eventfds) {
-		f->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		f->kick = eventfd(0, EFD_CLOEXEC);
-		f->err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		assert_int_equal(fe_req(f, VHU_USER_SET_VRING_CALL, &(uint64_t){ 0 }, 8, &f->call, 1, true, NULL), 0);
-		assert_int_equal(fe_req(f, VHU_USER_SET_VRING_ERR, &(uint64_t){ 0 }, 8, &f->err, 1, true, NULL), 0);
-		assert_int_equal(fe_req(f, VHU_USER_SET_VRING_KICK, &(uint64_t){ 0 }, 8, &f->kick, 1, true, NULL), 0);
+		q->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		q->kick = eventfd(0, EFD_CLOEXEC);
+		q->err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		uint64_t idx = qi;
+		assert_int_equal(fe_req(f, VHU_USER_SET_VRING_CALL, &idx, 8, &q->call, 1, true, NULL), 0);
+		assert_int_equal(fe_req(f, VHU_USER_SET_VRING_ERR, &idx, 8, &q->err, 1, true, NULL), 0);
+		assert_int_equal(fe_req(f, VHU_USER_SET_VRING_KICK, &idx, 8, &q->kick, 1, true, NULL), 0);
 	}
-	assert_int_equal(fe_state(f, VHU_USER_SET_VRING_ENABLE, 0, 1, true), 0);
+	assert_int_equal(fe_state(f, VHU_USER_SET_VRING_ENABLE, qi, 1, true), 0);
 }
 
-/* Wait up to timeout_ms for a used-buffer notification (eventfd or
- * in-band); returns quietly either way: callers recheck the ring. */
-static void fe_wait_call(struct fe *f, int timeout_ms)
+/* Wait up to timeout_ms for a used-buffer notification of ring qi (eventfd
+ * or in-band); returns quietly either way: callers recheck the ring. */
+static void fe_wait_call(struct fe *f, unsigned qi, int timeout_ms)
 {
+	struct fe_ring *q = &f->q[qi];
 	if (f->chan >= 0) {
-		if (!f->inband_calls) {
+		if (!q->inband_calls) {
 			struct pollfd p = { .fd = f->chan, .events = POLLIN };
 			if (poll(&p, 1, timeout_ms) == 1)
 				fe_serve_chan(f);
 		}
-		if (f->inband_calls)
-			f->inband_calls--;
+		if (q->inband_calls)
+			q->inband_calls--;
 	} else {
-		struct pollfd p = { .fd = f->call, .events = POLLIN };
+		struct pollfd p = { .fd = q->call, .events = POLLIN };
 		uint64_t v;
 		if (poll(&p, 1, timeout_ms) == 1)
-			assert_int_equal(read(f->call, &v, 8), 8);
+			assert_int_equal(read(q->call, &v, 8), 8);
 	}
 }
 
@@ -163,59 +188,67 @@ void fe_init(struct fe *f, int sock, size_t mem_size)
 {
 	memset(f, 0, sizeof(*f));
 	f->sock = sock;
-	f->kick = f->call = f->err = f->chan = -1;
+	f->chan = -1;
+	for (unsigned i = 0; i < FE_MAX_RINGS; i++)
+		f->q[i].kick = f->q[i].call = f->q[i].err = -1;
 	f->memfd = memfd_create("vhu-guest", MFD_CLOEXEC);
 	assert_true(f->memfd >= 0);
 	assert_int_equal(ftruncate(f->memfd, (off_t)mem_size), 0);
+	f->mem_size = mem_size;
 	f->mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
 	assert_true(f->mem != MAP_FAILED);
+	f->regions[0] = (struct fe_region){ 0, mem_size, 0 };
+	f->nregions = 1;
 }
 
-static size_t mem_size_of(const struct fe *f)
+static void close_fd(int *fd)
 {
-	return (size_t)lseek(f->memfd, 0, SEEK_END);
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
 }
 
 void fe_close(struct fe *f)
 {
-	if (f->sock >= 0)
-		close(f->sock);
-	vhu_drv_vq_destroy(&f->drv);
-	munmap(f->mem, mem_size_of(f));
-	close(f->memfd);
-	if (f->kick >= 0)
-		close(f->kick);
-	if (f->call >= 0)
-		close(f->call);
-	if (f->err >= 0)
-		close(f->err);
-	f->sock = f->kick = f->call = f->err = -1;
+	close_fd(&f->sock);
+	for (unsigned i = 0; i < FE_MAX_RINGS; i++) {
+		struct fe_ring *q = &f->q[i];
+		vhu_drv_vq_destroy(&q->drv);
+		close_fd(&q->kick);
+		close_fd(&q->call);
+		close_fd(&q->err);
+	}
+	munmap(f->mem, f->mem_size);
+	f->mem = NULL;
+	close_fd(&f->memfd);
 }
 
-void fe_kick(struct fe *f)
+void fe_kick(struct fe *f, unsigned qi)
 {
-	if (!vhu_drv_vq_kick_prepare(&f->drv))
+	struct fe_ring *q = &f->q[qi];
+	if (!vhu_drv_vq_kick_prepare(&q->drv))
 		return;
-	if (f->kick >= 0) {
+	if (q->kick >= 0) {
 		uint64_t one = 1;
-		assert_int_equal(write(f->kick, &one, 8), 8);
+		assert_int_equal(write(q->kick, &one, 8), 8);
 	} else {
-		assert_int_equal(fe_state(f, VHU_USER_VRING_KICK, 0, 0, true), 0);
+		assert_int_equal(fe_state(f, VHU_USER_VRING_KICK, qi, 0, true), 0);
 	}
 }
 
-void fe_wait_used(struct fe *f, void **token, uint32_t *len)
+void fe_wait_used(struct fe *f, unsigned qi, void **token, uint32_t *len)
 {
+	struct fe_ring *q = &f->q[qi];
 	/* as every driver: re-arm used-buffer notifications and recheck
 	 * before sleeping (with EVENT_IDX a stale used_event suppresses) */
 	/* bounded by time, not by a count of notifications: stale and
 	 * spurious ones are allowed and may pile up (in-band especially) */
-	for (int waited = 0; vhu_drv_vq_get(&f->drv, token, len) != 1;) {
-		if (vhu_drv_vq_enable_cb(&f->drv))
+	for (int waited = 0; vhu_drv_vq_get(&q->drv, token, len) != 1;) {
+		if (vhu_drv_vq_enable_cb(&q->drv))
 			continue;
 		if (waited >= 10000)
-			fail_msg("no used buffer within %d ms", waited);
-		fe_wait_call(f, 100);
+			fail_msg("ring %u: no used buffer within %d ms", qi, waited);
+		fe_wait_call(f, qi, 100);
 		waited += 100;
 	}
 }

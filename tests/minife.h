@@ -17,18 +17,33 @@
 #include "vhu/vu_socket.h"
 
 #define FE_MEM_SIZE (1u << 20)
+#define FE_MAX_RINGS 2
+#define FE_MAX_REGIONS 4
+
+/* A piece of the memfd at a guest physical address. */
+struct fe_region {
+	uint64_t gpa, size, offset;
+};
+
+struct fe_ring {
+	uint16_t qsize;
+	struct vhu_vq_layout layout;  /* offsets from the ring's guest address */
+	unsigned char *base;          /* our view of that address */
+	struct vhu_drv_vq drv;
+	int kick, call, err;
+	unsigned inband_calls;        /* VRING_CALLs received and not yet consumed */
+};
 
 struct fe {
 	int sock;
 	int memfd;
-	unsigned char *mem;        /* our view; its address is the "user address" */
+	unsigned char *mem;        /* our view of the memfd; addresses in it are the "user addresses" */
+	size_t mem_size;
+	struct fe_region regions[FE_MAX_REGIONS];   /* default: the whole memfd at guest address 0 */
+	unsigned nregions;
 	uint64_t features;
-	uint16_t qsize;
-	struct vhu_vq_layout layout;
-	struct vhu_drv_vq drv;
-	int kick, call, err;
+	struct fe_ring q[FE_MAX_RINGS];
 	int chan;                  /* our end of the back-end channel, or -1 */
-	unsigned inband_calls;     /* VRING_CALLs received and not yet consumed */
 };
 
 
@@ -47,13 +62,17 @@ uint64_t fe_state(struct fe *f, uint32_t req, uint32_t index, uint32_t num, bool
 /* QEMU's order: GET_FEATURES, GET/SET_PROTOCOL_FEATURES, GET_QUEUE_NUM,
  * SET_OWNER, SET_FEATURES (want & offered). Returns the queue count. */
 uint64_t fe_negotiate(struct fe *f, uint64_t want, uint64_t pf);
+/* Our view of a guest physical address (NULL outside f->regions). */
+unsigned char *fe_gpa(struct fe *f, uint64_t gpa);
+/* SET_MEM_TABLE with f->regions, one dup of the memfd each. */
 void fe_mem_table(struct fe *f);
-/* Ring 0 at guest address 0, size qsize; eventfds or in-band. */
+/* Ring qi at guest address 0 (ring 0) or gpa, size qsize; eventfds or in-band. */
 void fe_setup_ring(struct fe *f, uint16_t qsize, bool eventfds);
-/* Kick if the engine says so (eventfd, or in-band VRING_KICK). */
-void fe_kick(struct fe *f);
-/* Take a used buffer, re-arming notifications and sleeping on them as a
- * driver does; fails after too many notifications without one. */
-void fe_wait_used(struct fe *f, void **token, uint32_t *len);
+void fe_setup_ring_at(struct fe *f, unsigned qi, uint64_t gpa, uint16_t qsize, bool eventfds);
+/* Kick ring qi if the engine says so (eventfd, or in-band VRING_KICK). */
+void fe_kick(struct fe *f, unsigned qi);
+/* Take a used buffer from ring qi, re-arming notifications and sleeping on
+ * them as a driver does; fails after 10 s without one. */
+void fe_wait_used(struct fe *f, unsigned qi, void **token, uint32_t *len);
 
 #endif

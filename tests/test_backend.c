@@ -153,9 +153,9 @@ static void fe_echo(struct fe *f, const char *text)
 	int tok;
 	void *t;
 	uint32_t len;
-	assert_int_equal(vhu_drv_vq_add(&f->drv, sg, 1, 1, &tok), 0);
-	fe_kick(f);
-	fe_wait_used(f, &t, &len);
+	assert_int_equal(vhu_drv_vq_add(&f->q[0].drv, sg, 1, 1, &tok), 0);
+	fe_kick(f, 0);
+	fe_wait_used(f, 0, &t, &len);
 	assert_ptr_equal(t, &tok);
 	assert_int_equal(len, n);
 	assert_string_equal((char *)f->mem + in, text);
@@ -201,7 +201,7 @@ static void session(bool packed, bool inband)
 	struct vhu_user_vring_state s = { 0, 0 };
 	fe_req(fp, VHU_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false, &r);
 	struct vhu_vq_pos pos;
-	vhu_drv_vq_get_pos(&fp->drv, &pos);
+	vhu_drv_vq_get_pos(&fp->q[0].drv, &pos);
 	uint32_t expect = packed ? (uint32_t)pos.avail | (uint32_t)pos.avail_wrap << 15 | (uint32_t)pos.used << 16 |
 				   (uint32_t)pos.used_wrap << 31
 				 : pos.avail;
@@ -212,7 +212,7 @@ static void session(bool packed, bool inband)
 	if (inband)
 		assert_int_equal(fe_state(fp, VHU_USER_VRING_KICK, 0, 0, true), 0);
 	else {
-		int k = dup(fp->kick);
+		int k = dup(fp->q[0].kick);
 		assert_int_equal(fe_req(fp, VHU_USER_SET_VRING_KICK, &(uint64_t){ 0 }, 8, &k, 1, true, NULL), 0);
 		close(k);
 	}
@@ -363,10 +363,10 @@ static void reset_and_restart(struct fe *fp)
 {
 	assert_int_equal(fe_req(fp, VHU_USER_RESET_DEVICE, NULL, 0, NULL, 0, true, NULL), 0);
 	assert_int_equal(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL), 0);
-	close(fp->kick);
-	close(fp->call);
-	close(fp->err);
-	vhu_drv_vq_destroy(&fp->drv);
+	close(fp->q[0].kick);
+	close(fp->q[0].call);
+	close(fp->q[0].err);
+	vhu_drv_vq_destroy(&fp->q[0].drv);
 	assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features, true), 0);
 	fe_setup_ring(fp, QSIZE, true);
 }
@@ -382,12 +382,12 @@ static void broken_ring_needs_reset(void **state)
 	start_session(&bb, false);
 	fe_echo(fp, "fine so far");
 	/* a head out of range */
-	struct vhu_vring_avail *av = (void *)(fp->mem + fp->layout.driver_off);
+	struct vhu_vring_avail *av = (void *)(fp->mem + fp->q[0].layout.driver_off);
 	av->ring[av->idx % QSIZE] = 200;
 	__atomic_store_n(&av->idx, (uint16_t)(av->idx + 1), __ATOMIC_RELEASE);
 	uint64_t one = 1;
-	assert_int_equal(write(fp->kick, &one, 8), 8);
-	struct pollfd p = { .fd = fp->err, .events = POLLIN };
+	assert_int_equal(write(fp->q[0].kick, &one, 8), 8);
+	struct pollfd p = { .fd = fp->q[0].err, .events = POLLIN };
 	assert_int_equal(poll(&p, 1, 3000), 1);
 	uint64_t st = fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL);
 	assert_true(st & VHU_STATUS_DEVICE_NEEDS_RESET);
@@ -435,7 +435,7 @@ static void backend_channel_messages(void **state)
 	fe_mem_table(fp);
 	fp->chan = chan[0];
 	fe_setup_ring(fp, QSIZE, false);
-	struct vhu_vring_avail *av = (void *)(fp->mem + fp->layout.driver_off);
+	struct vhu_vring_avail *av = (void *)(fp->mem + fp->q[0].layout.driver_off);
 	av->ring[0] = 300;
 	__atomic_store_n(&av->idx, (uint16_t)1, __ATOMIC_RELEASE);
 	assert_int_equal(fe_state(fp, VHU_USER_VRING_KICK, 0, 0, false), 0);
@@ -474,11 +474,11 @@ static void shared_kick_fd_does_not_deadlock(void **state)
 					 .avail_user_addr = (uintptr_t)r1 + l.driver_off,
 					 .used_user_addr = (uintptr_t)r1 + l.device_off };
 	assert_int_equal(fe_req(fp, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, true, NULL), 0);
-	assert_int_equal(fe_req(fp, VHU_USER_SET_VRING_KICK, &(uint64_t){ 1 }, 8, &fp->kick, 1, true, NULL), 0);
+	assert_int_equal(fe_req(fp, VHU_USER_SET_VRING_KICK, &(uint64_t){ 1 }, 8, &fp->q[0].kick, 1, true, NULL), 0);
 	assert_int_equal(fe_state(fp, VHU_USER_SET_VRING_ENABLE, 1, 1, true), 0);
 	for (int i = 0; i < 3000; i++) {
 		uint64_t one = 1;
-		assert_int_equal(write(fp->kick, &one, 8), 8);
+		assert_int_equal(write(fp->q[0].kick, &one, 8), 8);
 		/* each of these takes both queue locks */
 		assert_int_equal(fe_u64(fp, VHU_USER_SET_STATUS, 0xf, true), 0);
 		if (i % 100 == 0)
@@ -489,8 +489,8 @@ static void shared_kick_fd_does_not_deadlock(void **state)
 	 * and check it still serves. */
 	int kick = eventfd(0, EFD_CLOEXEC);
 	assert_int_equal(fe_req(fp, VHU_USER_SET_VRING_KICK, &(uint64_t){ 0 }, 8, &kick, 1, true, NULL), 0);
-	close(fp->kick);
-	fp->kick = kick;
+	close(fp->q[0].kick);
+	fp->q[0].kick = kick;
 	fe_echo(fp, "still serving");
 	fe_stop(&bb);
 	assert_int_equal(count_fds(), before);
@@ -508,9 +508,9 @@ struct mcase {
 	void (*corrupt)(struct fe *f);
 };
 
-static struct vhu_vring_desc *sdesc_of(struct fe *f) { return (void *)(f->mem + f->layout.desc_off); }
-static struct vhu_vring_avail *savail_of(struct fe *f) { return (void *)(f->mem + f->layout.driver_off); }
-static struct vhu_vring_packed_desc *pdesc_of(struct fe *f) { return (void *)(f->mem + f->layout.desc_off); }
+static struct vhu_vring_desc *sdesc_of(struct fe *f) { return (void *)(f->mem + f->q[0].layout.desc_off); }
+static struct vhu_vring_avail *savail_of(struct fe *f) { return (void *)(f->mem + f->q[0].layout.driver_off); }
+static struct vhu_vring_packed_desc *pdesc_of(struct fe *f) { return (void *)(f->mem + f->q[0].layout.desc_off); }
 
 /* offer head h in the split avail ring */
 static void s_offer(struct fe *f, uint16_t h)
@@ -523,7 +523,7 @@ static void s_offer(struct fe *f, uint16_t h)
 static void p_offer(struct fe *f, uint64_t addr, uint32_t len, uint16_t flags)
 {
 	struct vhu_vq_pos pos;
-	vhu_drv_vq_get_pos(&f->drv, &pos);
+	vhu_drv_vq_get_pos(&f->q[0].drv, &pos);
 	struct vhu_vring_packed_desc *d = &pdesc_of(f)[pos.avail];
 	d->addr = addr;
 	d->len = len;
@@ -568,7 +568,7 @@ static void p_chain_too_long(struct fe *f)
 	for (unsigned i = 0; i < QSIZE; i++)
 		pdesc_of(f)[i].flags = (uint16_t)((pdesc_of(f)[i].flags & ~VHU_VRING_DESC_F_NEXT) | 0);
 	struct vhu_vq_pos pos;
-	vhu_drv_vq_get_pos(&f->drv, &pos);
+	vhu_drv_vq_get_pos(&f->q[0].drv, &pos);
 	for (unsigned k = 0; k < QSIZE; k++) {
 		unsigned i = (pos.avail + k) % QSIZE;
 		bool wrap = pos.avail_wrap ^ (pos.avail + k >= QSIZE);
@@ -607,9 +607,9 @@ static void run_mcase(void **state)
 	fe_echo(fp, "before");
 	c->corrupt(fp);
 	uint64_t one = 1;
-	assert_int_equal(write(fp->kick, &one, 8), 8);
+	assert_int_equal(write(fp->q[0].kick, &one, 8), 8);
 	if (c->breaks) {
-		struct pollfd p = { .fd = fp->err, .events = POLLIN };
+		struct pollfd p = { .fd = fp->q[0].err, .events = POLLIN };
 		assert_int_equal(poll(&p, 1, 3000), 1);
 		assert_true(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL) & VHU_STATUS_DEVICE_NEEDS_RESET);
 		/* the session still answers, and after a reset the device serves again */
@@ -619,8 +619,8 @@ static void run_mcase(void **state)
 		/* the bad buffer comes back with nothing written; the queue goes on */
 		/* the "before" echo used one buffer (packed: slots 0 and 1), so
 		 * the bad one is the second used entry (packed: at slot 2) */
-		struct pollfd p = { .fd = fp->call, .events = POLLIN };
-		struct vhu_vring_used *u = (void *)(fp->mem + fp->layout.device_off);
+		struct pollfd p = { .fd = fp->q[0].call, .events = POLLIN };
+		struct vhu_vring_used *u = (void *)(fp->mem + fp->q[0].layout.device_off);
 		bool returned = false;
 		/* up to 10 s, as every other wait here */
 		for (int tries = 0; tries < 100 && !returned; tries++) {
@@ -631,7 +631,7 @@ static void run_mcase(void **state)
 			 * the echo keeps it readable and this loop never waits */
 			if (!returned && poll(&p, 1, 100) == 1) {
 				uint64_t v;
-				assert_int_equal(read(fp->call, &v, 8), 8);
+				assert_int_equal(read(fp->q[0].call, &v, 8), 8);
 			}
 		}
 		assert_true(returned);

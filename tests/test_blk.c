@@ -105,7 +105,7 @@ static void submit(struct blk *b, unsigned s, uint32_t type, uint64_t sector, co
 		sg[out + in++] = (struct vhu_sg){ dat, in_len };
 	if (with_status)
 		sg[out + in++] = (struct vhu_sg){ hdr + 16, 1 };
-	assert_int_equal(vhu_drv_vq_add(&f->drv, sg, out, in, (void *)(uintptr_t)(s + 1)), 0);
+	assert_int_equal(vhu_drv_vq_add(&f->q[0].drv, sg, out, in, (void *)(uintptr_t)(s + 1)), 0);
 }
 
 /* One request, waited for; returns the status byte (or -1: no status). */
@@ -115,8 +115,8 @@ static int request(struct blk *b, uint32_t type, uint64_t sector, const void *da
 	void *tok;
 	uint32_t len;
 	submit(b, 0, type, sector, data, out_len, in_len, true);
-	fe_kick(&b->f);
-	fe_wait_used(&b->f, &tok, &len);
+	fe_kick(&b->f, 0);
+	fe_wait_used(&b->f, 0, &tok, &len);
 	assert_ptr_equal(tok, (void *)1);
 	if (used)
 		*used = len;
@@ -177,8 +177,8 @@ static void requests(const char *engine, bool packed)
 	/* no status byte at all: returned with length 0, nothing written */
 	void *tok;
 	submit(&b, 1, VHU_BLK_T_FLUSH, 0, NULL, 0, 0, false);
-	fe_kick(&b.f);
-	fe_wait_used(&b.f, &tok, &used);
+	fe_kick(&b.f, 0);
+	fe_wait_used(&b.f, 0, &tok, &used);
 	assert_int_equal(used, 0);
 	/* still serving */
 	assert_int_equal(request(&b, VHU_BLK_T_FLUSH, 0, NULL, 0, 0, NULL), VHU_BLK_S_OK);
@@ -249,8 +249,8 @@ static void sigterm_keeps_acknowledged_writes(void **state)
 			sent++;
 			inflight++;
 		}
-		if (vhu_drv_vq_kick_prepare(&b.f.drv))
-			assert_int_equal(write(b.f.kick, &(uint64_t){ 1 }, 8), 8);
+		if (vhu_drv_vq_kick_prepare(&b.f.q[0].drv))
+			assert_int_equal(write(b.f.q[0].kick, &(uint64_t){ 1 }, 8), 8);
 		/* the signal lands right after a fresh batch was kicked */
 		if (!t_kill && acked >= 200) {
 			t_kill = now_s();
@@ -259,7 +259,7 @@ static void sigterm_keeps_acknowledged_writes(void **state)
 		}
 		void *tok;
 		uint32_t len;
-		while (vhu_drv_vq_get(&b.f.drv, &tok, &len) == 1) {
+		while (vhu_drv_vq_get(&b.f.q[0].drv, &tok, &len) == 1) {
 			uint32_t slot = (uint32_t)(uintptr_t)tok - 1;
 			inflight--;
 			if (b.f.mem[HDR_BASE + slot * 32 + 16] == VHU_BLK_S_OK) {
@@ -281,15 +281,15 @@ static void sigterm_keeps_acknowledged_writes(void **state)
 			}
 			if (now_s() - t_kill > 2.0)
 				fail_msg("vhu-blk still running 2 s after SIGTERM");
-			if (!vhu_drv_vq_enable_cb(&b.f.drv))
+			if (!vhu_drv_vq_enable_cb(&b.f.q[0].drv))
 				usleep(1000);
 			continue;
 		}
-		if (!vhu_drv_vq_enable_cb(&b.f.drv)) {
-			struct pollfd p = { .fd = b.f.call, .events = POLLIN };
+		if (!vhu_drv_vq_enable_cb(&b.f.q[0].drv)) {
+			struct pollfd p = { .fd = b.f.q[0].call, .events = POLLIN };
 			poll(&p, 1, 100);
 			uint64_t v;
-			(void)!read(b.f.call, &v, 8);
+			(void)!read(b.f.q[0].call, &v, 8);
 		}
 	}
 	for (uint32_t i = 0; i < sent; i++) {
