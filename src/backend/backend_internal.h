@@ -80,6 +80,9 @@ void bq_resume(struct vhu_bqueue *q);
 int bq_start(struct vhu_bqueue *q);           /* lock held */
 void bq_stop(struct vhu_bqueue *q);           /* lock held */
 int bq_refresh(struct vhu_bqueue *q);         /* memory changed; lock held */
+/* The queue cannot go on: DEVICE_NEEDS_RESET, and its error eventfd (or an
+ * in-band VRING_ERR) tells the front-end (§2.1.2 "Device Status Field"). */
+void bq_fail(struct vhu_bqueue *q, const char *why, int err);
 void bq_reset(struct vhu_bqueue *q);          /* back to initial; lock held */
 void bq_wake(struct vhu_bqueue *q, bool kick);
 

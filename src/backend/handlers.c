@@ -103,8 +103,8 @@ static int set_mem_table(struct vhu_backend *be, struct vhu_user_msg *m)
 	vhu_mem_move(&old, &be->mem);
 	vhu_mem_move(&be->mem, &fresh);
 	for (unsigned i = 0; i < be->cfg.num_queues; i++)
-		if (bq_refresh(&be->q[i]) < 0)
-			be_err(be, "queue %u: ring no longer in guest memory; stopped", i);
+		if ((r = bq_refresh(&be->q[i])) < 0)
+			bq_fail(&be->q[i], "its ring is no longer in guest memory", r);
 	be_resume_all(be);
 	vhu_mem_clear(&old);
 	be_dbg(be, "memory table: %u regions", t->nregions);
@@ -129,15 +129,15 @@ static int add_mem_reg(struct vhu_backend *be, struct vhu_user_msg *m)
 static int rem_mem_reg(struct vhu_backend *be, struct vhu_user_msg *m)
 {
 	const struct vhu_user_mem_region *g = &m->payload.mem_reg.region;
-	int r;
+	int r, err;
 
 	/* "If a file descriptor is passed, the back-end MUST close it without
 	 * using it otherwise": the caller closes every fd left in m. */
 	be_pause_all(be);
 	r = vhu_mem_remove(&be->mem, g->guest_phys_addr, g->userspace_addr, g->memory_size);
 	for (unsigned i = 0; !r && i < be->cfg.num_queues; i++)
-		if (bq_refresh(&be->q[i]) < 0)
-			be_err(be, "queue %u: ring was in the removed region; stopped", i);
+		if ((err = bq_refresh(&be->q[i])) < 0)
+			bq_fail(&be->q[i], "its ring was in the removed region", err);
 	be_resume_all(be);
 	if (r)
 		be_err(be, "REM_MEM_REG: no region gpa 0x%llx size 0x%llx", (unsigned long long)g->guest_phys_addr,

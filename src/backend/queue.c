@@ -301,11 +301,11 @@ void bq_reset(struct vhu_bqueue *q)
 
 /* ---- device-facing calls ---------------------------------------------- */
 
-static void signal_error(struct vhu_bqueue *q, int err)
+void bq_fail(struct vhu_bqueue *q, const char *why, int err)
 {
 	struct vhu_backend *be = q->be;
 
-	be_err(be, "queue %u broken: %s (%d); device needs reset", q->index, vhu_vq_strerror(err), err);
+	be_err(be, "queue %u broken: %s (%d); device needs reset", q->index, why, err);
 	atomic_fetch_or(&be->status, VHU_STATUS_DEVICE_NEEDS_RESET);
 	if (q->err_fd >= 0) {
 		efd_signal(q->err_fd);
@@ -321,7 +321,7 @@ int vhu_bqueue_pop(struct vhu_bqueue *q, struct vhu_vq_elem *e, struct iovec *io
 	int r = vhu_dev_vq_pop(&q->vq, e, iov, max);
 
 	if (r < 0 && !was_broken && q->vq.broken)
-		signal_error(q, r);
+		bq_fail(q, vhu_vq_strerror(r), r);
 	else if (r < 0 && !q->vq.broken)
 		be_warn(q->be, "queue %u: bad buffer %u: %s", q->index, e->id, vhu_vq_strerror(r));
 	return r;
