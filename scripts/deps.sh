@@ -3,7 +3,7 @@
 # Sourced by the README's two commands; safe to run again.
 set -euo pipefail
 
-VHU_DEBS=(build-essential meson ninja-build pkg-config python3 libcmocka-dev liburing-dev gnuplot-nox)
+VHU_DEBS=(build-essential meson ninja-build pkg-config python3 libcmocka-dev liburing-dev gnuplot-nox valgrind)
 # Real peers for the interop tests and the demo (../shared/interop/README.md)
 VHU_PEER_DEBS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio file xz-utils zstd)
 

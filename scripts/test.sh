@@ -1,6 +1,7 @@
 #!/bin/bash
 # vhu's whole test suite: builds vhu twice (optimised with LTO, and debug with
 # AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in both,
+# runs a subset under valgrind (the 'valgrind' suite, in the optimised build),
 # runs each libFuzzer target briefly (FUZZ_SECONDS, default 60), and ends with
 # the line "N passed, N failed" counting individual test cases.
 # Installs its Debian packages when missing. Exit status 0 only if all pass.
@@ -29,6 +30,14 @@ for b in "${builds[@]}"; do
   meson test -C "$b" --print-errorlogs --num-processes 2 || status=1
 done
 
+# The 'valgrind' suite again under memcheck (vhu-blk too, through exec);
+# its log is testlog-valgrind.json, counted below with the others.
+rm -f build/meson-logs/testlog-valgrind.json
+if [[ -f build/build.ninja ]]; then
+  echo "== build: the valgrind subset"
+  meson test -C build --setup valgrind --suite valgrind --print-errorlogs --num-processes 2 || status=1
+fi
+
 # A short run of every fuzz target (clang, ASan, UBSan): one case each.
 # FUZZ_SECONDS=0 skips it; longer runs: scripts/fuzz.sh (docs/TESTING.md).
 fuzz_pass=0 fuzz_fail=0
@@ -45,8 +54,9 @@ fi
 FUZZ_PASS=$fuzz_pass FUZZ_FAIL=$fuzz_fail python3 - "${builds[@]}" <<'PY'
 import json, os, re, sys
 passed = failed = 0
-for b in sys.argv[1:]:
-    log = os.path.join(b, "meson-logs", "testlog.json")
+logs = [os.path.join(b, "meson-logs", "testlog.json") for b in sys.argv[1:]]
+logs.append(os.path.join("build", "meson-logs", "testlog-valgrind.json"))
+for log in logs:
     if not os.path.exists(log):
         failed += 1
         continue

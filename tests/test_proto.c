@@ -93,6 +93,7 @@ static void too_many_fds(void **state)
 		char buf[CMSG_SPACE(sizeof(fds))];
 		struct cmsghdr a;
 	} ctl;
+	memset(&ctl, 0, sizeof(ctl));     /* the padding after 9 fds goes out too */
 	struct iovec iov = { &h, sizeof(h) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
 			     .msg_controllen = sizeof(ctl.buf) };
