@@ -47,6 +47,31 @@ static int fe_recv_reply(struct fe *f, struct vhu_user_msg *r)
 	}
 }
 
+/* fuzz_backend's encoding (fuzz/fuzz_backend.c): request, flags, size (LE
+ * 16), payload, then a byte with the fd count in bits 0-1 and, for fd i,
+ * bit 2+i set if it is an eventfd (else a memfd). */
+static bool is_eventfd(int fd)
+{
+	char link[64], path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	return n > 0 && (link[n] = 0, strstr(link, "eventfd") != NULL);
+}
+
+static void seed_record(struct fe *f, const struct vhu_user_msg *m)
+{
+	if (!f->seed || m->nfds > 3)
+		return;
+	uint8_t head[4] = { (uint8_t)m->hdr.request, (uint8_t)m->hdr.flags, (uint8_t)m->hdr.size,
+			    (uint8_t)(m->hdr.size >> 8) };
+	uint8_t fds = (uint8_t)m->nfds;
+	for (unsigned i = 0; i < m->nfds; i++)
+		fds |= (uint8_t)(is_eventfd(m->fds[i]) << (2 + i));
+	fwrite(head, 1, 4, f->seed);
+	fwrite(&m->payload, 1, m->hdr.size, f->seed);
+	fwrite(&fds, 1, 1, f->seed);
+}
+
 uint64_t fe_req(struct fe *f, uint32_t req, const void *payload, uint32_t size,
 		       const int *fds, unsigned nfds, bool need_reply, struct vhu_user_msg *out)
 {
@@ -60,6 +85,7 @@ uint64_t fe_req(struct fe *f, uint32_t req, const void *payload, uint32_t size,
 	for (unsigned i = 0; i < nfds; i++)
 		m.fds[i] = fds[i];
 	m.nfds = nfds;
+	seed_record(f, &m);
 	assert_int_equal(vhu_user_send(f->sock, &m), 0);
 	const struct vhu_user_request_info *ri = vhu_user_request_info(req);
 	if (!need_reply && !(ri && ri->replies))
@@ -199,6 +225,13 @@ void fe_init(struct fe *f, int sock, size_t mem_size)
 	assert_true(f->mem != MAP_FAILED);
 	f->regions[0] = (struct fe_region){ 0, mem_size, 0 };
 	f->nregions = 1;
+	const char *dir = getenv("VHU_FUZZ_SEED_DIR");
+	if (dir) {
+		static unsigned n;
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s-%d-%u.bin", dir, program_invocation_short_name, getpid(), n++);
+		f->seed = fopen(path, "we");
+	}
 }
 
 static void close_fd(int *fd)
@@ -220,6 +253,9 @@ void fe_close(struct fe *f)
 	}
 	munmap(f->mem, f->mem_size);
 	f->mem = NULL;
+	if (f->seed)
+		fclose(f->seed);
+	f->seed = NULL;
 	close_fd(&f->memfd);
 }
 

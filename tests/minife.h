@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "fdcount.h"
 #include "vhu/vq.h"
@@ -44,10 +45,14 @@ struct fe {
 	uint64_t features;
 	struct fe_ring q[FE_MAX_RINGS];
 	int chan;                  /* our end of the back-end channel, or -1 */
+	FILE *seed;                /* the session as a fuzz_backend input, or NULL */
 };
 
 
-/* Guest memory and the fds; sock is the connection to the back-end. */
+/* Guest memory and the fds; sock is the connection to the back-end.
+ * With VHU_FUZZ_SEED_DIR set in the environment, every request the session
+ * sends is also written to a file there in fuzz_backend's input encoding:
+ * the tests make that fuzzer's seed corpus (scripts/fuzz-seeds.sh). */
 void fe_init(struct fe *f, int sock, size_t mem_size);
 void fe_close(struct fe *f);
 

@@ -2,20 +2,27 @@
 /*
  * The front-end facing a bad back-end: silent, answering the wrong request,
  * with the wrong size or flags, hanging up. Each must end in a clear error
- * within the timeout, never a hang, and leave no fd behind.
+ * within the timeout, never a hang, and leave no fd behind. And facing a
+ * good one (the back-end library) through a relay that records what the
+ * back-end answers: with VHU_FUZZ_SEED_DIR set, that is fuzz_frontend's seed.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fe_sequence.h"
 #include "minife.h"
+#include "vhu/backend.h"
 #include "vhu/frontend.h"
 #include "vhu/virtio.h"
 
@@ -97,6 +104,112 @@ static void wrong_size(void **s) { (void)s; expect(WRONG_SIZE, -EPROTO); }
 static void no_reply_flag(void **s) { (void)s; expect(NO_REPLY_FLAG, -EPROTO); }
 static void hang_up(void **s) { (void)s; expect(HANG_UP, -ECONNRESET); }
 
+/* ---- a good back-end, its answers recorded --------------------------- */
+
+static void drop_all(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev)
+{
+	struct vhu_vq_elem e;
+	struct iovec iov[8];
+	int r;
+	(void)be;
+	(void)ev;
+	while ((r = vhu_bqueue_pop(q, &e, iov, 8)) > 0)
+		vhu_bqueue_push(q, &e, 0);
+	vhu_bqueue_notify(q);
+}
+static int zero_config(struct vhu_backend *be, uint8_t *b, uint32_t o, uint32_t l)
+{
+	(void)be;
+	(void)o;
+	memset(b, 0, l);
+	return 0;
+}
+static const struct vhu_device_ops quiet_ops = { .handle = drop_all, .get_config = zero_config };
+
+struct relay {
+	int fe_side, be_side;
+	unsigned char rec[65536];   /* the back-end's messages, as sent */
+	size_t len;
+};
+
+/* Whole messages both ways (fds included); the back-end's are recorded. */
+static void *relay_thread(void *arg)
+{
+	struct relay *r = arg;
+	struct vhu_user_msg m;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = r->fe_side, .events = POLLIN }, { .fd = r->be_side, .events = POLLIN } };
+		if (poll(p, 2, 5000) <= 0)
+			break;
+		bool from_be = !(p[0].revents & (POLLIN | POLLHUP));
+		if (vhu_user_recv(from_be ? r->be_side : r->fe_side, &m, 1000) < 0)
+			break;
+		if (from_be && r->len + 12 + m.hdr.size <= sizeof(r->rec)) {
+			memcpy(r->rec + r->len, &m.hdr, 12);
+			memcpy(r->rec + r->len + 12, &m.payload, m.hdr.size);
+			r->len += 12 + m.hdr.size;
+		}
+		int s = vhu_user_send(from_be ? r->fe_side : r->be_side, &m);
+		vhu_user_msg_close_fds(&m);
+		if (s < 0)
+			break;
+	}
+	/* either side gone: end the other's connection too */
+	shutdown(r->fe_side, SHUT_RDWR);
+	shutdown(r->be_side, SHUT_RDWR);
+	return NULL;
+}
+
+struct served {
+	struct vhu_backend *be;
+	int sock;
+};
+static void *serve_thread(void *arg)
+{
+	struct served *s = arg;
+	vhu_backend_run_conn(s->be, s->sock);
+	return NULL;
+}
+
+static void good_backend_recorded(void **state)
+{
+	(void)state;
+	int before = count_fds(), a[2], b[2];
+	static struct relay r;
+	struct vhu_backend_config c = {
+		.ops = &quiet_ops, .num_queues = 1, .max_queue_size = 256, .config_size = 64,
+		.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_EVENT_IDX) | VHU_BIT(VHU_F_INDIRECT_DESC),
+		.protocol_features = (1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) |
+				     (1ull << VHU_USER_PROTOCOL_F_CONFIG) | (1ull << VHU_USER_PROTOCOL_F_STATUS),
+	};
+	struct served sv = { .be = vhu_backend_new(&c) };
+	assert_non_null(sv.be);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+	r = (struct relay){ .fe_side = a[1], .be_side = b[0] };
+	sv.sock = b[1];
+	pthread_t rt, st;
+	assert_int_equal(pthread_create(&st, NULL, serve_thread, &sv), 0);
+	assert_int_equal(pthread_create(&rt, NULL, relay_thread, &r), 0);
+	assert_int_equal(fe_sequence(a[0], 3000), 0);
+	pthread_join(rt, NULL);
+	pthread_join(st, NULL);
+	close(a[1]);
+	close(b[0]);
+	vhu_backend_free(sv.be);
+	assert_true(r.len > 0);
+	const char *dir = getenv("VHU_FUZZ_SEED_DIR");
+	if (dir) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s/test_frontend-good-backend.bin", dir);
+		FILE *f = fopen(path, "we");
+		assert_non_null(f);
+		assert_int_equal(fwrite(r.rec, 1, r.len, f), r.len);
+		fclose(f);
+	}
+	assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -105,6 +218,7 @@ int main(void)
 		cmocka_unit_test(wrong_size),
 		cmocka_unit_test(no_reply_flag),
 		cmocka_unit_test(hang_up),
+		cmocka_unit_test(good_backend_recorded),
 	};
 	return cmocka_run_group_tests_name("frontend", tests, NULL, NULL);
 }
