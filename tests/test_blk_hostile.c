@@ -517,6 +517,59 @@ static void stop_with_writes_in_flight(struct hctx *h)
 	serves(h, 1, 512);
 }
 
+/* ---- the front-end itself misbehaving ----------------------------------- */
+
+/* A header claiming a 2 GiB payload: the daemon hangs up on this front-end
+ * (the next case's connection shows it still serves others). */
+static void oversized_message(struct hctx *h)
+{
+	serves(h, 0, 256);
+	struct vhu_user_hdr hd = { VHU_USER_SET_MEM_TABLE, VHU_USER_VERSION, 0x7fffffff };
+	assert_int_equal(write(h->f.sock, &hd, sizeof(hd)), (ssize_t)sizeof(hd));
+	struct pollfd p = { .fd = h->f.sock, .events = POLLIN };
+	char c;
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(read(h->f.sock, &c, 1), 0);
+}
+
+/* Hanging up with writes in flight: the daemon finishes them (it drains
+ * before unmapping) or never started them; it touches no memory it has
+ * unmapped, and each block of the image is either as before or the whole
+ * write, never anything else. */
+static void hang_up_with_writes_in_flight(struct hctx *h)
+{
+	unsigned char buf[4096];
+	for (unsigned s = 0; s < NSLOT; s++) {
+		pattern(buf, sizeof(buf), 2000 + s);
+		put(h, data_gpa[0] + 4096ull * s, buf, sizeof(buf));
+		struct vhu_sg sg[3] = { header(h, 0, s, VHU_BLK_T_OUT, 2048 + 8ull * s),
+					{ data_gpa[0] + 4096ull * s, 4096 }, status_of(0, s) };
+		offer(h, 0, sg, 2, 1, s + 1);
+	}
+	fe_kick(&h->f, 0);
+	/* hang up as soon as the first is answered: the rest are in flight */
+	for (int i = 0; i < 50000 && status_byte(h, 0, 0) == 0xee; i++)
+		usleep(100);
+	close(h->f.sock);
+	h->f.sock = -1;
+	for (int i = 0; i < 500 && fds_of(daemon_pid) != daemon_fds_idle; i++)
+		usleep(10000);
+	unsigned landed = 0;
+	for (unsigned s = 0; s < NSLOT; s++) {
+		unsigned char now[4096];
+		size_t at = (2048 + 8ull * s) * 512;
+		pattern(buf, sizeof(buf), 2000 + s);
+		assert_int_equal(pread(img_fd, now, sizeof(now), (off_t)at), (ssize_t)sizeof(now));
+		if (!memcmp(now, buf, sizeof(buf))) {
+			memcpy(h->image + at, buf, sizeof(buf));
+			landed++;
+		} else {
+			assert_memory_equal(now, h->image + at, sizeof(now));
+		}
+	}
+	print_message("# %u of %u writes landed\n", landed, NSLOT);
+}
+
 struct hcase {
 	const char *name;
 	bool packed;
@@ -548,6 +601,9 @@ static const struct hcase hcases[] = {
 	{ "split: region of a running ring unplugged", false, ring_region_unplugged },
 	{ "split: size and base changed while running", false, size_and_base_changed_while_running },
 	{ "split: ring stopped with writes in flight", false, stop_with_writes_in_flight },
+	{ "split: a message claiming a 2 GiB payload", false, oversized_message },
+	{ "split: hang-up with writes in flight", false, hang_up_with_writes_in_flight },
+	{ "packed: hang-up with writes in flight", true, hang_up_with_writes_in_flight },
 };
 
 static struct hctx hctx;   /* 3 MiB: not on the stack */
