@@ -217,7 +217,7 @@ void fe_init(struct fe *f, int sock, size_t mem_size)
 	f->chan = -1;
 	for (unsigned i = 0; i < FE_MAX_RINGS; i++)
 		f->q[i].kick = f->q[i].call = f->q[i].err = -1;
-	f->memfd = memfd_create("vhu-guest", MFD_CLOEXEC);
+	f->memfd = memfd_create("vhu-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(f->memfd >= 0);
 	assert_int_equal(ftruncate(f->memfd, (off_t)mem_size), 0);
 	f->mem_size = mem_size;

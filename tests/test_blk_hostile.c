@@ -538,6 +538,16 @@ static void stop_with_writes_in_flight(struct hctx *h)
 
 /* ---- the front-end itself misbehaving ----------------------------------- */
 
+/* Truncating guest memory under the device's mappings would make its next
+ * access fault (SIGBUS) and take the daemon down: it sealed the memfd. */
+static void guest_memory_truncated(struct hctx *h)
+{
+	serves(h, 0, 256);
+	assert_int_equal(ftruncate(h->f.memfd, 0), -1);
+	assert_int_equal(errno, EPERM);
+	expect_healthy(h);
+}
+
 /* A header claiming a 2 GiB payload: the daemon hangs up on this front-end
  * (the next case's connection shows it still serves others). */
 static void oversized_message(struct hctx *h)
@@ -620,6 +630,7 @@ static const struct hcase hcases[] = {
 	{ "split: region of a running ring unplugged", false, ring_region_unplugged },
 	{ "split: size and base changed while running", false, size_and_base_changed_while_running },
 	{ "split: ring stopped with writes in flight", false, stop_with_writes_in_flight },
+	{ "split: guest memory truncated under the device", false, guest_memory_truncated },
 	{ "split: a message claiming a 2 GiB payload", false, oversized_message },
 	{ "split: hang-up with writes in flight", false, hang_up_with_writes_in_flight },
 	{ "packed: hang-up with writes in flight", true, hang_up_with_writes_in_flight },

@@ -4,7 +4,8 @@
  * with the wrong size or flags, hanging up. Each must end in a clear error
  * within the timeout, never a hang, and leave no fd behind. And facing a
  * good one (the back-end library) through a relay that records what the
- * back-end answers: with VHU_FUZZ_SEED_DIR set, that is fuzz_frontend's seed.
+ * back-end answers: with VHU_FUZZ_SEED_DIR set, that is fuzz_frontend's seed;
+ * the back-end must not find the front-end's guest memory unsealed.
  */
 #include <errno.h>
 #include <poll.h>
@@ -126,6 +127,15 @@ static int zero_config(struct vhu_backend *be, uint8_t *b, uint32_t o, uint32_t 
 }
 static const struct vhu_device_ops quiet_ops = { .handle = drop_all, .get_config = zero_config };
 
+static bool unsealed_memory_reported;
+static void watch_log(void *opaque, enum vhu_log_level level, const char *msg)
+{
+	(void)opaque;
+	(void)level;
+	if (strstr(msg, "not sealed"))
+		unsealed_memory_reported = true;
+}
+
 struct relay {
 	int fe_side, be_side;
 	unsigned char rec[65536];   /* the back-end's messages, as sent */
@@ -181,6 +191,7 @@ static void good_backend_recorded(void **state)
 		.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_EVENT_IDX) | VHU_BIT(VHU_F_INDIRECT_DESC),
 		.protocol_features = (1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) |
 				     (1ull << VHU_USER_PROTOCOL_F_CONFIG) | (1ull << VHU_USER_PROTOCOL_F_STATUS),
+		.log = watch_log, .log_level = VHU_LOG_INFO,
 	};
 	struct served sv = { .be = vhu_backend_new(&c) };
 	assert_non_null(sv.be);
@@ -198,6 +209,8 @@ static void good_backend_recorded(void **state)
 	close(b[0]);
 	vhu_backend_free(sv.be);
 	assert_true(r.len > 0);
+	/* the front-end seals its guest memory, as QEMU's memfd backend does */
+	assert_false(unsealed_memory_reported);
 	const char *dir = getenv("VHU_FUZZ_SEED_DIR");
 	if (dir) {
 		char path[512];

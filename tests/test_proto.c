@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -281,6 +282,32 @@ static void mem_table(void **state)
 	assert_int_equal(m.n, 0);
 }
 
+/* A memfd that allows sealing is sealed against shrinking when mapped, so
+ * the front-end cannot make guest memory accesses fault (SIGBUS) later; one
+ * that does not is mapped and marked may_shrink, for the back-end to say so. */
+static void mem_sealed_against_shrinking(void **state)
+{
+	(void)state;
+	struct vhu_mem m;
+	vhu_mem_init(&m);
+	int sealable = memfd_create("vhu-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(sealable >= 0);
+	assert_int_equal(ftruncate(sealable, 0x10000), 0);
+	struct vhu_user_mem_region a = { 0x0, 0x10000, 0x7f0000000000, 0 };
+	assert_int_equal(vhu_mem_add(&m, &a, dup(sealable)), 0);
+	assert_false(m.r[0].may_shrink);
+	assert_true(fcntl(sealable, F_GET_SEALS) & F_SEAL_SHRINK);
+	assert_int_equal(ftruncate(sealable, 0x1000), -1);
+	assert_int_equal(errno, EPERM);
+	/* growing stays allowed: it cannot hurt a mapping */
+	assert_int_equal(ftruncate(sealable, 0x20000), 0);
+	close(sealable);
+	struct vhu_user_mem_region b = { 0x100000, 0x1000, 0x7f0000100000, 0 };
+	assert_int_equal(vhu_mem_add(&m, &b, memfd_of(0x1000)), 0);
+	assert_true(m.r[1].may_shrink);
+	vhu_mem_clear(&m);
+}
+
 /* Regression: accept with a zero timeout must take a pending connection
  * (it used to time out without looking, so vhu-blk never accepted QEMU). */
 static void accept_pending_with_zero_timeout(void **state)
@@ -310,6 +337,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(partial_and_timeouts, setup, teardown),
 		cmocka_unit_test_setup_teardown(shapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(mem_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(mem_sealed_against_shrinking, setup, teardown),
 		cmocka_unit_test_setup_teardown(accept_pending_with_zero_timeout, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("proto", tests, NULL, NULL);

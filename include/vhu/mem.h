@@ -7,6 +7,7 @@
 #ifndef VHU_MEM_H
 #define VHU_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,7 @@ struct vhu_mem_region {
 	void *map;          /* mmap of [0, mmap_offset + size) of the fd */
 	size_t map_len;
 	unsigned char *host;  /* map + mmap_offset: guest address gpa */
+	bool may_shrink;      /* the front-end can still truncate the file */
 };
 
 /* A table of up to VHU_USER_MAX_MEM_SLOTS regions, sorted by gpa. */
@@ -32,6 +34,10 @@ void vhu_mem_init(struct vhu_mem *m);
  * another in guest or user space (-EEXIST), a table already full (-ENOSPC),
  * and an fd shorter than mmap_offset + size (-EINVAL), which would turn the
  * first access into SIGBUS.
+ * A file shrunk later would do the same, so a memfd that allows sealing is
+ * sealed here against shrinking (F_SEAL_SHRINK; QEMU's memfd backend seals
+ * it so itself). Where that cannot be done (a plain file, a memfd without
+ * MFD_ALLOW_SEALING) the region's may_shrink is set, for the caller to warn.
  */
 int vhu_mem_add(struct vhu_mem *m, const struct vhu_user_mem_region *reg, int fd);
 /* Unmap the region with exactly this guest address, user address and size

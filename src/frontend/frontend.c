@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* vhost-user front-end: connection, negotiation, memory, rings, waits. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -506,9 +507,13 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
 	size_t rings = (size_t)s->num_queues * (l.size + 4096 + (size_t)s->queue_size * s->indirect_max * 16 + 64);
 	size_t page = s->hugepages ? 2u << 20 : 4096;
 	fe->mem_size = align_up(rings + s->mem_size, page);
-	fe->memfd = memfd_create("vhu-guest", MFD_CLOEXEC | (s->hugepages ? MFD_HUGETLB : 0));
+	fe->memfd = memfd_create("vhu-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING | (s->hugepages ? MFD_HUGETLB : 0));
 	if (fe->memfd < 0 || ftruncate(fe->memfd, (off_t)fe->mem_size) < 0)
 		return -errno;
+	/* As QEMU's memfd backend: the size is final, so the back-end's
+	 * mappings can never fault (a kernel without hugetlbfs sealing only
+	 * loses that promise). */
+	(void)fcntl(fe->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 	fe->mem = mmap(NULL, fe->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, fe->memfd, 0);
 	if (fe->mem == MAP_FAILED) {
 		fe->mem = NULL;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest memory regions: mapping, lookup, removal. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,9 +37,13 @@ int vhu_mem_add(struct vhu_mem *m, const struct vhu_user_mem_region *reg, int fd
 		if (overlaps(reg->guest_phys_addr, size, m->r[i].gpa, m->r[i].size) ||
 		    overlaps(reg->userspace_addr, size, m->r[i].uaddr, m->r[i].size))
 			r = -EEXIST;
+	/* Only a seal stops the front-end from truncating the file under our
+	 * mapping later; a memfd that allows sealing gets F_SEAL_SHRINK. (Before
+	 * the size check, so the size cannot change after it.) */
+	int seals = r ? -1 : fcntl(fd, F_GET_SEALS);
+	bool may_shrink = seals < 0 || (!(seals & F_SEAL_SHRINK) && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0);
 	/* A mapping past the end of the file faults with SIGBUS on first
-	 * touch: refuse it now. (A front-end can still shrink an unsealed
-	 * file later; QEMU's memfd backend seals against that.) */
+	 * touch: refuse it now. */
 	if (!r && (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) && (uint64_t)st.st_size < off + size)))
 		r = -EINVAL;
 	if (r) {
@@ -63,7 +68,7 @@ int vhu_mem_add(struct vhu_mem *m, const struct vhu_user_mem_region *reg, int fd
 	m->r[pos] = (struct vhu_mem_region){
 		.gpa = reg->guest_phys_addr, .size = size, .uaddr = reg->userspace_addr,
 		.mmap_offset = off, .map = map, .map_len = off + size,
-		.host = (unsigned char *)map + off,
+		.host = (unsigned char *)map + off, .may_shrink = may_shrink,
 	};
 	m->n++;
 	return 0;
