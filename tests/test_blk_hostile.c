@@ -499,11 +499,14 @@ static void ring_region_unplugged(struct hctx *h)
 	expect_broken(h, 1);
 }
 
-static void size_and_base_changed_while_running(struct hctx *h)
+static void layout_changed_while_running(struct hctx *h)
 {
 	serves(h, 0, 256);
 	assert_int_not_equal(fe_state(&h->f, VHU_USER_SET_VRING_NUM, 0, QSIZE / 2, true), 0);
 	assert_int_not_equal(fe_state(&h->f, VHU_USER_SET_VRING_BASE, 0, 7, true), 0);
+	/* the ring format and event index with it */
+	assert_int_not_equal(fe_u64(&h->f, VHU_USER_SET_FEATURES, h->f.features ^ VHU_BIT(VHU_F_RING_PACKED), true), 0);
+	assert_int_not_equal(fe_u64(&h->f, VHU_USER_SET_FEATURES, h->f.features ^ VHU_BIT(VHU_F_EVENT_IDX), true), 0);
 	expect_healthy(h);
 }
 
@@ -629,7 +632,8 @@ static const struct hcase hcases[] = {
 	{ "split: memory of a running ring removed", false, ring_memory_removed },
 	{ "packed: memory of a running ring removed", true, ring_memory_removed },
 	{ "split: region of a running ring unplugged", false, ring_region_unplugged },
-	{ "split: size and base changed while running", false, size_and_base_changed_while_running },
+	{ "split: size, base and format changed while running", false, layout_changed_while_running },
+	{ "packed: size, base and format changed while running", true, layout_changed_while_running },
 	{ "split: ring stopped with writes in flight", false, stop_with_writes_in_flight },
 	{ "split: guest memory truncated under the device", false, guest_memory_truncated },
 	{ "split: a message claiming a 2 GiB payload", false, oversized_message },
