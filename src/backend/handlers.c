@@ -75,7 +75,7 @@ static int set_protocol_features(struct vhu_backend *be, uint64_t f)
 	return 0;
 }
 
-static void warn_if_shrinkable(struct vhu_backend *be, const struct vhu_mem_region *r)
+static void report_if_shrinkable(struct vhu_backend *be, const struct vhu_mem_region *r)
 {
 	if (r->may_shrink)
 		be_info(be, "guest memory at gpa 0x%llx is not sealed against shrinking: a front-end "
@@ -107,7 +107,7 @@ static int set_mem_table(struct vhu_backend *be, struct vhu_user_msg *m)
 		return r;
 	}
 	for (unsigned i = 0; i < fresh.n; i++)
-		warn_if_shrinkable(be, &fresh.r[i]);
+		report_if_shrinkable(be, &fresh.r[i]);
 	be_pause_all(be);
 	vhu_mem_move(&old, &be->mem);
 	vhu_mem_move(&be->mem, &fresh);
@@ -129,7 +129,7 @@ static int add_mem_reg(struct vhu_backend *be, struct vhu_user_msg *m)
 	r = vhu_mem_add(&be->mem, &m->payload.mem_reg.region, fd);
 	for (unsigned i = 0; !r && i < be->mem.n; i++)
 		if (be->mem.r[i].gpa == m->payload.mem_reg.region.guest_phys_addr)
-			warn_if_shrinkable(be, &be->mem.r[i]);
+			report_if_shrinkable(be, &be->mem.r[i]);
 	for (unsigned i = 0; !r && i < be->cfg.num_queues; i++)
 		bq_refresh(&be->q[i]);
 	be_resume_all(be);
