@@ -4,7 +4,7 @@
  *   vhu probe SOCK [--json]
  *   vhu verify SOCK [--size=BYTES] [--queues=N] [--ring=split|packed] [--notify=eventfd|inband|poll]
  *   vhu bench SOCK [--rw=read|write|randread|randwrite|randrw] [--bs=BYTES] [--iodepth=N]
- *                  [--queues=N] [--runtime=SECONDS] [--ring=...] [--notify=...] [--json]
+ *                  [--queues=N] [--runtime=SECONDS] [--ring=...] [--notify=...] [--spin-us=N] [--json]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,7 +24,7 @@ struct opts {
 	const char *sock;
 	bool json, server, packed;
 	enum vhu_fe_notify notify;
-	unsigned queues, iodepth, runtime, queue_size, verbose;
+	unsigned queues, iodepth, runtime, queue_size, verbose, spin_us;
 	uint64_t size, bs;
 	const char *rw;
 	const char *plot;
@@ -187,6 +187,7 @@ static int dev_open(const struct opts *o, struct dev *d, size_t buf_mem)
 			    (o->packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) | vhu_blk_driver_features(),
 		.num_queues = (uint16_t)o->queues, .queue_size = (uint16_t)o->queue_size, .notify = o->notify,
 		.mem_size = buf_mem + (size_t)o->queues * o->queue_size * 64, .indirect_max = 8,
+		.spin_ns = o->spin_us * 1000u,
 	};
 	if ((rc = vhu_fe_start(d->fe, &s)) < 0) {
 		fprintf(stderr, "vhu: cannot start the device: %s\n", strerror(-rc));
@@ -557,13 +558,16 @@ static int cmd_bench(const struct opts *o)
 	const char *notify = o->notify == VHU_FE_NOTIFY_POLL ? "poll" : o->notify == VHU_FE_NOTIFY_INBAND ? "inband" : "eventfd";
 	if (o->json) {
 		printf("{\"rw\": \"%s\", \"bs\": %" PRIu64 ", \"iodepth\": %u, \"queues\": %u, \"ring\": \"%s\", "
-		       "\"notify\": \"%s\", \"seconds\": %.3f, \"ios\": %" PRIu64 ", \"iops\": %.0f, \"mbps\": %.2f, "
+		       "\"notify\": \"%s\", \"spin_us\": %u, \"seconds\": %.3f, \"ios\": %" PRIu64 ", \"iops\": %.0f, \"mbps\": %.2f, "
 		       "\"lat_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 "}, \"errors\": %s}\n",
-		       o->rw, o->bs, o->iodepth, d.nq, ring, notify, t, ios, iops, mbps, p50, p99, p999,
+		       o->rw, o->bs, o->iodepth, d.nq, ring, notify, o->spin_us, t, ios, iops, mbps, p50, p99, p999,
 		       failed ? "true" : "false");
 	} else {
-		printf("%s bs=%" PRIu64 " iodepth=%u queues=%u ring=%s notify=%s: %" PRIu64 " I/Os in %.2f s\n", o->rw,
-		       o->bs, o->iodepth, d.nq, ring, notify, ios, t);
+		printf("%s bs=%" PRIu64 " iodepth=%u queues=%u ring=%s notify=%s", o->rw, o->bs, o->iodepth, d.nq, ring,
+		       notify);
+		if (o->spin_us && o->notify != VHU_FE_NOTIFY_POLL)
+			printf(" spin=%uus", o->spin_us);
+		printf(": %" PRIu64 " I/Os in %.2f s\n", ios, t);
 		printf("  IOPS %.0f   %.2f MB/s\n  latency p50 %.1f us   p99 %.1f us   p99.9 %.1f us\n", iops, mbps,
 		       p50 / 1e3, p99 / 1e3, p999 / 1e3);
 		printf("  latency histogram (us: share of I/Os)\n");
@@ -602,7 +606,8 @@ static void usage(FILE *f)
 		   "                      [--queues=N] [--runtime=SECONDS] [--size=BYTES] [--ring=...] [--notify=...]\n"
 		   "                      [--json] [--plot=FILE.png]\n"
 		   "  --server          listen at SOCK and wait for the back-end to connect\n"
-		   "  --queue-size=N    ring size (default 256)\n");
+		   "  --queue-size=N    ring size (default 256)\n"
+		   "  --spin-us=N       eventfd and inband: watch the used ring N us before sleeping (default 0)\n");
 }
 
 static uint64_t parse_size(const char *s)
@@ -626,7 +631,8 @@ int main(int argc, char **argv)
 		{ "notify", required_argument, NULL, 'n' }, { "rw", required_argument, NULL, 'w' },
 		{ "bs", required_argument, NULL, 'b' }, { "runtime", required_argument, NULL, 't' },
 		{ "queue-size", required_argument, NULL, 'z' }, { "verbose", no_argument, NULL, 'v' },
-		{ "plot", required_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "plot", required_argument, NULL, 'P' }, { "spin-us", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	struct opts o = { .queues = 1, .iodepth = 16, .runtime = 5, .queue_size = 256, .size = 16u << 20,
 			  .bs = 4096, .rw = "randread", .notify = VHU_FE_NOTIFY_EVENTFD };
@@ -666,12 +672,14 @@ int main(int argc, char **argv)
 		case 'z': o.queue_size = (unsigned)atoi(optarg); break;
 		case 'v': o.verbose++; break;
 		case 'P': o.plot = optarg; break;
+		case 'u': o.spin_us = (unsigned)atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: goto bad;
 		}
 	}
 	if (!o.queues || o.queues > 64 || !o.iodepth || o.iodepth > 1024 || !o.bs || o.bs % 512 ||
-	    o.bs > (1u << 20) || o.queue_size < 2 || o.queue_size > 32768 || o.iodepth > o.queue_size)
+	    o.bs > (1u << 20) || o.queue_size < 2 || o.queue_size > 32768 || o.iodepth > o.queue_size ||
+	    o.spin_us > 1000000)
 		goto bad;
 	if (!strcmp(cmd, "probe"))
 		return cmd_probe(&o);

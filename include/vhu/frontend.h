@@ -70,6 +70,10 @@ struct vhu_fe_setup {
 	size_t mem_size;         /* guest memory for buffers (rings come on top) */
 	bool hugepages;
 	uint16_t indirect_max;   /* descriptors per indirect table, 0: none */
+	/* eventfd and in-band modes: before sleeping on a notification, watch
+	 * the used ring this long with notifications off (hybrid polling; the
+	 * device then need not signal while the driver is busy). 0: sleep at once. */
+	uint32_t spin_ns;
 };
 
 /* SET_FEATURES, memory, rings: the device is live after this. */

@@ -51,6 +51,7 @@ struct vhu_fe {
 	struct vhu_fe_queue *q;
 	unsigned nq;
 	enum vhu_fe_notify notify;
+	uint32_t spin_ns;
 };
 
 static void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...)
@@ -525,6 +526,7 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
 	if (!fe->q)
 		return -ENOMEM;
 	fe->notify = s->notify;
+	fe->spin_ns = s->spin_ns;
 	for (unsigned i = 0; i < s->num_queues; i++) {
 		fe->q[i] = (struct vhu_fe_queue){ .fe = fe, .index = i, .kick = -1, .call = -1 };
 		fe->nq++;
@@ -585,10 +587,33 @@ int vhu_fe_queue_kick(struct vhu_fe_queue *q)
 	return write(q->kick, &one, 8) == 8 ? 0 : -errno;
 }
 
+/* Hybrid polling: with used-buffer notifications off, watch the ring for
+ * up to spin_ns. True if a used buffer came. */
+static bool spin_for_used(struct vhu_fe_queue *q, uint32_t spin_ns)
+{
+	struct timespec t0, t;
+	vhu_drv_vq_disable_cb(&q->drv);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		for (int i = 0; i < 64; i++) {
+			if (vhu_drv_vq_has_used(&q->drv))
+				return true;
+			__builtin_ia32_pause();
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000000000ll + (t.tv_nsec - t0.tv_nsec) >= spin_ns)
+			return false;
+	}
+}
+
 int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 {
 	struct vhu_fe *fe = q->fe;
 	int64_t deadline = now_ms() + (timeout_ms < 0 ? fe->cfg.timeout_ms : timeout_ms);
+
+	if (fe->notify != VHU_FE_NOTIFY_POLL && fe->spin_ns && !vhu_drv_vq_broken(&q->drv) &&
+	    spin_for_used(q, fe->spin_ns))
+		return 0;
 
 	for (;;) {
 		if (vhu_drv_vq_broken(&q->drv))

@@ -15,7 +15,7 @@ check() {   # name, command
   local out
   if out=$(eval "$2" 2>&1); then echo "ok $n - $1"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$out" | tail -15; fi
 }
-echo "1..21"
+echo "1..23"
 
 truncate -s 64M "$WORK/blk.img"
 "$BLK" --socket-path="$WORK/blk.sock" --blk-file="$WORK/blk.img" --num-queues=2 2> "$WORK/blk.log" &
@@ -28,7 +28,8 @@ check "vhu-blk: probe --json is valid JSON" \
   "\"$VHU\" probe $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"blk\"][\"capacity_sectors\"]==131072 and d[\"queues\"]==2'"
 check "vhu-blk: probe leaves the device untouched (status 0 after)" "\"$VHU\" probe $S | grep -q 'status *0x00'"
 for a in "--ring=split" "--ring=packed" "--ring=split --notify=inband" "--ring=packed --notify=inband" \
-         "--ring=split --notify=poll" "--ring=packed --queues=2" "--ring=split --queues=2 --notify=poll"; do
+         "--ring=split --notify=poll" "--ring=packed --queues=2" "--ring=split --queues=2 --notify=poll" \
+         "--ring=packed --queues=2 --spin-us=20"; do
   check "vhu-blk: verify $a" "\"$VHU\" verify $S --size=16M $a | grep -q 'verify ok'"
 done
 check "vhu-blk: bench --plot draws a PNG" \
@@ -44,13 +45,13 @@ if pid=$(IMG_SIZE=64M NUM_QUEUES=2 "$SHARED/interop/qsd-backend.sh" "$WORK/qsd.i
     "\"$VHU\" probe $Q | tee /dev/stderr | grep -q 'capacity *131072 sectors' && \"$VHU\" probe $Q | grep -q '^queues *2'"
   check "qemu-storage-daemon: probe --json is valid JSON" \
     "\"$VHU\" probe $Q --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"blk\"][\"capacity_sectors\"]==131072'"
-  for a in "--ring=split" "--queues=2" "--notify=poll"; do
+  for a in "--ring=split" "--queues=2" "--notify=poll" "--spin-us=20"; do
     check "qemu-storage-daemon: verify $a" "\"$VHU\" verify $Q --size=16M $a | grep -q 'verify ok'"
   done
   check "qemu-storage-daemon: bench" "\"$VHU\" bench $Q --runtime=1 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ios\"]>0 and not d[\"errors\"]'"
   check "qemu-storage-daemon offers no packed ring: vhu says so" "! \"$VHU\" verify $Q --ring=packed 2>&1 | tee /dev/stderr | grep -q 'verify ok'"
 else
-  for _ in 1 2 3 4 5 6 7; do n=$((n + 1)); echo "not ok $n - qemu-storage-daemon did not start"; done
+  for _ in 1 2 3 4 5 6 7 8; do n=$((n + 1)); echo "not ok $n - qemu-storage-daemon did not start"; done
   sed 's/^/# /' "$WORK/qsd.log"
   fail=1
 fi
