@@ -142,15 +142,22 @@ static void session_begin(struct hctx *h, bool packed)
 	}
 }
 
+/* After a hang-up the daemon finishes the session (drains, unmaps, closes
+ * the session's fds) and listens again: wait for its fd count to be back
+ * to what it was at rest (up to 10 s, for valgrind). */
+static void wait_daemon_idle(void)
+{
+	for (int i = 0; i < 1000 && fds_of(daemon_pid) != daemon_fds_idle; i++)
+		usleep(10000);
+	assert_int_equal(fds_of(daemon_pid), daemon_fds_idle);
+}
+
 static void session_end(struct hctx *h)
 {
 	check_memory(h);
 	check_image(h);
 	fe_close(&h->f);
-	/* the daemon goes back to listening; give it a moment to close up */
-	for (int i = 0; i < 200 && fds_of(daemon_pid) != daemon_fds_idle; i++)
-		usleep(10000);
-	assert_int_equal(fds_of(daemon_pid), daemon_fds_idle);
+	wait_daemon_idle();
 }
 
 /* Does the whole range lie in guest memory (across adjacent regions)? */
@@ -262,7 +269,7 @@ static uint64_t device_status(struct hctx *h)
 static void expect_broken(struct hctx *h, unsigned qi)
 {
 	struct pollfd p = { .fd = h->f.q[qi].err, .events = POLLIN };
-	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(poll(&p, 1, 10000), 1);
 	assert_true(device_status(h) & VHU_STATUS_DEVICE_NEEDS_RESET);
 	serves(h, !qi, 512 + 64 * qi);
 }
@@ -473,7 +480,7 @@ static void same_head_twice(struct hctx *h)
 	struct vhu_vring_avail *a = savail(h);
 	uint16_t i = __atomic_load_n(&a->idx, __ATOMIC_ACQUIRE);
 	s_offer_head(h, a->ring[(uint16_t)(i - 1) % QSIZE]);
-	for (int t = 0; t < 500 && __atomic_load_n(&sused(h)->idx, __ATOMIC_ACQUIRE) != i + 1; t++)
+	for (int t = 0; t < 1000 && __atomic_load_n(&sused(h)->idx, __ATOMIC_ACQUIRE) != i + 1; t++)
 		usleep(10000);
 	assert_int_equal(__atomic_load_n(&sused(h)->idx, __ATOMIC_ACQUIRE), i + 1);
 	assert_int_equal(status_byte(h, 0, 0), VHU_BLK_S_OK);
@@ -568,7 +575,7 @@ static void oversized_message(struct hctx *h)
 	assert_int_equal(write(h->f.sock, &hd, sizeof(hd)), (ssize_t)sizeof(hd));
 	struct pollfd p = { .fd = h->f.sock, .events = POLLIN };
 	char c;
-	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(poll(&p, 1, 10000), 1);
 	assert_int_equal(read(h->f.sock, &c, 1), 0);
 }
 
@@ -585,8 +592,7 @@ static void hang_up_with_writes_in_flight(struct hctx *h)
 		usleep(100);
 	close(h->f.sock);
 	h->f.sock = -1;
-	for (int i = 0; i < 500 && fds_of(daemon_pid) != daemon_fds_idle; i++)
-		usleep(10000);
+	wait_daemon_idle();
 	unsigned landed = 0;
 	for (unsigned s = 0; s < NSLOT; s++) {
 		unsigned char now[4096];
@@ -693,7 +699,7 @@ static int start_daemon(void **state)
 		_exit(127);
 	}
 	/* wait for it to listen, then count its fds at rest */
-	for (int i = 0; i < 500 && access(sock_path, F_OK) < 0; i++)
+	for (int i = 0; i < 1000 && access(sock_path, F_OK) < 0; i++)
 		usleep(10000);
 	daemon_fds_idle = fds_of(daemon_pid);
 	return access(sock_path, F_OK);
