@@ -44,9 +44,13 @@ fuzz_pass=0 fuzz_fail=0
 if [[ ${FUZZ_SECONDS:-60} != 0 ]]; then
   echo "== fuzz: ${FUZZ_SECONDS:-60} s per target"
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" > build-fuzz.log 2>&1
+  fuzz_rc=$?
   cat build-fuzz.log
+  # one line per target; a script that failed before any target ran
+  # (the fuzz build) counts as one failure
   fuzz_pass=$(grep -c 'no crash, hang or leak' build-fuzz.log)
-  fuzz_fail=$(( 4 - fuzz_pass ))
+  fuzz_fail=$(( $(grep -c '^fuzz_' build-fuzz.log) - fuzz_pass ))
+  if [[ $fuzz_rc != 0 && $fuzz_fail == 0 ]]; then fuzz_fail=1; fi
 fi
 
 # Count test cases from the TAP each test printed (a test program that died
