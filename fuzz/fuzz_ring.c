@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "vhu/virtio.h"
+#include "ring_mode.h"
 #include "vhu/vq.h"
 
 #define MEM (64 * 1024)
@@ -48,13 +48,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 4)
 		return 0;
-	uint8_t mode = data[p++];
-	bool packed = mode & 1;
-	uint16_t num = packed ? 1 + data[p] % 64 : (uint16_t)(1u << (data[p] % 7));
-	p++;
-	uint64_t features = VHU_BIT(VHU_F_VERSION_1) | (packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) |
-			    ((mode & 2) ? VHU_BIT(VHU_F_INDIRECT_DESC) : 0) | ((mode & 4) ? VHU_BIT(VHU_F_EVENT_IDX) : 0) |
-			    ((mode & 8) ? VHU_BIT(VHU_F_IN_ORDER) : 0) | ((mode & 16) ? VHU_BIT(VHU_F_NOTIFY_ON_EMPTY) : 0);
+	struct ring_mode rm = ring_mode_of(data[0], data[1], 64);
+	uint16_t num = rm.num;
+	uint64_t features = rm.features;
+	p = 2;
 	/* guest memory: the rest of the input up to the script marker */
 	size_t script = size - (size - p) / 4;   /* last quarter is the script */
 	memset(mem, 0, sizeof(mem));

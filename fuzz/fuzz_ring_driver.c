@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vhu/virtio.h"
+#include "ring_mode.h"
 #include "vhu/vq.h"
 
 #define MAX_NUM 64
@@ -38,14 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
-	uint8_t mode = data[p++];
-	bool packed = mode & 1;
-	uint16_t num = packed ? 1 + data[p] % MAX_NUM : (uint16_t)(1u << (data[p] % 7));
-	p++;
-	uint64_t features = VHU_BIT(VHU_F_VERSION_1) | (packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) |
-			    ((mode & 2) ? VHU_BIT(VHU_F_INDIRECT_DESC) : 0) | ((mode & 4) ? VHU_BIT(VHU_F_EVENT_IDX) : 0) |
-			    ((mode & 8) ? VHU_BIT(VHU_F_IN_ORDER) : 0) |
-			    ((mode & 16) ? VHU_BIT(VHU_F_NOTIFICATION_DATA) : 0);
+	uint8_t mode = data[0];
+	struct ring_mode rm = ring_mode_of(mode, data[1], MAX_NUM);
+	bool packed = rm.packed;
+	uint16_t num = rm.num;
+	uint64_t features = rm.features;
+	p = 2;
 	struct vhu_vq_layout l;
 	vhu_vq_layout(num, packed, &l);
 	unsigned char *ring = calloc(1, l.size);
