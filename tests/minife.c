@@ -157,8 +157,8 @@ void fe_setup_ring(struct fe *f, uint16_t qsize, bool eventfds)
 void fe_setup_ring_at(struct fe *f, unsigned qi, uint64_t gpa, uint16_t qsize, bool eventfds)
 {
 	bool packed = vhu_has_feature(f->features, VHU_F_RING_PACKED);
-	struct fe_ring *q = &f->q[qi];
 	assert_true(qi < FE_MAX_RINGS);
+	struct fe_ring *q = &f->q[qi];
 	q->qsize = qsize;
 	vhu_vq_layout(qsize, packed, &q->layout);
 	q->base = fe_gpa(f, gpa);
