@@ -82,6 +82,18 @@ static void report_if_shrinkable(struct vhu_backend *be, const struct vhu_mem_re
 			"truncating it would crash this process (SIGBUS)", (unsigned long long)r->gpa);
 }
 
+/* The memory table changed under paused queues: every running ring maps
+ * its addresses anew, and one whose ring is no longer in guest memory
+ * cannot go on; it fails like any broken ring rather than stop silently. */
+static void remap_rings(struct vhu_backend *be)
+{
+	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
+		int r = bq_refresh(&be->q[i]);
+		if (r < 0)
+			bq_fail(&be->q[i], "its ring is no longer in guest memory", r);
+	}
+}
+
 /* Build a new table from SET_MEM_TABLE, then swap it in with every queue
  * paused and drained, so no worker ever sees a half-built table and no
  * request in flight outlives the mapping it uses. */
@@ -111,9 +123,7 @@ static int set_mem_table(struct vhu_backend *be, struct vhu_user_msg *m)
 	be_pause_all(be);
 	vhu_mem_move(&old, &be->mem);
 	vhu_mem_move(&be->mem, &fresh);
-	for (unsigned i = 0; i < be->cfg.num_queues; i++)
-		if ((r = bq_refresh(&be->q[i])) < 0)
-			bq_fail(&be->q[i], "its ring is no longer in guest memory", r);
+	remap_rings(be);
 	be_resume_all(be);
 	vhu_mem_clear(&old);
 	be_dbg(be, "memory table: %u regions", t->nregions);
@@ -130,8 +140,8 @@ static int add_mem_reg(struct vhu_backend *be, struct vhu_user_msg *m)
 	for (unsigned i = 0; !r && i < be->mem.n; i++)
 		if (be->mem.r[i].gpa == m->payload.mem_reg.region.guest_phys_addr)
 			report_if_shrinkable(be, &be->mem.r[i]);
-	for (unsigned i = 0; !r && i < be->cfg.num_queues; i++)
-		bq_refresh(&be->q[i]);
+	if (!r)
+		remap_rings(be);
 	be_resume_all(be);
 	if (r)
 		be_err(be, "ADD_MEM_REG refused: %s", strerror(-r));
@@ -141,15 +151,14 @@ static int add_mem_reg(struct vhu_backend *be, struct vhu_user_msg *m)
 static int rem_mem_reg(struct vhu_backend *be, struct vhu_user_msg *m)
 {
 	const struct vhu_user_mem_region *g = &m->payload.mem_reg.region;
-	int r, err;
+	int r;
 
 	/* "If a file descriptor is passed, the back-end MUST close it without
 	 * using it otherwise": the caller closes every fd left in m. */
 	be_pause_all(be);
 	r = vhu_mem_remove(&be->mem, g->guest_phys_addr, g->userspace_addr, g->memory_size);
-	for (unsigned i = 0; !r && i < be->cfg.num_queues; i++)
-		if ((err = bq_refresh(&be->q[i])) < 0)
-			bq_fail(&be->q[i], "its ring was in the removed region", err);
+	if (!r)
+		remap_rings(be);
 	be_resume_all(be);
 	if (r)
 		be_err(be, "REM_MEM_REG: no region gpa 0x%llx size 0x%llx", (unsigned long long)g->guest_phys_addr,
