@@ -15,7 +15,6 @@
  * is an eventfd, else a memfd).
  */
 #include <assert.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,6 @@
  * left open. Seed: a real back-end's answers, recorded by test_frontend.
  */
 #include <assert.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>

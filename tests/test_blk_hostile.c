@@ -15,7 +15,6 @@
  * At the end the daemon serves a clean session, holds as many fds as
  * before the first case, and exits 0 on SIGTERM.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -62,19 +61,6 @@ struct hctx {
 	bool writable[MEMFD_SIZE];            /* ... except where the device may write */
 	unsigned char image[IMG_SECTORS * 512]; /* what the image must hold */
 };
-
-static int fds_of(pid_t pid)
-{
-	char path[64];
-	int n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	DIR *d = opendir(path);
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static size_t off_of(struct hctx *h, uint64_t gpa)
 {
@@ -147,9 +133,9 @@ static void session_begin(struct hctx *h, bool packed)
  * to what it was at rest (up to 10 s, for valgrind). */
 static void wait_daemon_idle(void)
 {
-	for (int i = 0; i < 1000 && fds_of(daemon_pid) != daemon_fds_idle; i++)
+	for (int i = 0; i < 1000 && count_fds_of(daemon_pid) != daemon_fds_idle; i++)
 		usleep(10000);
-	assert_int_equal(fds_of(daemon_pid), daemon_fds_idle);
+	assert_int_equal(count_fds_of(daemon_pid), daemon_fds_idle);
 }
 
 static void session_end(struct hctx *h)
@@ -701,7 +687,7 @@ static int start_daemon(void **state)
 	/* wait for it to listen, then count its fds at rest */
 	for (int i = 0; i < 1000 && access(sock_path, F_OK) < 0; i++)
 		usleep(10000);
-	daemon_fds_idle = fds_of(daemon_pid);
+	daemon_fds_idle = count_fds_of(daemon_pid);
 	return access(sock_path, F_OK);
 }
 

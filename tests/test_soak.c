@@ -6,7 +6,6 @@
  * every session's fds are closed and its mappings undone. In the ASan build
  * the memory check is LeakSanitizer's, at vhu-blk's exit.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -21,24 +20,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fdcount.h"
 #include "vhu/blk_driver.h"
 #include "vhu/virtio.h"
 
 static const char *vhu_blk;
-
-static int fds_of(pid_t pid)
-{
-	char path[64];
-	int n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static long rss_kb(pid_t pid)
 {
@@ -114,7 +100,7 @@ static void thousand_sessions(void **state)
 		cycle(sock, i & 1);
 		if (i == 100 || i == 1000) {
 			usleep(100 * 1000);   /* let it finish tearing the last session down */
-			int fds = fds_of(pid);
+			int fds = count_fds_of(pid);
 			long rss = rss_kb(pid);
 			print_message("# after %d sessions: vhu-blk has %d fds, %ld kB resident\n", i, fds, rss);
 			if (i == 100) {
