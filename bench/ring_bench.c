@@ -378,6 +378,7 @@ static double run_minvq(bool packed, unsigned batch)
 		inflight -= got;
 	}
 	double t1 = now_ns();
+	(void)sink;
 	atomic_store(&q.stop, 1);
 	pthread_join(th, NULL);
 	free(q.ring);
