@@ -5,6 +5,7 @@
  *   vhu verify SOCK [--size=BYTES] [--queues=N] [--ring=split|packed] [--notify=eventfd|inband|poll]
  *   vhu bench SOCK [--rw=read|write|randread|randwrite|randrw] [--bs=BYTES] [--iodepth=N]
  *                  [--queues=N] [--runtime=SECONDS] [--ring=...] [--notify=...] [--spin-us=N] [--json]
+ *   vhu guest SOCK [options]   (tools/guest/: a real Linux guest against the back-end)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest/guest.h"
 #include "vhu/blk_driver.h"
 #include "vhu/virtio.h"
 
@@ -641,6 +643,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
+	if (!strcmp(cmd, "guest"))
+		return vhu_guest_main(argc - 1, argv + 1);
 	o.sock = argv[2];
 	optind = 3;
 	int c;

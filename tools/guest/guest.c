@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhu guest SOCK [options]: boot a throw-away Linux guest under QEMU (KVM
+ * where it works, TCG elsewhere) whose device is a vhost-user device on the
+ * back-end listening at SOCK, run a workload in it, print one result line.
+ * Exit status: 0 the workload passed, 1 it failed (or the host check or an
+ * --expect did), 2 usage, 3 no result (QEMU missing or failing, timeout).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guest.h"
+
+extern char **environ;
+
+/*
+ * What each vhost-user device kind needs: the QEMU front-end device, the
+ * guest modules, and the names of its properties for the options a
+ * back-end author varies (NULL: the device has no such property). A new
+ * kind is one row here plus its probe in the guest's init.
+ */
+static const struct guest_device devices[] = {
+	{
+		.name = "blk",
+		.qemu_device = "vhost-user-blk-pci",
+		.modules = (const char *const[]){ "virtio_pci", "virtio_blk", NULL },
+		.packed = "packed", .queues = "num-queues", .event_idx = "event_idx",
+		.indirect = "indirect_desc", .queue_size = "queue-size",
+	},
+};
+
+static const struct guest_device *find_device(const char *name)
+{
+	for (unsigned i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
+		if (!strcmp(devices[i].name, name))
+			return &devices[i];
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vhu guest SOCK [options]\n"
+		"  boots a Linux guest under QEMU with a vhost-user device on the back-end at SOCK,\n"
+		"  runs a workload in it and prints one result line (exit 0 only if it passed)\n"
+		"device:\n"
+		"  --device=blk          the device kind (default blk)\n"
+		"  --packed              packed virtqueues\n"
+		"  --queues=N            virtqueues, and as many vCPUs (default 1)\n"
+		"  --event-idx=on|off    --indirect=on|off     --queue-size=N\n"
+		"  --device-opt=K=V      passed to QEMU's -device (repeatable)\n"
+		"  --reconnect=S         chardev reconnect after S seconds\n"
+		"workload:\n"
+		"  --workload=verify     (default) a self-describing pattern written with O_DIRECT,\n"
+		"                        fsync'ed, read back and compared in the guest\n"
+		"    --size=BYTES        how much (default 8M; plus 1 MiB at the end of the disk)\n"
+		"    --image=PATH        afterwards check the back-end's image from the host too\n"
+		"  --workload=fio        fio in the guest: --rw=MODE --bs=BYTES --iodepth=N --runtime=S\n"
+		"  --run=SCRIPT          a shell script run in the guest ($VHU_DEV is the device)\n"
+		"  --workload=none       only report what the guest driver negotiated\n"
+		"  --expect=K=V[,K=V]    fail unless the result says so (e.g. packed=1,queues=2)\n"
+		"machine:\n"
+		"  --mem=MiB             guest memory (default 256)\n"
+		"  --qemu=PATH           --kernel=PATH   --modules=DIR\n"
+		"  --accel=auto|kvm|tcg  auto (default): KVM if a test vCPU runs on it, else TCG; a guest\n"
+		"                        that does not start under KVM in 15 s is run again under TCG\n"
+		"  --libvirt             define and boot the guest through libvirt (virsh) instead\n"
+		"  --timeout=S           the whole run (default 120)\n"
+		"  --json                the result as a JSON object\n"
+		"  -v, --verbose         copy the guest console to stderr\n");
+}
+
+static int bad(const char *opt, const char *why)
+{
+	guest_err("%s: %s", opt, why);
+	return 2;
+}
+
+static int number(const char *opt, const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		char why[96];
+		snprintf(why, sizeof(why), "'%s' is not a whole number from %ld to %ld", s, lo, hi);
+		return bad(opt, why);
+	}
+	*out = v;
+	return 0;
+}
+
+static int on_off(const char *opt, const char *s, int *out)
+{
+	if (!strcmp(s, "on") || !strcmp(s, "off")) {
+		*out = !strcmp(s, "on");
+		return 0;
+	}
+	return bad(opt, "takes on or off");
+}
+
+static uint64_t size_value(const char *s, bool *ok)
+{
+	char *end;
+	errno = 0;
+	uint64_t v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	*ok = !errno && end != s && !*end && s[0] != '-' && v <= (UINT64_MAX >> shift);
+	return v << shift;
+}
+
+static int parse(int argc, char **argv, struct guest_opts *o)
+{
+	enum { O_PACKED = 256, O_QUEUES, O_EVIDX, O_INDIRECT, O_QSIZE, O_MEM, O_QEMU, O_KERNEL, O_MODULES,
+	       O_DEVOPT, O_RECONNECT, O_TIMEOUT, O_JSON, O_WORKLOAD, O_RUN, O_SIZE, O_IMAGE, O_RW, O_BS,
+	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL };
+	static const struct option lo[] = {
+		{ "packed", no_argument, NULL, O_PACKED }, { "queues", required_argument, NULL, O_QUEUES },
+		{ "event-idx", required_argument, NULL, O_EVIDX }, { "indirect", required_argument, NULL, O_INDIRECT },
+		{ "queue-size", required_argument, NULL, O_QSIZE }, { "mem", required_argument, NULL, O_MEM },
+		{ "qemu", required_argument, NULL, O_QEMU }, { "kernel", required_argument, NULL, O_KERNEL },
+		{ "modules", required_argument, NULL, O_MODULES }, { "device-opt", required_argument, NULL, O_DEVOPT },
+		{ "reconnect", required_argument, NULL, O_RECONNECT }, { "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "json", no_argument, NULL, O_JSON }, { "workload", required_argument, NULL, O_WORKLOAD },
+		{ "run", required_argument, NULL, O_RUN }, { "size", required_argument, NULL, O_SIZE },
+		{ "image", required_argument, NULL, O_IMAGE }, { "rw", required_argument, NULL, O_RW },
+		{ "bs", required_argument, NULL, O_BS }, { "iodepth", required_argument, NULL, O_IODEPTH },
+		{ "runtime", required_argument, NULL, O_RUNTIME }, { "expect", required_argument, NULL, O_EXPECT },
+		{ "device", required_argument, NULL, O_DEVICE }, { "libvirt", no_argument, NULL, O_LIBVIRT },
+		{ "accel", required_argument, NULL, O_ACCEL },
+		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	long v;
+	int c, rc = 0;
+	bool ok;
+	opterr = 0;
+	while (!rc && (c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (c) {
+		case O_PACKED: o->packed = 1; break;
+		case O_QUEUES: if (!(rc = number("--queues", optarg, 1, 16, &v))) o->queues = (unsigned)v; break;
+		case O_EVIDX: rc = on_off("--event-idx", optarg, &o->event_idx); break;
+		case O_INDIRECT: rc = on_off("--indirect", optarg, &o->indirect); break;
+		case O_QSIZE:
+			if (!(rc = number("--queue-size", optarg, 2, 32768, &v)) && (v & (v - 1)))
+				rc = bad("--queue-size", "QEMU takes a power of two");
+			o->queue_size = (unsigned)v;
+			break;
+		case O_MEM: if (!(rc = number("--mem", optarg, 64, 65536, &v))) o->mem_mib = (unsigned)v; break;
+		case O_QEMU: o->qemu = optarg; break;
+		case O_KERNEL: o->kernel = optarg; break;
+		case O_MODULES: o->modules = optarg; break;
+		case O_DEVOPT:
+			if (!strchr(optarg, '=') || o->ndevopts == 16)
+				rc = bad("--device-opt", strchr(optarg, '=') ? "at most 16" : "takes KEY=VALUE");
+			else
+				o->devopts[o->ndevopts++] = optarg;
+			break;
+		case O_RECONNECT: if (!(rc = number("--reconnect", optarg, 1, 3600, &v))) o->reconnect = (unsigned)v; break;
+		case O_TIMEOUT: if (!(rc = number("--timeout", optarg, 1, 86400, &v))) o->timeout = (unsigned)v; break;
+		case O_JSON: o->json = true; break;
+		case O_WORKLOAD:
+			if (strcmp(optarg, "verify") && strcmp(optarg, "fio") && strcmp(optarg, "none"))
+				rc = bad("--workload", "takes verify, fio or none (a script: --run=SCRIPT)");
+			o->workload = optarg;
+			break;
+		case O_RUN: o->script = optarg; o->workload = "run"; break;
+		case O_SIZE:
+			o->size = size_value(optarg, &ok);
+			if (!ok || !o->size || o->size % (1u << 20) || o->size > (64ull << 30))
+				rc = bad("--size", "takes a whole number of MiB (e.g. 8M), at most 64G");
+			break;
+		case O_IMAGE: o->image = optarg; break;
+		case O_RW:
+			if (strcmp(optarg, "read") && strcmp(optarg, "write") && strcmp(optarg, "randread") &&
+			    strcmp(optarg, "randwrite") && strcmp(optarg, "randrw") && strcmp(optarg, "rw"))
+				rc = bad("--rw", "takes read, write, rw, randread, randwrite or randrw");
+			o->rw = optarg;
+			break;
+		case O_BS:
+			o->bs = size_value(optarg, &ok);
+			if (!ok || !o->bs || o->bs % 512 || o->bs > (16u << 20))
+				rc = bad("--bs", "takes a multiple of 512 up to 16M");
+			break;
+		case O_IODEPTH: if (!(rc = number("--iodepth", optarg, 1, 4096, &v))) o->iodepth = (unsigned)v; break;
+		case O_RUNTIME: if (!(rc = number("--runtime", optarg, 1, 3600, &v))) o->runtime = (unsigned)v; break;
+		case O_EXPECT: o->expect = optarg; break;
+		case O_DEVICE:
+			if (!(o->dev = find_device(optarg)))
+				rc = bad("--device", "only blk is known (vhost-user-blk-pci)");
+			break;
+		case O_LIBVIRT: o->libvirt = true; break;
+		case O_ACCEL:
+			if (strcmp(optarg, "auto") && strcmp(optarg, "kvm") && strcmp(optarg, "tcg"))
+				rc = bad("--accel", "takes auto, kvm or tcg");
+			o->accel = optarg;
+			break;
+		case 'v': o->verbose = true; break;
+		case 'h': usage(stdout); return 1;
+		default:
+			guest_err("%s: unknown option", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (rc)
+		return rc;
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	o->sock = argv[optind];
+	if (o->image && strcmp(o->workload, "verify"))
+		return bad("--image", "goes with the verify workload");
+	if (o->libvirt && (o->ndevopts || o->indirect >= 0 || o->reconnect))
+		return bad("--libvirt", "libvirt's vhostuser disk has no --device-opt, --indirect or --reconnect");
+	return 0;
+}
+
+/*
+ * KVM only where it really works. Some hosts (nested, or with KVM half
+ * there) open /dev/kvm and create VMs whose vCPUs then never run, so the
+ * probe runs one: a real-mode vCPU at a page holding HLT must exit with
+ * KVM_EXIT_HLT. In a child, bounded to two seconds, since a broken KVM_RUN
+ * may simply not return.
+ */
+static int kvm_run_hlt(void)
+{
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0 || ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+		return 1;
+	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	uint8_t *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (vm < 0 || mem == MAP_FAILED)
+		return 1;
+	mem[0] = 0xf4;	/* hlt */
+	struct kvm_userspace_memory_region region = { .guest_phys_addr = 0x1000, .memory_size = 4096,
+						      .userspace_addr = (uintptr_t)mem };
+	int vcpu = ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -1 : ioctl(vm, KVM_CREATE_VCPU, 0);
+	int size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vcpu < 0 || size <= 0)
+		return 1;
+	struct kvm_run *run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	struct kvm_sregs sregs;
+	if (run == MAP_FAILED || ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
+		return 1;
+	sregs.cs.base = 0;
+	sregs.cs.selector = 0;
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
+	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu, KVM_SET_REGS, &regs) < 0 ||
+	    ioctl(vcpu, KVM_RUN, 0) < 0)
+		return 1;
+	return run->exit_reason == KVM_EXIT_HLT ? 0 : 1;
+}
+
+static bool kvm_works(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) < 0)
+		return false;
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(kvm_run_hlt());
+	if (pid < 0)
+		return false;
+	int st = 0;
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return false;
+}
+
+static void cache_dir(char *out, size_t len)
+{
+	const char *c = getenv("VHU_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+	if (c && *c)
+		snprintf(out, len, "%s", c);
+	else if (x && *x)
+		snprintf(out, len, "%s/vhu", x);
+	else
+		snprintf(out, len, "%s/.cache/vhu", h && *h ? h : "/tmp");
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s", out);
+	for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = 0;
+		mkdir(p, 0755);
+		*s = '/';
+	}
+	mkdir(p, 0700);
+}
+
+/* vhu-guest-init: $VHU_GUEST_INIT, beside this program (a build tree), or where it was installed. */
+static int find_init(char *out, size_t len)
+{
+	const char *env = getenv("VHU_GUEST_INIT");
+	char self[PATH_MAX - 32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (env && *env) {
+		snprintf(out, len, "%s", env);
+		return access(out, R_OK) == 0 ? 0 : (guest_err("VHU_GUEST_INIT=%s: %s", env, strerror(errno)), -1);
+	}
+	if (n > 0) {
+		self[n] = 0;
+		*strrchr(self, '/') = 0;
+		snprintf(out, len, "%s/vhu-guest-init", self);
+		if (access(out, R_OK) == 0)
+			return 0;
+	}
+	snprintf(out, len, "%s/vhu-guest-init", VHU_LIBEXECDIR);
+	if (access(out, R_OK) == 0)
+		return 0;
+	guest_err("vhu-guest-init is neither beside %s nor in %s (set VHU_GUEST_INIT)", n > 0 ? self : "vhu",
+		  VHU_LIBEXECDIR);
+	return -1;
+}
+
+static void set_defaults(struct guest_opts *o)
+{
+	*o = (struct guest_opts){ .dev = &devices[0], .queues = 1, .event_idx = -1, .indirect = -1,
+				  .mem_mib = 0, .timeout = 120, .workload = "verify", .size = 8u << 20,
+				  .rw = "randrw", .bs = 4096, .iodepth = 32, .runtime = 5, .accel = "auto" };
+	o->qemu = "qemu-system-x86_64";
+}
+
+int vhu_guest_main(int argc, char **argv)
+{
+	struct guest_opts o;
+	set_defaults(&o);
+	int rc = parse(argc, argv, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	struct stat st;
+	if (stat(o.sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		guest_err("%s is not a socket: is the back-end listening there? (%s)", o.sock,
+			  errno ? strerror(errno) : "not a socket");
+		return 3;
+	}
+	if (!o.mem_mib)
+		o.mem_mib = !strcmp(o.workload, "fio") ? 768 : 256;
+	cache_dir(o.cache, sizeof(o.cache));
+	char init[PATH_MAX];
+	if (find_init(init, sizeof(init)) < 0 || guest_kernel_find(&o.k, o.kernel, o.modules, o.cache) < 0)
+		return 3;
+	struct initramfs_spec spec = { .init = init, .modules = o.dev->modules, .fio = !strcmp(o.workload, "fio") };
+	if (initramfs_get(&o.k, &spec, o.cache, o.initrd, sizeof(o.initrd)) < 0)
+		return 3;
+	o.kvm_auto = !strcmp(o.accel, "auto");
+	o.kvm = !strcmp(o.accel, "kvm") || (o.kvm_auto && !guest_kvm_known_broken(&o) && kvm_works());
+	return guest_run(&o);
+}

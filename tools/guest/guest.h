@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `vhu guest`: boot a throw-away Linux guest under QEMU with a vhost-user
+ * device on a back-end's socket, run a workload in it, report one line.
+ * Internal to the vhu command (tools/), not part of libvhu.
+ */
+#ifndef VHU_TOOLS_GUEST_H
+#define VHU_TOOLS_GUEST_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- errors: every message names what failed ---------------------------- */
+void guest_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- processes (run.c) --------------------------------------------------- */
+/*
+ * Run argv[0] (searched in PATH) with stdin from `in` (NULL: /dev/null),
+ * collect its stdout into a malloc'd buffer. Returns the exit status
+ * (0..255, 128+signal), or -1 if it could not run.
+ */
+int run_capture(char *const argv[], const char *in, uint8_t **out, size_t *out_len);
+int read_whole(const char *path, uint8_t **out, size_t *len);
+int write_whole(const char *path, const void *data, size_t len);
+/* Write to a temporary name beside `path`, then rename: concurrent runs never see a torn file. */
+int write_atomic(const char *path, const void *data, size_t len);
+uint64_t fnv1a64(uint64_t h, const void *p, size_t n);
+
+/* ---- cpio "newc" archives (cpio.c) --------------------------------------- */
+struct cpio {
+	FILE *f;
+	unsigned ino;
+	int error;
+};
+void cpio_open(struct cpio *c, FILE *f);
+void cpio_dir(struct cpio *c, const char *name);
+void cpio_file(struct cpio *c, const char *name, unsigned mode, const void *data, size_t len);
+void cpio_symlink(struct cpio *c, const char *name, const char *target);
+void cpio_chardev(struct cpio *c, const char *name, unsigned major, unsigned minor);
+int cpio_close(struct cpio *c);	/* writes the trailer; 0 or -1 */
+
+/* ---- the guest kernel (boot.c) ------------------------------------------- */
+struct guest_kernel {
+	char image[PATH_MAX];	/* the kernel as given (bzImage) */
+	char boot[PATH_MAX];	/* what QEMU boots: the extracted vmlinux (PVH) or the image */
+	char moddir[PATH_MAX];	/* /lib/modules/VERSION or the --modules folder */
+	char version[128];
+	bool pvh;
+};
+int guest_kernel_find(struct guest_kernel *k, const char *kernel, const char *modules, const char *cache);
+/* The module files (relative to moddir) to load for `names`, dependencies first. */
+int guest_modules_resolve(const struct guest_kernel *k, const char *const *names, char ***files, size_t *n);
+
+/* ---- the initramfs (initramfs.c) ----------------------------------------- */
+struct initramfs_spec {
+	const char *init;	/* the vhu-guest-init binary */
+	const char *const *modules;
+	bool fio;		/* copy fio and its libraries in */
+};
+/* Build (or find in the cache) the initramfs; its path goes to `path`. */
+int initramfs_get(const struct guest_kernel *k, const struct initramfs_spec *s, const char *cache, char *path,
+		  size_t len);
+/* A second archive holding one script as /vhu/run.sh, appended to `base` into `out`. */
+int initramfs_with_script(const char *base, const char *script, const char *out);
+
+/* ---- the command (guest.c, qemu.c, result.c) ---------------------------- */
+struct guest_device {
+	const char *name;		/* --device= */
+	const char *qemu_device;	/* QEMU's -device driver */
+	const char *const *modules;	/* the guest driver, loaded with its dependencies */
+	const char *packed, *queues, *event_idx, *indirect, *queue_size;	/* property names */
+};
+
+struct guest_opts {
+	const struct guest_device *dev;
+	const char *sock, *qemu, *kernel, *modules, *workload, *script, *image, *rw, *expect, *accel;
+	const char *devopts[16];
+	unsigned ndevopts, queues, queue_size, mem_mib, reconnect, timeout, iodepth, runtime;
+	int packed, event_idx, indirect;	/* -1: QEMU's default */
+	uint64_t size, bs;
+	bool json, verbose, libvirt, kvm, kvm_auto;
+	char cache[PATH_MAX], initrd[PATH_MAX];
+	struct guest_kernel k;
+};
+
+int vhu_guest_main(int argc, char **argv);
+int guest_run(struct guest_opts *o);	/* boots, waits, reports; the exit status */
+bool guest_kvm_known_broken(const struct guest_opts *o);
+
+/* The result line's key=value pairs. */
+struct guest_result {
+	bool ok;
+	unsigned n;
+	char *key[64], *val[64];
+	char line[4096];
+};
+int result_parse(struct guest_result *r, const char *console);	/* 0, or -1: no result line */
+const char *result_get(const struct guest_result *r, const char *key);
+void result_set(struct guest_result *r, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void result_print(const struct guest_result *r, bool json);
+/* --expect=K=V,...: the first pair the result does not hold, or NULL */
+const char *result_unmet(const struct guest_result *r, const char *expect, char *buf, size_t len);
+/* The verify workload's data in the back-end's image: 0, or -1 with the reason in the result. */
+int result_check_image(struct guest_result *r, const char *image);
+
+#endif

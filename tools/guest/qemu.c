@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Booting the guest: QEMU's command line (or a libvirt domain), the bounded
+ * wait for it, and the report. Only the processes started here are ever
+ * signalled, and the run's temporary folder is removed on every path.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guest.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct argv {
+	char *v[128];
+	unsigned n;
+};
+
+static void arg(struct argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void arg(struct argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (a->n < 127 && vasprintf(&a->v[a->n], fmt, ap) >= 0)
+		a->n++;
+	va_end(ap);
+	a->v[a->n] = NULL;
+}
+
+static void argv_free(struct argv *a)
+{
+	for (unsigned i = 0; i < a->n; i++)
+		free(a->v[i]);
+	a->n = 0;
+}
+
+/* QEMU's option syntax: a ',' inside a value is written ',,'. */
+static const char *qemu_escape(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+	for (; *s && o + 2 < len; s++) {
+		if (*s == ',')
+			buf[o++] = ',';
+		buf[o++] = *s;
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+static void kernel_cmdline(const struct guest_opts *o, uint32_t seed, char *out, size_t len)
+{
+	int n = snprintf(out, len, "console=ttyS0 panic=-1 loglevel=4 edd=off vhu.dev=%s vhu.workload=%s vhu.seed=%u "
+			 "vhu.size=%" PRIu64, o->dev->name, o->workload, seed, o->size);
+	if (!strcmp(o->workload, "fio"))
+		snprintf(out + n, len - (size_t)n, " vhu.fio_rw=%s vhu.fio_bs=%" PRIu64 " vhu.fio_iodepth=%u vhu.fio_runtime=%u",
+			 o->rw, o->bs, o->iodepth, o->runtime);
+}
+
+static void device_props(const struct guest_opts *o, char *out, size_t len)
+{
+	const struct guest_device *d = o->dev;
+	int n = snprintf(out, len, "%s,chardev=vhu0", d->qemu_device);
+#define PROP(name, fmt, ...) \
+	if ((name) && n >= 0 && (size_t)n < len) \
+		n += snprintf(out + n, len - (size_t)n, ",%s=" fmt, name, __VA_ARGS__)
+	if (o->packed)
+		PROP(d->packed, "%s", "on");
+	if (o->queues > 1)
+		PROP(d->queues, "%u", o->queues);
+	if (o->event_idx >= 0)
+		PROP(d->event_idx, "%s", o->event_idx ? "on" : "off");
+	if (o->indirect >= 0)
+		PROP(d->indirect, "%s", o->indirect ? "on" : "off");
+	if (o->queue_size)
+		PROP(d->queue_size, "%u", o->queue_size);
+#undef PROP
+	for (unsigned i = 0; i < o->ndevopts && n >= 0 && (size_t)n < len; i++)
+		n += snprintf(out + n, len - (size_t)n, ",%s", o->devopts[i]);
+}
+
+static void qemu_argv(const struct guest_opts *o, const char *initrd, const char *cmdline, struct argv *a)
+{
+	char esc[PATH_MAX * 2], dev[2048];
+	arg(a, "%s", o->qemu);
+	arg(a, "-accel");
+	arg(a, "%s", o->kvm ? "kvm" : "tcg");
+	arg(a, "-smp");
+	arg(a, "%u", o->queues);
+	arg(a, "-m");
+	arg(a, "%uM", o->mem_mib);
+	/* the back-end maps guest memory, so it must be a shareable fd */
+	arg(a, "-object");
+	arg(a, "memory-backend-memfd,id=mem,size=%uM,share=on", o->mem_mib);
+	arg(a, "-machine");
+	arg(a, "pc,memory-backend=mem");
+	static const char *const fixed[] = { "-nodefaults", "-nographic", "-no-user-config", "-serial", "stdio",
+					     "-monitor", "none", "-no-reboot" };
+	for (unsigned i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		arg(a, "%s", fixed[i]);
+	arg(a, "-kernel");
+	arg(a, "%s", o->k.boot);
+	arg(a, "-initrd");
+	arg(a, "%s", initrd);
+	arg(a, "-append");
+	arg(a, "%s", cmdline);
+	arg(a, "-chardev");
+	if (o->reconnect)
+		arg(a, "socket,id=vhu0,path=%s,reconnect=%u", qemu_escape(o->sock, esc, sizeof(esc)), o->reconnect);
+	else
+		arg(a, "socket,id=vhu0,path=%s", qemu_escape(o->sock, esc, sizeof(esc)));
+	device_props(o, dev, sizeof(dev));
+	arg(a, "-device");
+	arg(a, "%s", dev);
+}
+
+/* ---- the run's temporary folder ------------------------------------------ */
+
+static void remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char p[PATH_MAX + 256];
+		if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+static int spawn_to(char *const argv[], const char *out, const char *err, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	return rc;
+}
+
+static char *slurp(const char *path)
+{
+	uint8_t *d;
+	size_t n;
+	if (read_whole(path, &d, &n) < 0)
+		return strdup("");
+	char *s = realloc(d, n + 1);
+	if (!s) {
+		free(d);
+		return strdup("");
+	}
+	s[n] = 0;
+	return s;
+}
+
+static void print_tail(const char *label, const char *text, unsigned lines)
+{
+	const char *p = text + strlen(text);
+	unsigned seen = 0;
+	while (p > text && seen <= lines)
+		if (*--p == '\n')
+			seen++;
+	if (!*text)
+		return;
+	fprintf(stderr, "--- %s (last %u lines) ---\n", label, lines);
+	for (; *p; p++)
+		if (*p != '\r')
+			fputc(*p, stderr);
+	if (text[strlen(text) - 1] != '\n')
+		fputc('\n', stderr);
+}
+
+/* Copy new console output to stderr (-v); `at` is how much was copied. */
+static void follow(const char *path, off_t *at)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[4096];
+	ssize_t n;
+	while (fd >= 0 && (n = pread(fd, buf, sizeof(buf), *at)) > 0) {
+		fwrite(buf, 1, (size_t)n, stderr);
+		*at += n;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	char *s = slurp(path);
+	bool has = strstr(s, needle) != NULL;
+	free(s);
+	return has;
+}
+
+/*
+ * Wait for `pid` within the deadline; on timeout or a signal, TERM then KILL
+ * it. With `init_within` > 0, a guest whose init has not started by then is
+ * stopped too and `*stalled` set (a KVM that runs nothing).
+ */
+static int wait_qemu(const struct guest_opts *o, pid_t pid, const char *console, double t0, double init_within,
+		     double *init_s, bool *timed_out, bool *stalled)
+{
+	off_t shown = 0;
+	int st = 0;
+	double deadline = t0 + o->timeout, killed = 0;
+	*init_s = -1;
+	*timed_out = *stalled = false;
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (o->verbose)
+			follow(console, &shown);
+		if (*init_s < 0 && file_has(console, "VHU-GUEST-INIT"))
+			*init_s = now() - t0;
+		double t = now();
+		if (!killed && init_within > 0 && *init_s < 0 && t > t0 + init_within) {
+			*stalled = true;
+			kill(pid, SIGTERM);
+			killed = t;
+		}
+		if (!killed && (t > deadline || interrupted)) {
+			*timed_out = !interrupted;
+			kill(pid, SIGTERM);
+			killed = t;
+		} else if (killed && t > killed + 3) {
+			kill(pid, SIGKILL);
+		}
+		usleep(20000);
+	}
+	if (o->verbose)
+		follow(console, &shown);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- libvirt ------------------------------------------------------------- */
+
+static int libvirt_domain_xml(const struct guest_opts *o, const char *name, const char *kernel, const char *initrd,
+			      const char *cmdline, const char *console, const char *xml)
+{
+	FILE *f = fopen(xml, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "<domain type='%s'>\n  <name>%s</name>\n  <memory unit='MiB'>%u</memory>\n  <vcpu>%u</vcpu>\n",
+		o->kvm ? "kvm" : "qemu", name, o->mem_mib, o->queues);
+	/* vhost-user needs guest memory the back-end can map */
+	fprintf(f, "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n");
+	fprintf(f, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <kernel>%s</kernel>\n"
+		   "    <initrd>%s</initrd>\n    <cmdline>%s</cmdline>\n  </os>\n", kernel, initrd, cmdline);
+	fprintf(f, "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
+		   "  <on_crash>destroy</on_crash>\n  <devices>\n    <emulator>%s</emulator>\n", o->qemu);
+	fprintf(f, "    <disk type='vhostuser' device='disk'>\n      <driver name='qemu' type='raw'");
+	if (o->queues > 1)
+		fprintf(f, " queues='%u'", o->queues);
+	if (o->queue_size)
+		fprintf(f, " queue_size='%u'", o->queue_size);
+	if (o->packed)
+		fprintf(f, " packed='on'");
+	if (o->event_idx >= 0)
+		fprintf(f, " event_idx='%s'", o->event_idx ? "on" : "off");
+	fprintf(f, "/>\n      <source type='unix' path='%s'/>\n      <target dev='vda' bus='virtio'/>\n"
+		   "    </disk>\n", o->sock);
+	fprintf(f, "    <serial type='file'>\n      <source path='%s'/>\n      <target port='0'/>\n    </serial>\n"
+		   "  </devices>\n</domain>\n", console);
+	return fclose(f);
+}
+
+static int virsh(const char *a1, const char *a2, const char *dir, bool quiet)
+{
+	char out[PATH_MAX + 16], err[PATH_MAX + 16];
+	snprintf(out, sizeof(out), "%s/virsh.out", dir);
+	snprintf(err, sizeof(err), "%s/virsh.err", dir);
+	char *argv[] = { "virsh", "-q", (char *)a1, (char *)a2, NULL };
+	pid_t pid;
+	int st;
+	if (spawn_to(argv, out, err, &pid))
+		return -1;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	if (rc && !quiet) {
+		char *e = slurp(err);
+		guest_err("virsh %s %s failed: %s", a1, a2, e);
+		free(e);
+	}
+	return rc;
+}
+
+/* A file libvirt's QEMU (another user) can read: a link, or a copy, in the run's folder. */
+static int share_file(const char *src, const char *dst)
+{
+	if (link(src, dst) == 0)
+		return chmod(dst, 0644);
+	uint8_t *d;
+	size_t n;
+	if (read_whole(src, &d, &n) < 0)
+		return -1;
+	int rc = write_whole(dst, d, n);
+	free(d);
+	return rc ? rc : chmod(dst, 0644);
+}
+
+static int run_libvirt(const struct guest_opts *o, const char *dir, const char *initrd, const char *cmdline,
+		       const char *console, double t0, double *init_s, bool *timed_out)
+{
+	char name[64], xml[PATH_MAX + 16], kernel[PATH_MAX + 16], rd[PATH_MAX + 16];
+	snprintf(name, sizeof(name), "vhu-guest-%d", (int)getpid());
+	snprintf(xml, sizeof(xml), "%s/domain.xml", dir);
+	snprintf(kernel, sizeof(kernel), "%s/kernel", dir);
+	snprintf(rd, sizeof(rd), "%s/initrd", dir);
+	chmod(dir, 0755);
+	if (share_file(o->k.boot, kernel) < 0 || share_file(initrd, rd) < 0 ||
+	    libvirt_domain_xml(o, name, kernel, rd, cmdline, console, xml) < 0) {
+		guest_err("cannot prepare the libvirt domain in %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (o->verbose) {
+		char *x = slurp(xml);
+		fprintf(stderr, "%s", x);
+		free(x);
+	}
+	if (virsh("create", xml, dir, false))
+		return -1;
+	*init_s = -1;
+	*timed_out = false;
+	off_t shown = 0;
+	/* a transient domain is gone once the guest powers off (on_poweroff=destroy) */
+	while (virsh("domid", name, dir, true) == 0) {
+		if (o->verbose)
+			follow(console, &shown);
+		if (*init_s < 0 && file_has(console, "VHU-GUEST-INIT"))
+			*init_s = now() - t0;
+		if (now() > t0 + o->timeout || interrupted) {
+			*timed_out = !interrupted;
+			virsh("destroy", name, dir, true);
+			break;
+		}
+		usleep(100000);
+	}
+	if (o->verbose)
+		follow(console, &shown);
+	return 0;
+}
+
+/*
+ * A KVM boot whose init does not start within this many seconds is taken
+ * for a KVM that cannot run this guest (seen on nested hosts: the vCPU test
+ * passes, the kernel then hangs), remembered until the host reboots, and
+ * the run starts again under TCG.
+ */
+#define KVM_INIT_WITHIN 15
+
+static void kvm_marker(const struct guest_opts *o, char *path, size_t len)
+{
+	char id[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (f) {
+		if (!fgets(id, sizeof(id), f))
+			id[0] = 0;
+		fclose(f);
+	}
+	id[strcspn(id, "\n")] = 0;
+	snprintf(path, len, "%s/kvm-hangs-%s", o->cache, id);
+}
+
+bool guest_kvm_known_broken(const struct guest_opts *o)
+{
+	char p[PATH_MAX + 96];
+	kvm_marker(o, p, sizeof(p));
+	return access(p, F_OK) == 0;
+}
+
+static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdline, const char *console,
+		    const char *qerr, double *t0, double *init_s, bool *timed_out)
+{
+	for (;;) {
+		struct argv a = { 0 };
+		qemu_argv(o, initrd, cmdline, &a);
+		if (o->verbose) {
+			for (unsigned i = 0; i < a.n; i++)
+				fprintf(stderr, "%s%s", i ? " " : "# ", a.v[i]);
+			fputc('\n', stderr);
+		}
+		pid_t pid;
+		int e = spawn_to(a.v, console, qerr, &pid);
+		argv_free(&a);
+		if (e) {
+			guest_err("cannot start %s: %s%s", o->qemu, strerror(e),
+				  e == ENOENT ? " (apt-get install qemu-system-x86, or give --qemu=PATH)" : "");
+			return -1;
+		}
+		bool stalled;
+		bool retry = o->kvm && o->kvm_auto;
+		int qrc = wait_qemu(o, pid, console, *t0, retry ? KVM_INIT_WITHIN : 0, init_s, timed_out, &stalled);
+		if (!stalled)
+			return qrc;
+		char p[PATH_MAX + 96];
+		kvm_marker(o, p, sizeof(p));
+		write_whole(p, "", 0);
+		guest_err("the guest did not start under KVM within %d s; again under TCG (KVM is not tried again "
+			  "until this host reboots: %s)", KVM_INIT_WITHIN, p);
+		o->kvm = false;
+		*t0 = now();
+	}
+}
+
+/* ---- the run -------------------------------------------------------------- */
+
+static int report(struct guest_opts *o, const char *console_text, int qrc, bool timed_out, double init_s,
+		  double total_s, const char *qemu_err)
+{
+	struct guest_result r;
+	if (result_parse(&r, console_text) < 0) {
+		if (timed_out)
+			guest_err("the guest gave no result within --timeout=%u s", o->timeout);
+		else
+			guest_err("%s ended (status %d) before the guest gave a result", o->libvirt ? "libvirt's QEMU" : o->qemu,
+				  qrc);
+		print_tail("QEMU", qemu_err, 10);
+		print_tail("guest console", console_text, 15);
+		return 3;
+	}
+	result_set(&r, "accel", "%s", o->kvm ? "kvm" : "tcg");
+	result_set(&r, "boot", "%s", o->k.pvh ? "pvh" : "bzimage");
+	result_set(&r, "via", "%s", o->libvirt ? "libvirt" : "qemu");
+	if (init_s >= 0)
+		result_set(&r, "host_boot_s", "%.2f", init_s);
+	result_set(&r, "host_total_s", "%.2f", total_s);
+	bool guest_ok = r.ok, ok = r.ok;
+	if (ok && o->image && result_check_image(&r, o->image) < 0)
+		ok = false;
+	char why[256];
+	const char *unmet = o->expect ? result_unmet(&r, o->expect, why, sizeof(why)) : NULL;
+	if (unmet) {
+		result_set(&r, "expect", "fail");
+		ok = false;
+	}
+	r.ok = ok;
+	result_print(&r, o->json);
+	if (unmet)
+		guest_err("--expect %s", unmet);
+	if (!guest_ok && !o->verbose)	/* what led to the guest's own failure */
+		print_tail("guest console", console_text, 10);
+	return ok ? 0 : 1;
+}
+
+int guest_run(struct guest_opts *o)
+{
+	char dir[] = "/tmp/vhu-guest.XXXXXX";
+	if (!mkdtemp(dir)) {
+		guest_err("mkdtemp: %s", strerror(errno));
+		return 3;
+	}
+	char console[sizeof(dir) + 16], qerr[sizeof(dir) + 16], rd[sizeof(dir) + 16];
+	snprintf(console, sizeof(console), "%s/console", dir);
+	snprintf(qerr, sizeof(qerr), "%s/qemu.err", dir);
+	snprintf(rd, sizeof(rd), "%s/run.cpio", dir);
+	const char *initrd = o->initrd;
+	int rc = 3;
+	if (o->script) {
+		if (initramfs_with_script(o->initrd, o->script, rd) < 0)
+			goto out;
+		initrd = rd;
+	}
+	uint32_t seed;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+	seed &= 0x7fffffff;
+	char cmdline[1024];
+	kernel_cmdline(o, seed, cmdline, sizeof(cmdline));
+
+	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	double t0 = now(), init_s;
+	bool timed_out;
+	int qrc = -1;
+	if (o->libvirt) {
+		if (run_libvirt(o, dir, initrd, cmdline, console, t0, &init_s, &timed_out) < 0)
+			goto restore;
+	} else {
+		qrc = run_qemu(o, initrd, cmdline, console, qerr, &t0, &init_s, &timed_out);
+		if (qrc == -1)
+			goto restore;
+	}
+	char *text = slurp(console), *err = slurp(qerr);
+	rc = interrupted ? 130 : report(o, text, qrc, timed_out, init_s, now() - t0, err);
+	free(text);
+	free(err);
+restore:
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+out:
+	remove_tree(dir);
+	return rc;
+}
