@@ -1,11 +1,10 @@
 #!/bin/bash
 # The vhu command against two back-ends: vhu-blk, and qemu-storage-daemon
-# 7.2's vhost-user-blk export (../shared/interop/qsd-backend.sh), which no
-# one here wrote. probe output checked, verify passes, a short bench runs.
-#   usage: vhu_tool.sh VHU VHU_BLK [SHARED_DIR]
+# 7.2's vhost-user-blk export (scripts/qsd.sh), which no one here wrote.
+# probe output checked, verify passes, a short bench runs.
+#   usage: vhu_tool.sh VHU VHU_BLK QSD_SH
 set -uo pipefail
-VHU=$1 BLK=$2
-SHARED=${3:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
+VHU=$1 BLK=$2 QSD=$3
 WORK=$(mktemp -d /tmp/vhu-tool.XXXXXX)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$WORK"' EXIT
@@ -38,7 +37,8 @@ for a in "--ring=split" "--ring=packed --notify=inband" "--rw=randrw --queues=2 
   check "vhu-blk: bench $a" "\"$VHU\" bench $S --runtime=1 $a --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ios\"]>0 and not d[\"errors\"]'"
 done
 
-if pid=$(IMG_SIZE=64M NUM_QUEUES=2 "$SHARED/interop/qsd-backend.sh" "$WORK/qsd.img" "$WORK/qsd.sock" 2>"$WORK/qsd.log"); then
+truncate -s 64M "$WORK/qsd.img"
+if pid=$("$QSD" "$WORK/qsd.img" "$WORK/qsd.sock" --queues=2 2>"$WORK/qsd.log"); then
   pids+=($pid)
   Q=$WORK/qsd.sock
   check "qemu-storage-daemon: probe shows capacity and 2 queues" \
