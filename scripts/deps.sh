@@ -6,8 +6,10 @@ set -euo pipefail
 VHU_DEBS=(build-essential meson ninja-build pkg-config python3 libcmocka-dev liburing-dev gnuplot-nox valgrind)
 # Real peers for the interop tests and the demo: QEMU (and qemu-storage-daemon
 # in qemu-utils), the guest's kernel and busybox for `vhu guest`, the
-# decompressors for the kernel's payload and modules, fio for its fio workload
-VHU_PEER_DEBS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static xz-utils zstd fio file procps)
+# decompressors for the kernel's payload and modules, fio for its fio workload,
+# and libvirt's daemon for the libvirt test
+VHU_PEER_DEBS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static xz-utils zstd fio file procps
+               libvirt-daemon-system libvirt-clients)
 
 vhu_missing_debs() {
   local p missing=()

@@ -355,6 +355,9 @@ int vhu_guest_main(int argc, char **argv)
 			  errno ? strerror(errno) : "not a socket");
 		return 3;
 	}
+	if (o.libvirt && !(st.st_mode & S_IWOTH))
+		guest_err("note: libvirt's QEMU runs as another user (libvirt-qemu on Debian), and connecting needs "
+			  "write permission on %s (chmod o+rw)", o.sock);
 	if (!o.mem_mib)
 		o.mem_mib = !strcmp(o.workload, "fio") ? 768 : 256;
 	cache_dir(o.cache, sizeof(o.cache));

@@ -265,6 +265,25 @@ static int wait_qemu(const struct guest_opts *o, pid_t pid, const char *console,
 
 /* ---- libvirt ------------------------------------------------------------- */
 
+/* libvirt wants the emulator as an absolute path: search PATH as exec would. */
+static void absolute_program(const char *prog, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	snprintf(out, len, "%s", prog);
+	if (strchr(prog, '/'))
+		return;
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%s", path ? path : "/usr/bin:/bin");
+	for (char *s = copy, *dir; (dir = strsep(&s, ":"));) {
+		char cand[PATH_MAX];
+		if (snprintf(cand, sizeof(cand), "%s/%s", *dir ? dir : ".", prog) < (int)sizeof(cand) &&
+		    access(cand, X_OK) == 0) {
+			snprintf(out, len, "%s", cand);
+			return;
+		}
+	}
+}
+
 static int libvirt_domain_xml(const struct guest_opts *o, const char *name, const char *kernel, const char *initrd,
 			      const char *cmdline, const char *console, const char *xml)
 {
@@ -277,8 +296,10 @@ static int libvirt_domain_xml(const struct guest_opts *o, const char *name, cons
 	fprintf(f, "  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n");
 	fprintf(f, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <kernel>%s</kernel>\n"
 		   "    <initrd>%s</initrd>\n    <cmdline>%s</cmdline>\n  </os>\n", kernel, initrd, cmdline);
+	char emulator[PATH_MAX];
+	absolute_program(o->qemu, emulator, sizeof(emulator));
 	fprintf(f, "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
-		   "  <on_crash>destroy</on_crash>\n  <devices>\n    <emulator>%s</emulator>\n", o->qemu);
+		   "  <on_crash>destroy</on_crash>\n  <devices>\n    <emulator>%s</emulator>\n", emulator);
 	fprintf(f, "    <disk type='vhostuser' device='disk'>\n      <driver name='qemu' type='raw'");
 	if (o->queues > 1)
 		fprintf(f, " queues='%u'", o->queues);
@@ -354,14 +375,23 @@ static int run_libvirt(const struct guest_opts *o, const char *dir, const char *
 	*init_s = -1;
 	*timed_out = false;
 	off_t shown = 0;
-	/* a transient domain is gone once the guest powers off (on_poweroff=destroy) */
+	/*
+	 * libvirt runs QEMU with -no-shutdown, so the guest's power-off may
+	 * leave the domain paused rather than gone: once the result line is
+	 * on the console (the workload flushed its data before printing it),
+	 * the domain gets two seconds to go, then is destroyed.
+	 */
+	double done = 0;
 	while (virsh("domid", name, dir, true) == 0) {
 		if (o->verbose)
 			follow(console, &shown);
 		if (*init_s < 0 && file_has(console, "VHU-GUEST-INIT"))
 			*init_s = now() - t0;
-		if (now() > t0 + o->timeout || interrupted) {
-			*timed_out = !interrupted;
+		if (!done && file_has(console, "VHU-GUEST-RESULT "))
+			done = now();
+		bool late = now() > t0 + o->timeout;
+		if (late || interrupted || (done && now() > done + 2)) {
+			*timed_out = late && !done;
 			virsh("destroy", name, dir, true);
 			break;
 		}
