@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "guest/guest.h"
+#include "opts.h"
 #include "vhu/blk_driver.h"
 #include "vhu/virtio.h"
 
@@ -609,19 +610,8 @@ static void usage(FILE *f)
 		   "                      [--json] [--plot=FILE.png]\n"
 		   "  --server          listen at SOCK and wait for the back-end to connect\n"
 		   "  --queue-size=N    ring size (default 256)\n"
-		   "  --spin-us=N       eventfd and inband: watch the used ring N us before sleeping (default 0)\n");
-}
-
-static uint64_t parse_size(const char *s)
-{
-	char *end;
-	uint64_t v = strtoull(s, &end, 0);
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; break;
-	case 'm': case 'M': v <<= 20; break;
-	case 'g': case 'G': v <<= 30; break;
-	}
-	return v;
+		   "  --spin-us=N       eventfd and inband: watch the used ring N us before sleeping (default 0)\n"
+		   "       vhu guest SOCK [options]   a Linux guest under QEMU against the back-end (vhu guest --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -645,19 +635,28 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "guest"))
 		return vhu_guest_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "probe") && strcmp(cmd, "verify") && strcmp(cmd, "bench"))
+		return opt_refuse("vhu", cmd, NULL, "no such command (probe, verify, bench, guest)");
 	o.sock = argv[2];
 	optind = 3;
-	int c;
-	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+	opterr = 0;
+	int c, rc = 0;
+	long v;
+	bool ok = true;
+	while (!rc && (c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': o.json = true; break;
 		case 'S': o.server = true; break;
-		case 's': o.size = parse_size(optarg); break;
-		case 'q': o.queues = (unsigned)atoi(optarg); break;
-		case 'd': o.iodepth = (unsigned)atoi(optarg); break;
+		case 's':
+			o.size = opt_size(optarg, &ok);
+			if (!ok || o.size < 4096 || o.size % 4096)
+				rc = opt_refuse("vhu", "--size", optarg, "takes a multiple of 4096 (k, M, G allowed)");
+			break;
+		case 'q': if (!(rc = opt_number("vhu", "--queues", optarg, 1, 64, &v))) o.queues = (unsigned)v; break;
+		case 'd': if (!(rc = opt_number("vhu", "--iodepth", optarg, 1, 1024, &v))) o.iodepth = (unsigned)v; break;
 		case 'r':
 			if (strcmp(optarg, "split") && strcmp(optarg, "packed"))
-				goto bad;
+				rc = opt_refuse("vhu", "--ring", optarg, "takes split or packed");
 			o.packed = !strcmp(optarg, "packed");
 			break;
 		case 'n':
@@ -668,34 +667,45 @@ int main(int argc, char **argv)
 			else if (!strcmp(optarg, "poll"))
 				o.notify = VHU_FE_NOTIFY_POLL;
 			else
-				goto bad;
+				rc = opt_refuse("vhu", "--notify", optarg, "takes eventfd, inband or poll");
 			break;
-		case 'w': o.rw = optarg; break;
-		case 'b': o.bs = parse_size(optarg); break;
-		case 't': o.runtime = (unsigned)atoi(optarg); break;
-		case 'z': o.queue_size = (unsigned)atoi(optarg); break;
+		case 'w': {
+			static const char *const modes[] = { "read", "write", "randread", "randwrite", "randrw" };
+			ok = false;
+			for (unsigned i = 0; i < 5; i++)
+				ok |= !strcmp(optarg, modes[i]);
+			if (!ok)
+				rc = opt_refuse("vhu", "--rw", optarg, "takes read, write, randread, randwrite or randrw");
+			o.rw = optarg;
+			break;
+		}
+		case 'b':
+			o.bs = opt_size(optarg, &ok);
+			if (!ok || !o.bs || o.bs % 512 || o.bs > (1u << 20))
+				rc = opt_refuse("vhu", "--bs", optarg, "takes a multiple of 512 up to 1M");
+			break;
+		case 't': if (!(rc = opt_number("vhu", "--runtime", optarg, 1, 86400, &v))) o.runtime = (unsigned)v; break;
+		case 'z':
+			if (!(rc = opt_number("vhu", "--queue-size", optarg, 2, 32768, &v)))
+				o.queue_size = (unsigned)v;
+			break;
 		case 'v': o.verbose++; break;
 		case 'P': o.plot = optarg; break;
-		case 'u': o.spin_us = (unsigned)atoi(optarg); break;
+		case 'u': if (!(rc = opt_number("vhu", "--spin-us", optarg, 0, 1000000, &v))) o.spin_us = (unsigned)v; break;
 		case 'h': usage(stdout); return 0;
-		default: goto bad;
+		default:
+			rc = opt_getopt_error("vhu", argv[optind - 1], lo);
 		}
 	}
-	if (!o.queues || o.queues > 64 || !o.iodepth || o.iodepth > 1024 || !o.bs || o.bs % 512 ||
-	    o.bs > (1u << 20) || o.queue_size < 2 || o.queue_size > 32768 || o.iodepth > o.queue_size ||
-	    o.spin_us > 1000000)
-		goto bad;
+	if (rc)
+		return rc;
+	if (optind != argc)
+		return opt_refuse("vhu", argv[optind], NULL, "not an option (options are --name=value)");
+	if (o.iodepth > o.queue_size)
+		return opt_refuse("vhu", "--iodepth", NULL, "cannot be more than --queue-size");
 	if (!strcmp(cmd, "probe"))
 		return cmd_probe(&o);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(&o);
-	if (!strcmp(cmd, "bench")) {
-		static const char *const modes[] = { "read", "write", "randread", "randwrite", "randrw" };
-		for (unsigned i = 0; i < 5; i++)
-			if (!strcmp(o.rw, modes[i]))
-				return cmd_bench(&o);
-	}
-bad:
-	usage(stderr);
-	return 2;
+	return cmd_bench(&o);
 }

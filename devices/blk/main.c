@@ -52,13 +52,24 @@ static void usage(FILE *f)
 		"  -v, --verbose        more log (twice: every message)\n");
 }
 
-static int number(const char *s, long lo, long hi, long *out)
+/* A refused option: name it and say why; the exit status 2 (the usage is one --help away). */
+static int refuse(const char *opt, const char *value, const char *why)
+{
+	fprintf(stderr, "vhu-blk: %s%s%s: %s (vhu-blk --help for usage)\n", opt, value ? "=" : "", value ? value : "",
+		why);
+	return 2;
+}
+
+static int number(const char *opt, const char *s, long lo, long hi, long *out)
 {
 	char *end;
 	errno = 0;
 	long v = strtol(s, &end, 0);
-	if (errno || *end || v < lo || v > hi)
-		return -1;
+	if (errno || end == s || *end || v < lo || v > hi) {
+		char why[80];
+		snprintf(why, sizeof(why), "takes a whole number from %ld to %ld", lo, hi);
+		return refuse(opt, s, why);
+	}
 	*out = v;
 	return 0;
 }
@@ -91,24 +102,24 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 's': sock = optarg; break;
 		case 'f':
-			if (number(optarg, 0, 1 << 20, &conn_fd) < 0)
-				goto bad;
+			if (number("--fd", optarg, 0, 1 << 20, &conn_fd))
+				return 2;
 			break;
 		case 'c':
-			/* vhost-user.json schema, type "block" */
-			printf("{\n  \"type\": \"block\",\n  \"features\": [\n    \"read-only-config\",\n"
+			/* QEMU's docs/interop/vhost-user.json: VHostUserBackendBlockFeature */
+			printf("{\n  \"type\": \"block\",\n  \"features\": [\n    \"read-only\",\n"
 			       "    \"blk-file\"\n  ]\n}\n");
 			return 0;
 		case 'b': d.path = optarg; break;
 		case 'r': d.read_only = true; break;
 		case 'q':
-			if (number(optarg, 1, 64, &v) < 0)
-				goto bad;
+			if (number("--num-queues", optarg, 1, 64, &v))
+				return 2;
 			d.num_queues = (uint16_t)v;
 			break;
 		case 'z':
-			if (number(optarg, 4, VHU_VRING_MAX_SIZE, &v) < 0)
-				goto bad;
+			if (number("--queue-size", optarg, 4, VHU_VRING_MAX_SIZE, &v))
+				return 2;
 			d.queue_size = (uint16_t)v;
 			break;
 		case 'e':
@@ -121,31 +132,37 @@ int main(int argc, char **argv)
 			else if (!strcmp(optarg, "null"))
 				d.engine = BLK_ENGINE_NULL;
 			else
-				goto bad;
+				return refuse("--engine", optarg, "takes io_uring, threads, sync or null");
 			break;
 		case 'i':
 			if (strlen(optarg) > VHU_BLK_ID_BYTES)
-				goto bad;
+				return refuse("--serial", optarg, "at most 20 bytes (VIRTIO_BLK_ID_BYTES)");
 			d.serial = optarg;
 			break;
 		case 'g':
-			if (number(optarg, 1, BLK_MAX_SEG, &v) < 0)
-				goto bad;
+			if (number("--seg-max", optarg, 1, BLK_MAX_SEG, &v))
+				return 2;
 			d.seg_max = (uint32_t)v;
 			break;
 		case 'p':
-			if (number(optarg, 0, 1000000, &poll_us) < 0)
-				goto bad;
+			if (number("--poll-us", optarg, 0, 1000000, &poll_us))
+				return 2;
 			break;
 		case 'v': verbose++; break;
 		case 'h': usage(stdout); return 0;
-		default: goto bad;
+		default:
+			/* getopt has said which option and why */
+			fprintf(stderr, "vhu-blk --help for usage\n");
+			return 2;
 		}
 	}
-	if (optind != argc || !d.path || (!sock) == (conn_fd < 0)) {
-		fprintf(stderr, "vhu-blk: need --blk-file and exactly one of --socket-path, --fd\n");
+	if (argc == 1)
 		goto bad;
-	}
+	if (optind != argc)
+		return refuse(argv[optind], NULL, "not an option (options are --name=value)");
+	if (!d.path || (!sock) == (conn_fd < 0))
+		return refuse(!d.path ? "--blk-file" : "--socket-path, --fd", NULL,
+			      !d.path ? "is needed: the image or block device to serve" : "exactly one of them is needed");
 	int r = blk_dev_open(&d);
 	if (r < 0) {
 		fprintf(stderr, "vhu-blk: cannot use %s: %s\n", d.path, strerror(-r));

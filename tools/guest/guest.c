@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "guest.h"
+#include "../opts.h"
 
 extern char **environ;
 
@@ -86,22 +87,12 @@ static void usage(FILE *f)
 
 static int bad(const char *opt, const char *why)
 {
-	guest_err("%s: %s", opt, why);
-	return 2;
+	return opt_refuse("vhu guest", opt, NULL, why);
 }
 
 static int number(const char *opt, const char *s, long lo, long hi, long *out)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		char why[96];
-		snprintf(why, sizeof(why), "'%s' is not a whole number from %ld to %ld", s, lo, hi);
-		return bad(opt, why);
-	}
-	*out = v;
-	return 0;
+	return opt_number("vhu guest", opt, s, lo, hi, out);
 }
 
 static int on_off(const char *opt, const char *s, int *out)
@@ -110,22 +101,7 @@ static int on_off(const char *opt, const char *s, int *out)
 		*out = !strcmp(s, "on");
 		return 0;
 	}
-	return bad(opt, "takes on or off");
-}
-
-static uint64_t size_value(const char *s, bool *ok)
-{
-	char *end;
-	errno = 0;
-	uint64_t v = strtoull(s, &end, 10);
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	}
-	*ok = !errno && end != s && !*end && s[0] != '-' && v <= (UINT64_MAX >> shift);
-	return v << shift;
+	return opt_refuse("vhu guest", opt, s, "takes on or off");
 }
 
 static int parse(int argc, char **argv, struct guest_opts *o)
@@ -184,7 +160,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 			break;
 		case O_RUN: o->script = optarg; o->workload = "run"; break;
 		case O_SIZE:
-			o->size = size_value(optarg, &ok);
+			o->size = opt_size(optarg, &ok);
 			if (!ok || !o->size || o->size % (1u << 20) || o->size > (64ull << 30))
 				rc = bad("--size", "takes a whole number of MiB (e.g. 8M), at most 64G");
 			break;
@@ -196,7 +172,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 			o->rw = optarg;
 			break;
 		case O_BS:
-			o->bs = size_value(optarg, &ok);
+			o->bs = opt_size(optarg, &ok);
 			if (!ok || !o->bs || o->bs % 512 || o->bs > (16u << 20))
 				rc = bad("--bs", "takes a multiple of 512 up to 16M");
 			break;
@@ -216,8 +192,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		case 'v': o->verbose = true; break;
 		case 'h': usage(stdout); return 1;
 		default:
-			guest_err("%s: unknown option", argv[optind - 1]);
-			return 2;
+			return opt_getopt_error("vhu guest", argv[optind - 1], lo);
 		}
 	}
 	if (rc)
