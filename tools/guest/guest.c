@@ -284,28 +284,35 @@ static void cache_dir(char *out, size_t len)
 	mkdir(p, 0700);
 }
 
-/* vhu-guest-init: $VHU_GUEST_INIT, beside this program (a build tree), or where it was installed. */
+/*
+ * vhu-guest-init: $VHU_GUEST_INIT; beside this program (a build tree); in
+ * ../libexec/vhu beside it (an installed tree, wherever it was moved); or
+ * where the build meant to install it.
+ */
 static int find_init(char *out, size_t len)
 {
 	const char *env = getenv("VHU_GUEST_INIT");
-	char self[PATH_MAX - 32];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (env && *env) {
 		snprintf(out, len, "%s", env);
 		return access(out, R_OK) == 0 ? 0 : (guest_err("VHU_GUEST_INIT=%s: %s", env, strerror(errno)), -1);
 	}
+	char self[PATH_MAX - 64];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		self[n] = 0;
 		*strrchr(self, '/') = 0;
-		snprintf(out, len, "%s/vhu-guest-init", self);
-		if (access(out, R_OK) == 0)
-			return 0;
+		static const char *const rel[] = { "%s/vhu-guest-init", "%s/../libexec/vhu/vhu-guest-init" };
+		for (unsigned i = 0; i < 2; i++) {
+			snprintf(out, len, rel[i], self);
+			if (access(out, R_OK) == 0)
+				return 0;
+		}
 	}
 	snprintf(out, len, "%s/vhu-guest-init", VHU_LIBEXECDIR);
 	if (access(out, R_OK) == 0)
 		return 0;
-	guest_err("vhu-guest-init is neither beside %s nor in %s (set VHU_GUEST_INIT)", n > 0 ? self : "vhu",
-		  VHU_LIBEXECDIR);
+	guest_err("vhu-guest-init is neither beside %s, nor in ../libexec/vhu, nor in %s (set VHU_GUEST_INIT)",
+		  n > 0 ? self : "vhu", VHU_LIBEXECDIR);
 	return -1;
 }
 
