@@ -33,7 +33,7 @@ guest() {   # name, expected exit status, vhu guest args...
   [[ $rc == "$want" ]]; report "$name (exit $rc)" $? "$out"
 }
 tmp_before=$(ls -d /tmp/vhu-guest.* 2>/dev/null | wc -l)
-echo "1..21"
+echo "1..22"
 
 start_blk blk --num-queues=2
 S=$WORK/blk.sock I=$WORK/blk.img
@@ -87,11 +87,6 @@ out=$("$VHU" guest "$S" --qemu=/nonexistent/qemu 2>&1); rc=$?
 [[ $rc == 3 && $out == *"cannot start /nonexistent/qemu"* ]]; report "QEMU missing: exit 3, names it" $? "$out"
 out=$("$VHU" guest "$S" --timeout=1 2>&1); rc=$?
 [[ $rc == 3 && $out == *"no result within --timeout=1 s"* ]]; report "guest timed out: exit 3, says so" $? "$out"
-sleep 0.5
-tmp_after=$(ls -d /tmp/vhu-guest.* 2>/dev/null | wc -l)
-[[ $tmp_after == "$tmp_before" ]] && ! pgrep -f "id=vhu0,path=$S" > /dev/null
-report "no QEMU and no temporary folder left behind" $? "before=$tmp_before after=$tmp_after $(pgrep -af "id=vhu0,path=$S")"
-
 # SIGTERM during guest I/O: once the guest's writes reach the image, vhu-blk
 # gets SIGTERM and must end (status 0) within a second. (That every
 # acknowledged write is in the file is checked by test_blk, whose front-end
@@ -111,7 +106,17 @@ t0=$EPOCHREALTIME
 kill -TERM $tpid
 wait $tpid; brc=$?
 took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
-wait $gpid
 [[ $seen == 1 && $brc == 0 ]] && awk -v t="$took" 'BEGIN { exit !(t < 1) }'
 report "vhu-blk ends within a second of SIGTERM during guest I/O (${took} s)" $? "guest writing: $seen, status $brc"
+# the guest now waits on a back-end that is gone: SIGTERM to vhu guest stops its QEMU and cleans up
+t0=$EPOCHREALTIME
+kill -TERM $gpid
+wait $gpid; grc=$?
+took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+[[ $grc == 130 ]] && awk -v t="$took" 'BEGIN { exit !(t < 10) }' && ! pgrep -f "id=vhu0,path=$WORK/term.sock" > /dev/null
+report "vhu guest interrupted by SIGTERM: exit 130 in ${took} s, its QEMU gone" $? "$(cat "$WORK/term.out")"
+tmp_after=$(ls -d /tmp/vhu-guest.* 2>/dev/null | wc -l)
+[[ $tmp_after == "$tmp_before" ]] && ! pgrep -f "id=vhu0,path=$WORK" > /dev/null
+report "no QEMU and no temporary folder left behind" $? "before=$tmp_before after=$tmp_after $(pgrep -af "id=vhu0,path=$WORK")"
+
 exit $fail
