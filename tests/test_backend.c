@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,31 @@ static const struct vhu_device_ops echo_ops = {
 	.handle = echo_handle, .get_config = echo_get_config, .set_config = echo_set_config,
 };
 
+/* The echo device, but it cannot start a queue (as vhu-blk when io_uring set-up fails). */
+static atomic_int failing_stops, failing_handles;
+static int failing_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
+{
+	(void)be;
+	(void)q;
+	return -ENOMEM;
+}
+static void failing_queue_stop(struct vhu_backend *be, struct vhu_bqueue *q)
+{
+	(void)be;
+	(void)q;
+	atomic_fetch_add(&failing_stops, 1);
+}
+static void failing_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev)
+{
+	atomic_fetch_add(&failing_handles, 1);
+	echo_handle(be, q, ev);
+}
+static const struct vhu_device_ops failing_start_ops = {
+	.handle = failing_handle, .queue_start = failing_queue_start, .queue_stop = failing_queue_stop,
+	.get_config = echo_get_config, .set_config = echo_set_config,
+};
+static const struct vhu_device_ops *session_ops = &echo_ops;	/* what fe_start serves */
+
 #define ALL_PF ((1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) | \
 		(1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_CONFIG) | \
 		(1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                          \
@@ -124,7 +150,7 @@ static void fe_start(struct bfe *b, uint16_t nq)
 	fe_init(&b->fe, sv[0], FE_MEM_SIZE);
 	b->backend_sock = sv[1];
 	struct vhu_backend_config cfg = {
-		.ops = &echo_ops, .num_queues = nq, .max_queue_size = 256, .features = DEV_FEATURES,
+		.ops = session_ops, .num_queues = nq, .max_queue_size = 256, .features = DEV_FEATURES,
 		.protocol_features = ALL_PF, .config_size = ECHO_CONFIG_SIZE,
 		.log = getenv("VHU_TEST_LOG") ? log_stderr : NULL, .log_level = VHU_LOG_DEBUG,
 	};
@@ -393,6 +419,39 @@ static void broken_ring_needs_reset(void **state)
 	assert_true(st & VHU_STATUS_DEVICE_NEEDS_RESET);
 	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
 	fe_stop(&bb);
+	assert_int_equal(count_fds(), before);
+}
+
+/* A device that cannot start a queue: the ring is broken visibly (err fd,
+ * DEVICE_NEEDS_RESET), its buffers are never handed to the device, the
+ * device is not asked to stop what it never started, and the session goes on. */
+static void failed_queue_start_needs_reset(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	session_ops = &failing_start_ops;
+	atomic_store(&failing_stops, 0);
+	atomic_store(&failing_handles, 0);
+	start_session(&bb, false);
+	struct pollfd p = { .fd = fp->q[0].err, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 3000), 1);
+	assert_true(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL) & VHU_STATUS_DEVICE_NEEDS_RESET);
+	/* a buffer offered anyway is not served */
+	uint64_t out = 64 * 1024;
+	struct vhu_sg sg = { out, 16 };
+	int tok;
+	assert_int_equal(vhu_drv_vq_add(&fp->q[0].drv, &sg, 1, 0, &tok), 0);
+	fe_kick(fp, 0);
+	usleep(50000);
+	assert_int_equal(atomic_load(&failing_handles), 0);
+	struct vhu_user_vring_state st = { .index = 0 };
+	assert_int_equal(fe_req(fp, VHU_USER_GET_VRING_BASE, &st, sizeof(st), NULL, 0, false, NULL), 0);
+	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
+	fe_stop(&bb);
+	session_ops = &echo_ops;
+	assert_int_equal(atomic_load(&failing_stops), 0);
 	assert_int_equal(count_fds(), before);
 }
 
@@ -682,6 +741,7 @@ int main(void)
 		cmocka_unit_test(malformed),
 		cmocka_unit_test(inband_without_channel_closes),
 		cmocka_unit_test(broken_ring_needs_reset),
+		cmocka_unit_test(failed_queue_start_needs_reset),
 		cmocka_unit_test(backend_channel_messages),
 		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
 		cmocka_unit_test(ring_moved_outside_memory),

@@ -332,11 +332,12 @@ static void blk_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev
 	vhu_bqueue_notify(q);
 }
 
-static void blk_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
+static int blk_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
 {
 	struct blk_dev *d = vhu_backend_priv(be);
 	struct blk_queue *bq = calloc(1, sizeof(*bq));
 	unsigned n = vhu_bqueue_size(q);
+	int err = -ENOMEM;
 
 	if (!bq)
 		goto fail;
@@ -353,24 +354,29 @@ static void blk_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
 	pthread_mutex_init(&bq->done_lock, NULL);
 	if (d->engine == BLK_ENGINE_THREADS) {
 		bq->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (bq->efd < 0)
+		if (bq->efd < 0) {
+			err = -errno;
 			goto fail;
+		}
 		vhu_bqueue_set_aux_fd(q, bq->efd);
 	}
 	if (d->engine == BLK_ENGINE_URING) {
 		int r = io_uring_queue_init(n, &bq->ring, 0);
 		if (r < 0) {
 			vhu_backend_log(be, VHU_LOG_ERROR, "queue %u: io_uring: %s", vhu_bqueue_index(q), strerror(-r));
+			err = r;
 			goto fail;
 		}
 		bq->uring = true;
 		bq->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (bq->efd < 0 || io_uring_register_eventfd(&bq->ring, bq->efd) < 0)
+		if (bq->efd < 0 || (r = io_uring_register_eventfd(&bq->ring, bq->efd)) < 0) {
+			err = bq->efd < 0 ? -errno : r;
 			goto fail;
+		}
 		vhu_bqueue_set_aux_fd(q, bq->efd);
 	}
 	vhu_bqueue_set_priv(q, bq);
-	return;
+	return 0;
 fail:
 	vhu_backend_log(be, VHU_LOG_ERROR, "queue %u: cannot start the device side", vhu_bqueue_index(q));
 	if (bq) {
@@ -383,6 +389,7 @@ fail:
 		free(bq);
 	}
 	vhu_bqueue_set_priv(q, NULL);
+	return err;
 }
 
 /* Finish every request in flight: the ring or guest memory is about to

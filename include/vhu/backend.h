@@ -38,8 +38,13 @@ struct vhu_device_ops {
 	 * queue is started and enabled. Pop with vhu_bqueue_pop, return with
 	 * vhu_bqueue_push, publish with vhu_bqueue_notify. */
 	void (*handle)(struct vhu_backend *be, struct vhu_bqueue *q, unsigned events);
-	/* Optional. A queue starts or stops (worker thread, lock held). */
-	void (*queue_start)(struct vhu_backend *be, struct vhu_bqueue *q);
+	/* Optional. A queue starts or stops (worker thread, lock held).
+	 * queue_start returns 0, or -errno if the device cannot serve the
+	 * queue (no memory, no io_uring, ...): the queue is then broken as a
+	 * malformed ring would be (DEVICE_NEEDS_RESET, its err fd or an
+	 * in-band VRING_ERR), never left silently unserved, and queue_stop is
+	 * not called for it. */
+	int (*queue_start)(struct vhu_backend *be, struct vhu_bqueue *q);
 	void (*queue_stop)(struct vhu_backend *be, struct vhu_bqueue *q);
 	/* Optional. Complete every request the device holds for this queue
 	 * before it returns: guest memory or the ring is about to change

@@ -39,6 +39,7 @@ struct vhu_bqueue {
 	int kick_fd, call_fd, err_fd;
 	bool kick_poll;
 	bool started, enabled, vq_ready;
+	bool dev_started;           /* the device's queue_start succeeded: queue_stop is owed */
 	struct vhu_dev_vq vq;
 
 	int aux_fd;

@@ -235,8 +235,15 @@ int bq_start(struct vhu_bqueue *q)
 	 * ring is enabled at once; with it, SET_VRING_ENABLE decides. */
 	if (!be_pf_negotiated_base(be))
 		q->enabled = true;
-	if (be->cfg.ops->queue_start)
-		be->cfg.ops->queue_start(be, q);
+	if (be->cfg.ops->queue_start && (r = be->cfg.ops->queue_start(be, q)) < 0) {
+		/* The ring is sound but the device cannot serve it: VIRTIO
+		 * §2.1.2, the device sets DEVICE_NEEDS_RESET. The request
+		 * itself was valid, so it still succeeds. */
+		q->vq.broken = r;
+		bq_fail(q, "the device could not start it", r);
+		return 0;
+	}
+	q->dev_started = true;
 	/* buffers may be waiting already */
 	q->pending_ev |= VHU_QUEUE_EV_KICK;
 	be_dbg(be, "queue %u started: size %u, %s ring", q->index, q->num,
@@ -256,8 +263,9 @@ void bq_stop(struct vhu_bqueue *q)
 		vhu_dev_vq_flush(&q->vq);
 		vhu_dev_vq_get_pos(&q->vq, &q->base);
 	}
-	if (be->cfg.ops->queue_stop)
+	if (be->cfg.ops->queue_stop && q->dev_started)
 		be->cfg.ops->queue_stop(be, q);
+	q->dev_started = false;
 	q->started = false;
 	q->vq_ready = false;
 	q->pending_ev = 0;
