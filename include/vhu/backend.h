@@ -15,6 +15,8 @@
 #ifndef VHU_BACKEND_H
 #define VHU_BACKEND_H
 
+#include "vhu/visibility.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +26,8 @@
 #include "vhu/mem.h"
 #include "vhu/vhost_user.h"
 #include "vhu/vq.h"
+
+VHU_API_BEGIN
 
 struct vhu_backend;
 struct vhu_bqueue;
@@ -117,5 +121,7 @@ void vhu_bqueue_set_aux_fd(struct vhu_bqueue *q, int fd);
 void vhu_bqueue_set_priv(struct vhu_bqueue *q, void *p);
 void *vhu_bqueue_priv(struct vhu_bqueue *q);
 struct vhu_backend *vhu_bqueue_backend(struct vhu_bqueue *q);
+
+VHU_API_END
 
 #endif

@@ -8,11 +8,15 @@
 #ifndef VHU_BLK_DRIVER_H
 #define VHU_BLK_DRIVER_H
 
+#include "vhu/visibility.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "vhu/frontend.h"
 #include "vhu/virtio_blk.h"
+
+VHU_API_BEGIN
 
 struct vhu_blk_info {
 	uint64_t capacity;          /* 512-byte sectors */
@@ -49,5 +53,7 @@ int vhu_blk_complete(struct vhu_blk_queue *q, struct vhu_blk_completion *c, unsi
 /* Wait for completions (notifications or polling, as the front-end was set up). */
 int vhu_blk_wait(struct vhu_blk_queue *q, int timeout_ms);
 unsigned vhu_blk_inflight(const struct vhu_blk_queue *q);
+
+VHU_API_END
 
 #endif

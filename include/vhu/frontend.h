@@ -16,6 +16,8 @@
 #ifndef VHU_FRONTEND_H
 #define VHU_FRONTEND_H
 
+#include "vhu/visibility.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +25,8 @@
 #include "vhu/log.h"
 #include "vhu/vhost_user.h"
 #include "vhu/vq.h"
+
+VHU_API_BEGIN
 
 enum vhu_fe_notify {
 	VHU_FE_NOTIFY_EVENTFD,   /* kick and call eventfds */
@@ -103,5 +107,7 @@ int vhu_fe_serve_backend(struct vhu_fe *fe, int timeout_ms);
 /* Set by the back-end channel: the config changed, or a queue broke. */
 bool vhu_fe_config_changed(struct vhu_fe *fe);
 bool vhu_fe_queue_error(struct vhu_fe_queue *q);
+
+VHU_API_END
 
 #endif

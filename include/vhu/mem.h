@@ -7,11 +7,15 @@
 #ifndef VHU_MEM_H
 #define VHU_MEM_H
 
+#include "vhu/visibility.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "vhu/vhost_user.h"
+
+VHU_API_BEGIN
 
 struct vhu_mem_region {
 	uint64_t gpa, size, uaddr, mmap_offset;
@@ -54,5 +58,7 @@ void *vhu_mem_translate(void *mem, uint64_t gpa, uint64_t *len, int access);
 /* Front-end user address of [uaddr, uaddr + len) -> host pointer, only if
  * one region holds all of it (ring addresses). */
 void *vhu_mem_uaddr(const struct vhu_mem *m, uint64_t uaddr, uint64_t len);
+
+VHU_API_END
 
 #endif

@@ -12,9 +12,13 @@
 #ifndef VHU_VHOST_USER_H
 #define VHU_VHOST_USER_H
 
+#include "vhu/visibility.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+VHU_API_BEGIN
 
 /* VIRTIO feature bit 30 (UNUSED in VIRTIO 1.x), reused by vhost-user to say
  * GET/SET_PROTOCOL_FEATURES are supported. */
@@ -290,5 +294,7 @@ const char *vhu_user_protocol_feature_name(unsigned bit);
  */
 int vhu_user_check_shape(const struct vhu_user_msg *m, bool pf_offered,
 			 uint64_t protocol_features);
+
+VHU_API_END
 
 #endif

@@ -19,12 +19,16 @@
 #ifndef VHU_VQ_H
 #define VHU_VQ_H
 
+#include "vhu/visibility.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
 #include "vhu/virtio_ring.h"
+
+VHU_API_BEGIN
 
 /* Indirect tables are bounded independently of the queue size, because a
  * driver may place more segments in one table than the ring has slots (Linux
@@ -347,5 +351,7 @@ void vhu_vq_layout(uint16_t num, bool packed, struct vhu_vq_layout *l);
 
 /* What a ring error code means, for logs. */
 const char *vhu_vq_strerror(int err);
+
+VHU_API_END
 
 #endif

@@ -7,7 +7,11 @@
 #ifndef VHU_VU_SOCKET_H
 #define VHU_VU_SOCKET_H
 
+#include "vhu/visibility.h"
+
 #include "vhu/vhost_user.h"
+
+VHU_API_BEGIN
 
 /* Send header, payload (hdr.size bytes) and m->fds[0 .. nfds). Retries on
  * EINTR and partial writes; MSG_NOSIGNAL, so a closed peer is -EPIPE. */
@@ -35,5 +39,7 @@ int vhu_user_accept(int listen_fd, int timeout_ms);
 /* Connect to path, retrying while it does not exist or refuses, for up to
  * timeout_ms. */
 int vhu_user_connect(const char *path, int timeout_ms);
+
+VHU_API_END
 
 #endif

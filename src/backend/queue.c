@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/cpu_relax.h"
 #include "backend_internal.h"
 
 static void efd_signal(int fd)
@@ -55,7 +56,7 @@ static bool busy_poll(struct vhu_bqueue *q)
 		}
 		if (work || atomic_load(&q->pause_req) || atomic_load(&q->quit))
 			break;
-		__builtin_ia32_pause();
+		vhu_cpu_relax();
 	} while (mono_ns() < end);
 	if (vhu_dev_vq_enable_notify(&q->vq) && !work) {
 		q->pending_ev |= VHU_QUEUE_EV_KICK;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/cpu_relax.h"
 #include "../common/log_internal.h"
 #include "vhu/frontend.h"
 #include "vhu/virtio.h"
@@ -598,7 +599,7 @@ static bool spin_for_used(struct vhu_fe_queue *q, uint32_t spin_ns)
 		for (int i = 0; i < 64; i++) {
 			if (vhu_drv_vq_has_used(&q->drv))
 				return true;
-			__builtin_ia32_pause();
+			vhu_cpu_relax();
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if ((t.tv_sec - t0.tv_sec) * 1000000000ll + (t.tv_nsec - t0.tv_nsec) >= spin_ns)
@@ -633,7 +634,7 @@ int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 			/* spin on the used ring; give the CPU away only now and
 			 * then (sched_yield is a system call) */
 			for (int i = 0; i < 256 && !vhu_drv_vq_has_used(&q->drv); i++)
-				__builtin_ia32_pause();
+				vhu_cpu_relax();
 			if (!vhu_drv_vq_has_used(&q->drv))
 				sched_yield();
 		} else if (fe->notify == VHU_FE_NOTIFY_INBAND) {

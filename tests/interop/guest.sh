@@ -17,7 +17,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
 n=0 fail=0
 report() {   # name, ok(0/1), output
   n=$((n + 1))
-  if [[ $2 == 0 ]]; then echo "ok $n - $1 ${3:0:150}"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$3" | tail -20; fi
+  local first=${3%%$'\n'*}
+  if [[ $2 == 0 ]]; then echo "ok $n - $1 ${first:0:150}"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$3" | tail -20; fi
 }
 wait_sock() { for _ in $(seq 200); do [[ -S $1 ]] && return 0; sleep 0.05; done; return 1; }
 start_blk() {   # name, extra vhu-blk args...: starts vhu-blk on a fresh 64 MiB image

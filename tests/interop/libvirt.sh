@@ -20,7 +20,8 @@ trap cleanup EXIT
 n=0 fail=0
 report() {
   n=$((n + 1))
-  if [[ $2 == 0 ]]; then echo "ok $n - $1 ${3:0:150}"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$3" | tail -25; fi
+  local first=${3%%$'\n'*}
+  if [[ $2 == 0 ]]; then echo "ok $n - $1 ${first:0:150}"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$3" | tail -25; fi
 }
 echo "1..4"
 for tool in virsh libvirtd virtlogd; do
