@@ -126,8 +126,13 @@ static int read_full(int sock, void *buf, size_t len, int64_t deadline)
 
 int vhu_user_recv(int sock, struct vhu_user_msg *m, int timeout_ms)
 {
+	/*
+	 * Room for one fd more than a message may carry: a message with too
+	 * many is then seen as such from what arrived, not only from
+	 * MSG_CTRUNC, which not every recvmsg reports (qemu-user's does not).
+	 */
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * VHU_USER_MAX_FDS)];
+		char buf[CMSG_SPACE(sizeof(int) * (VHU_USER_MAX_FDS + 1))];
 		struct cmsghdr align;
 	} ctl;
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
@@ -152,15 +157,17 @@ int vhu_user_recv(int sock, struct vhu_user_msg *m, int timeout_ms)
 			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 				continue;
 			unsigned k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			int fds[VHU_USER_MAX_FDS];
-			if (k > VHU_USER_MAX_FDS)
-				k = VHU_USER_MAX_FDS;
+			int fds[VHU_USER_MAX_FDS + 1];
+			if (k > VHU_USER_MAX_FDS + 1)
+				k = VHU_USER_MAX_FDS + 1;
 			memcpy(fds, CMSG_DATA(c), k * sizeof(int));
 			for (unsigned i = 0; i < k; i++) {
-				if (m->nfds < VHU_USER_MAX_FDS)
+				if (m->nfds < VHU_USER_MAX_FDS) {
 					m->fds[m->nfds++] = fds[i];
-				else
+				} else {
 					close(fds[i]);
+					err = -E2BIG;
+				}
 			}
 		}
 		/* The kernel drops fds beyond our control buffer and says so. */
