@@ -14,7 +14,11 @@ n=0 fail=0
 t() { n=$((n + 1)); if out=$(eval "$2" 2>&1); then echo "ok $n - $1"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$out" | tail -10; fi; }
 echo "1..7"
 t "meson install --destdir" "meson install -C '$B' --destdir '$D' --no-rebuild --quiet"
-prefix=$(meson introspect "$B" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+option() { meson introspect "$B" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]==sys.argv[1]][0])' "$1"; }
+prefix=$(option prefix)
+# a library built with sanitizers needs them in the program too
+sanitize=$(option b_sanitize)
+[[ $sanitize == none ]] && sanitize_flags="" || sanitize_flags="-fsanitize=$sanitize"
 R=$D$prefix
 t "programs, guest init, libraries, headers, pkg-config, man pages" '
   for f in bin/vhu bin/vhu-blk libexec/vhu/vhu-guest-init include/vhu/backend.h include/vhu/frontend.h \
@@ -37,7 +41,7 @@ cat > "$D/use.c" <<'C'
 int main(void) { return vhu_user_protocol_feature_name(0) ? 0 : 1; }
 C
 t "a program builds against the installed headers and libvhu (pkg-config)" "
-  PKG_CONFIG_SYSROOT_DIR='$D' PKG_CONFIG_PATH='$pc' cc '$D/use.c' -o '$D/use' \$(PKG_CONFIG_SYSROOT_DIR='$D' PKG_CONFIG_PATH='$pc' pkg-config --cflags --libs vhu) &&
+  cc $sanitize_flags '$D/use.c' -o '$D/use' \$(PKG_CONFIG_SYSROOT_DIR='$D' PKG_CONFIG_PATH='$pc' pkg-config --cflags --libs vhu) &&
   '$D/use'"
 # the installed programs on their own: vhu-blk serves, vhu guest finds its
 # init in ../libexec/vhu and boots a guest on it
