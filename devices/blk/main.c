@@ -15,6 +15,7 @@
 
 #include "blk_dev.h"
 #include "blk_pool.h"
+#include "../../tools/opts.h"
 #include "vhu/vu_socket.h"
 
 static struct vhu_backend *g_be;
@@ -52,26 +53,14 @@ static void usage(FILE *f)
 		"  -v, --verbose        more log (twice: every message)\n");
 }
 
-/* A refused option: name it and say why; the exit status 2 (the usage is one --help away). */
 static int refuse(const char *opt, const char *value, const char *why)
 {
-	fprintf(stderr, "vhu-blk: %s%s%s: %s (vhu-blk --help for usage)\n", opt, value ? "=" : "", value ? value : "",
-		why);
-	return 2;
+	return opt_refuse("vhu-blk", opt, value, why);
 }
 
 static int number(const char *opt, const char *s, long lo, long hi, long *out)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 0);
-	if (errno || end == s || *end || v < lo || v > hi) {
-		char why[80];
-		snprintf(why, sizeof(why), "takes a whole number from %ld to %ld", lo, hi);
-		return refuse(opt, s, why);
-	}
-	*out = v;
-	return 0;
+	return opt_number("vhu-blk", opt, s, lo, hi, out);
 }
 
 int main(int argc, char **argv)
@@ -98,6 +87,7 @@ int main(int argc, char **argv)
 	long conn_fd = -1, v, poll_us = 32;
 	int verbose = 0, c;
 
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': sock = optarg; break;
@@ -151,9 +141,7 @@ int main(int argc, char **argv)
 		case 'v': verbose++; break;
 		case 'h': usage(stdout); return 0;
 		default:
-			/* getopt has said which option and why */
-			fprintf(stderr, "vhu-blk --help for usage\n");
-			return 2;
+			return opt_getopt_error("vhu-blk", argv[optind - 1], opts);
 		}
 	}
 	if (argc == 1)

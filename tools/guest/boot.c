@@ -233,12 +233,7 @@ int guest_modules_resolve(const struct guest_kernel *k, const char *const *names
 		guest_err("%s: %s", p, strerror(errno));
 		return -1;
 	}
-	char *text = realloc(dep, len + 1);
-	if (!text) {
-		free(dep);
-		return -1;
-	}
-	text[len] = 0;
+	char *text = (char *)dep;
 	int rc = 0;
 	for (; *names && !rc; names++) {
 		if (builtin(k, *names))

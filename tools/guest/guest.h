@@ -20,7 +20,8 @@ void guest_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*
  * Run argv[0] (searched in PATH) with stdin from `in` (NULL: /dev/null),
  * collect its stdout into a malloc'd buffer. Returns the exit status
- * (0..255, 128+signal), or -1 if it could not run.
+ * (0..255, 128+signal), or -1 if it could not run. Like read_whole's, the
+ * buffer has a NUL after its `len` bytes, so text output is a C string.
  */
 int run_capture(char *const argv[], const char *in, uint8_t **out, size_t *out_len);
 int read_whole(const char *path, uint8_t **out, size_t *len);

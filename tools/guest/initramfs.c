@@ -107,12 +107,7 @@ static int add_fio(struct cpio *c, char *ld, size_t ld_len)
 		guest_err("ldd %s failed", FIO);
 		return -1;
 	}
-	char *text = realloc(out, len + 1);
-	if (!text) {
-		free(out);
-		return -1;
-	}
-	text[len] = 0;
+	char *text = (char *)out;
 	static char seen[64][PATH_MAX];
 	unsigned nseen = 0;
 	int rc = add_host_file(c, FIO, "usr/bin/fio", 0755);
@@ -144,12 +139,7 @@ static int add_busybox(struct cpio *c)
 		return -1;
 	}
 	int rc = add_host_file(c, BUSYBOX, "bin/busybox", 0755);
-	char *text = realloc(out, len + 1);
-	if (!text) {
-		free(out);
-		return -1;
-	}
-	text[len] = 0;
+	char *text = (char *)out;
 	for (char *s = text, *l; !rc && (l = strsep(&s, "\n"));) {
 		char name[128];
 		if (!*l || !strcmp(l, "busybox") || strchr(l, '/'))

@@ -172,15 +172,7 @@ static char *slurp(const char *path)
 {
 	uint8_t *d;
 	size_t n;
-	if (read_whole(path, &d, &n) < 0)
-		return strdup("");
-	char *s = realloc(d, n + 1);
-	if (!s) {
-		free(d);
-		return strdup("");
-	}
-	s[n] = 0;
-	return s;
+	return read_whole(path, &d, &n) < 0 ? strdup("") : (char *)d;
 }
 
 static void print_tail(const char *label, const char *text, unsigned lines)

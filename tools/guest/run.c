@@ -45,13 +45,13 @@ int run_capture(char *const argv[], const char *in, uint8_t **out, size_t *out_l
 	size_t cap = 1 << 16, len = 0;
 	uint8_t *buf = malloc(cap);
 	for (ssize_t r;; len += (size_t)r) {
-		if (len == cap) {
+		if (len + 1 >= cap) {	/* room for the terminating NUL */
 			uint8_t *bigger = buf ? realloc(buf, cap *= 2) : NULL;
 			if (!bigger)
 				break;
 			buf = bigger;
 		}
-		r = buf ? read(p[0], buf + len, cap - len) : -1;
+		r = buf ? read(p[0], buf + len, cap - len - 1) : -1;
 		if (r < 0 && errno == EINTR) {
 			r = 0;
 			continue;
@@ -65,6 +65,7 @@ int run_capture(char *const argv[], const char *in, uint8_t **out, size_t *out_l
 		;
 	if (!buf)
 		return -1;
+	buf[len] = 0;
 	*out = buf;
 	*out_len = len;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -78,8 +79,8 @@ int read_whole(const char *path, uint8_t **out, size_t *len)
 	size_t cap = 1 << 16, n = 0;
 	uint8_t *buf = malloc(cap);
 	while (buf) {
-		n += fread(buf + n, 1, cap - n, f);
-		if (n < cap)
+		n += fread(buf + n, 1, cap - n - 1, f);
+		if (n < cap - 1)
 			break;
 		uint8_t *bigger = realloc(buf, cap *= 2);
 		if (!bigger)
@@ -92,6 +93,7 @@ int read_whole(const char *path, uint8_t **out, size_t *len)
 		free(buf);
 		return -1;
 	}
+	buf[n] = 0;
 	*out = buf;
 	*len = n;
 	return 0;
