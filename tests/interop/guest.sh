@@ -34,7 +34,7 @@ guest() {   # name, expected exit status, vhu guest args...
   [[ $rc == "$want" ]]; report "$name (exit $rc)" $? "$out"
 }
 tmp_before=$(ls -d /tmp/vhu-guest.* 2>/dev/null | wc -l)
-echo "1..22"
+echo "1..24"
 
 start_blk blk --num-queues=2
 S=$WORK/blk.sock I=$WORK/blk.img
@@ -45,6 +45,10 @@ guest "vhu-blk: event_idx off" 0 "$S" --event-idx=off --image="$I" --expect=even
 guest "vhu-blk: indirect descriptors off" 0 "$S" --indirect=off --image="$I" --expect=indirect=0
 guest "vhu-blk: packed, two queues, queue size 1024, 32 MiB" 0 "$S" --packed --queues=2 --queue-size=1024 --size=32M \
   --image="$I" --expect=packed=1,queues=2
+guest "vhu-blk: chardev reconnect" 0 "$S" --reconnect=1 --image="$I"
+out=$("$VHU" guest "$S" --device-opt=no-such-prop=1 2>&1); rc=$?
+[[ $rc == 3 && $out == *"Property 'vhost-user-blk-pci.no-such-prop' not found"* ]]
+report "--device-opt reaches QEMU's -device; its refusal is shown (exit 3)" $? "$out"
 guest "vhu-blk: fio randrw in the guest" 0 "$S" --workload=fio --runtime=2 --iodepth=16
 printf 'set -e\n[ -b "$VHU_DEV" ]\necho vhu-run-script-was-here | dd of=$VHU_DEV bs=512 seek=100 conv=fsync 2>/dev/null\n' > "$WORK/s.sh"
 guest "vhu-blk: --run script" 0 "$S" --run="$WORK/s.sh"
