@@ -112,13 +112,26 @@ static const struct vhu_device_ops failing_start_ops = {
 	.handle = failing_handle, .queue_start = failing_queue_start, .queue_stop = failing_queue_stop,
 	.get_config = echo_get_config, .set_config = echo_set_config,
 };
+/* The echo device with a request op: NET_SET_MTU within [68, 9000] is taken. */
+static atomic_ullong device_mtu;
+static int mtu_request(struct vhu_backend *be, struct vhu_user_msg *m, struct vhu_user_msg *reply)
+{
+	(void)be;
+	(void)reply;
+	if (m->hdr.request != VHU_USER_NET_SET_MTU)
+		return -ENOTSUP;
+	if (m->payload.u64 < 68 || m->payload.u64 > 9000)
+		return -EINVAL;
+	atomic_store(&device_mtu, m->payload.u64);
+	return 0;
+}
+static const struct vhu_device_ops mtu_ops = {
+	.handle = echo_handle, .get_config = echo_get_config, .set_config = echo_set_config, .request = mtu_request,
+};
 static const struct vhu_device_ops *session_ops = &echo_ops;	/* what fe_start serves */
+static uint64_t session_pf = VHU_BACKEND_PROTOCOL_FEATURES;	/* and the protocol features it offers */
 
-#define ALL_PF ((1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) | \
-		(1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_CONFIG) | \
-		(1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                          \
-		(1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |                  \
-		(1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | (1ull << VHU_USER_PROTOCOL_F_STATUS))
+#define ALL_PF VHU_BACKEND_PROTOCOL_FEATURES
 #define DEV_FEATURES (VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_EVENT_IDX) | \
 		      VHU_BIT(VHU_F_INDIRECT_DESC))
 
@@ -151,7 +164,7 @@ static void fe_start(struct bfe *b, uint16_t nq)
 	b->backend_sock = sv[1];
 	struct vhu_backend_config cfg = {
 		.ops = session_ops, .num_queues = nq, .max_queue_size = 256, .features = DEV_FEATURES,
-		.protocol_features = ALL_PF, .config_size = ECHO_CONFIG_SIZE,
+		.protocol_features = session_pf, .config_size = ECHO_CONFIG_SIZE,
 		.log = getenv("VHU_TEST_LOG") ? log_stderr : NULL, .log_level = VHU_LOG_DEBUG,
 	};
 	b->be = vhu_backend_new(&cfg);
@@ -455,6 +468,62 @@ static void failed_queue_start_needs_reset(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* One row per request: every request of the protocol's message table is
+ * served by the library, by the device, or named as not offered; nothing
+ * else is known. (A message added to the protocol table without its row
+ * fails here.) */
+static void dispatch_table_covers_the_protocol(void **state)
+{
+	(void)state;
+	for (uint32_t r = 0; r < 64; r++) {
+		const struct vhu_user_request_info *ri = vhu_user_request_info(r);
+		enum vhu_backend_serves s = vhu_backend_serves(r);
+		if (ri && ri->name)
+			assert_true(s == VHU_SERVES_LIBRARY || s == VHU_SERVES_DEVICE || s == VHU_SERVES_NOT_OFFERED);
+		else
+			assert_int_equal(s, VHU_SERVES_UNKNOWN);
+	}
+	assert_int_equal(vhu_backend_serves(VHU_USER_SET_MEM_TABLE), VHU_SERVES_LIBRARY);
+	assert_int_equal(vhu_backend_serves(VHU_USER_NET_SET_MTU), VHU_SERVES_DEVICE);
+	assert_int_equal(vhu_backend_serves(VHU_USER_SET_LOG_BASE), VHU_SERVES_NOT_OFFERED);
+}
+
+/* Device-specific requests reach the device's request op, with its
+ * protocol feature offered only then; without the op they are refused. */
+static void device_request_hook(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	const uint64_t mtu_pf = 1ull << VHU_USER_PROTOCOL_F_NET_MTU;
+
+	/* no request op: NET_MTU is not offered, even though the device asks */
+	session_pf = ALL_PF | mtu_pf;
+	fe_start(&bb, 1);
+	assert_false(fe_req(fp, VHU_USER_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, NULL) & mtu_pf);
+	fe_stop(&bb);
+
+	session_ops = &mtu_ops;
+	atomic_store(&device_mtu, 0);
+	fe_start(&bb, 1);
+	assert_true(fe_req(fp, VHU_USER_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, NULL) & mtu_pf);
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF | mtu_pf);
+	assert_int_equal(fe_u64(fp, VHU_USER_NET_SET_MTU, 1500, true), 0);
+	assert_int_equal(atomic_load(&device_mtu), 1500);
+	/* the device's refusal is the ack's value */
+	assert_int_equal(fe_u64(fp, VHU_USER_NET_SET_MTU, 20, true), EINVAL);
+	assert_int_equal(atomic_load(&device_mtu), 1500);
+	/* a device request it does not serve: refused, the session goes on */
+	uint64_t mac = 0x525400123456ull;
+	assert_int_not_equal(fe_req(fp, VHU_USER_SEND_RARP, &mac, 8, NULL, 0, true, NULL), 0);
+	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
+	fe_stop(&bb);
+	session_ops = &echo_ops;
+	session_pf = ALL_PF;
+	assert_int_equal(count_fds(), before);
+}
+
 static void *config_change_thread(void *arg)
 {
 	struct vhu_backend *be = arg;
@@ -742,6 +811,8 @@ int main(void)
 		cmocka_unit_test(inband_without_channel_closes),
 		cmocka_unit_test(broken_ring_needs_reset),
 		cmocka_unit_test(failed_queue_start_needs_reset),
+		cmocka_unit_test(dispatch_table_covers_the_protocol),
+		cmocka_unit_test(device_request_hook),
 		cmocka_unit_test(backend_channel_messages),
 		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
 		cmocka_unit_test(ring_moved_outside_memory),

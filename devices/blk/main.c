@@ -165,12 +165,7 @@ int main(int argc, char **argv)
 	struct vhu_backend_config cfg = {
 		.ops = &blk_ops, .priv = &d, .num_queues = d.num_queues, .max_queue_size = d.queue_size,
 		.features = blk_dev_features(&d),
-		.protocol_features = (1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) |
-				     (1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_CONFIG) |
-				     (1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |
-				     (1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |
-				     (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
-				     (1ull << VHU_USER_PROTOCOL_F_STATUS),
+		.protocol_features = VHU_BACKEND_PROTOCOL_FEATURES,
 		.config_size = sizeof(d.cfg),
 		.log = log_stderr, .log_level = VHU_LOG_WARN + verbose,
 		.poll_ns = (uint32_t)poll_us * 1000,

@@ -66,7 +66,34 @@ struct vhu_device_ops {
 	bool (*poll)(struct vhu_backend *be, struct vhu_bqueue *q);
 	/* Optional. RESET_DEVICE / RESET_OWNER / disconnect: back to initial state. */
 	void (*reset)(struct vhu_backend *be);
+	/* Optional. A device-specific request (vhu_backend_serves() says
+	 * VHU_SERVES_DEVICE: SEND_RARP, NET_SET_MTU, crypto sessions,
+	 * GPU_SET_SOCKET), already checked against the protocol's message
+	 * table. The device may take m's fds (set them to -1); a reply body
+	 * goes in reply->payload with reply->hdr.size set (0: none, and with
+	 * REPLY_ACK the return value is acked). Return 0 or -errno. The
+	 * protocol features those requests need are offered only by a device
+	 * that has this op. */
+	int (*request)(struct vhu_backend *be, struct vhu_user_msg *m, struct vhu_user_msg *reply);
 };
+
+/* The protocol features the library itself serves. */
+#define VHU_BACKEND_PROTOCOL_FEATURES                                                     \
+	((1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) |      \
+	 (1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_CONFIG) | \
+	 (1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                                      \
+	 (1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |                              \
+	 (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | (1ull << VHU_USER_PROTOCOL_F_STATUS))
+/* The ones a device with a request op may offer too. */
+#define VHU_BACKEND_DEVICE_PROTOCOL_FEATURES                                              \
+	((1ull << VHU_USER_PROTOCOL_F_RARP) | (1ull << VHU_USER_PROTOCOL_F_NET_MTU) |      \
+	 (1ull << VHU_USER_PROTOCOL_F_CRYPTO_SESSION))
+
+/* Who serves a front-end request: the back-end library, the device's
+ * request op, nobody (its feature is never offered), or it is not a
+ * request vhu knows. One row per request in src/backend/handlers.c. */
+enum vhu_backend_serves { VHU_SERVES_UNKNOWN, VHU_SERVES_LIBRARY, VHU_SERVES_DEVICE, VHU_SERVES_NOT_OFFERED };
+enum vhu_backend_serves vhu_backend_serves(uint32_t request);
 
 struct vhu_backend_config {
 	const struct vhu_device_ops *ops;

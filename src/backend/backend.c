@@ -35,7 +35,9 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 		return NULL;
 	be->stop_fd = be->inband_fd = -1;
 	be->cfg = *cfg;
-	be->cfg.protocol_features &= VHU_BACKEND_PF_IMPLEMENTED;
+	/* offer only what is served: by the library, or by the device's request op */
+	be->cfg.protocol_features &= VHU_BACKEND_PROTOCOL_FEATURES |
+				     (cfg->ops && cfg->ops->request ? VHU_BACKEND_DEVICE_PROTOCOL_FEATURES : 0);
 	be->conn = be->backend_fd = -1;
 	vhu_mem_init(&be->mem);
 	pthread_mutex_init(&be->backend_lock, NULL);

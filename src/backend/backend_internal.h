@@ -9,14 +9,6 @@
 #include "vhu/vu_socket.h"
 
 /* Protocol features vhu's back-end implements (the rest are refused). */
-#define VHU_BACKEND_PF_IMPLEMENTED                                            \
-	((1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) | \
-	 (1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_CONFIG) | \
-	 (1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                         \
-	 (1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |                 \
-	 (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                  \
-	 (1ull << VHU_USER_PROTOCOL_F_STATUS))
-
 struct vhu_bqueue {
 	struct vhu_backend *be;
 	uint16_t index;

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Back-end message handlers. vhu_user_check_shape() has already checked
- * size, fds and protocol features; each handler checks the meaning (indices,
+ * Back-end message handlers and the table that dispatches to them: one row
+ * per front-end request. vhu_user_check_shape() has already checked size,
+ * fds and protocol features; the row says whether the request may come
+ * before SET_OWNER and what must be paused around it (the queue the message
+ * names, or every queue, drained); the handler checks the meaning (indices,
  * sizes, states) before it changes anything, and owns the message's fds.
  */
 #include <errno.h>
@@ -16,15 +19,6 @@ static void reply_u64(struct reply *rep, uint64_t v)
 	rep->has_body = true;
 	rep->msg.hdr.size = 8;
 	rep->msg.payload.u64 = v;
-}
-
-static struct vhu_bqueue *queue_of(struct vhu_backend *be, uint32_t index)
-{
-	if (index >= be->cfg.num_queues) {
-		be_err(be, "vring index %u out of range (%u queues)", index, be->cfg.num_queues);
-		return NULL;
-	}
-	return &be->q[index];
 }
 
 static uint64_t offered_features(const struct vhu_backend *be)
@@ -94,11 +88,58 @@ static void remap_rings(struct vhu_backend *be)
 	}
 }
 
-/* Build a new table from SET_MEM_TABLE, then swap it in with every queue
- * paused and drained, so no worker ever sees a half-built table and no
- * request in flight outlives the mapping it uses. */
-static int set_mem_table(struct vhu_backend *be, struct vhu_user_msg *m)
+/* ---- the handlers, in the order of the spec's "Front-end message types" --
+ * Each gets the queue its row names (paused) or NULL. */
+
+#define HANDLER(name) \
+	static int name(struct vhu_backend *be, struct vhu_bqueue *q, struct vhu_user_msg *m, struct reply *rep)
+
+HANDLER(get_features)
 {
+	(void)q;
+	(void)m;
+	reply_u64(rep, offered_features(be));
+	return 0;
+}
+
+HANDLER(set_features_msg)
+{
+	(void)q;
+	(void)rep;
+	return set_features(be, m->payload.u64);
+}
+
+HANDLER(set_owner)
+{
+	(void)q;
+	(void)m;
+	(void)rep;
+	if (be->owner)
+		return -EBUSY;
+	be->owner = true;
+	return 0;
+}
+
+HANDLER(reset_owner)
+{
+	(void)q;
+	(void)m;
+	(void)rep;
+	/* deprecated: "ignore ... or use it to disable all rings" */
+	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
+		bq_stop(&be->q[i]);
+		be->q[i].enabled = false;
+	}
+	return 0;
+}
+
+/* A new table from SET_MEM_TABLE swapped in with every queue paused and
+ * drained, so no worker ever sees a half-built table and no request in
+ * flight outlives the mapping it uses. */
+HANDLER(set_mem_table)
+{
+	(void)q;
+	(void)rep;
 	const struct vhu_user_mem_table *t = &m->payload.mem;
 	struct vhu_mem fresh, old;
 	int r = 0;
@@ -120,70 +161,142 @@ static int set_mem_table(struct vhu_backend *be, struct vhu_user_msg *m)
 	}
 	for (unsigned i = 0; i < fresh.n; i++)
 		report_if_shrinkable(be, &fresh.r[i]);
-	be_pause_all(be);
 	vhu_mem_move(&old, &be->mem);
 	vhu_mem_move(&be->mem, &fresh);
 	remap_rings(be);
-	be_resume_all(be);
 	vhu_mem_clear(&old);
 	be_dbg(be, "memory table: %u regions", t->nregions);
 	return 0;
 }
 
-static int add_mem_reg(struct vhu_backend *be, struct vhu_user_msg *m)
+HANDLER(get_max_mem_slots)
 {
+	(void)be;
+	(void)q;
+	(void)m;
+	reply_u64(rep, VHU_USER_MAX_MEM_SLOTS);
+	return 0;
+}
+
+HANDLER(add_mem_reg)
+{
+	(void)q;
+	(void)rep;
 	int fd = m->fds[0], r;
 
 	m->fds[0] = -1;
-	be_pause_all(be);
 	r = vhu_mem_add(&be->mem, &m->payload.mem_reg.region, fd);
 	for (unsigned i = 0; !r && i < be->mem.n; i++)
 		if (be->mem.r[i].gpa == m->payload.mem_reg.region.guest_phys_addr)
 			report_if_shrinkable(be, &be->mem.r[i]);
 	if (!r)
 		remap_rings(be);
-	be_resume_all(be);
 	if (r)
 		be_err(be, "ADD_MEM_REG refused: %s", strerror(-r));
 	return r;
 }
 
-static int rem_mem_reg(struct vhu_backend *be, struct vhu_user_msg *m)
+HANDLER(rem_mem_reg)
 {
+	(void)q;
+	(void)rep;
 	const struct vhu_user_mem_region *g = &m->payload.mem_reg.region;
-	int r;
-
 	/* "If a file descriptor is passed, the back-end MUST close it without
 	 * using it otherwise": the caller closes every fd left in m. */
-	be_pause_all(be);
-	r = vhu_mem_remove(&be->mem, g->guest_phys_addr, g->userspace_addr, g->memory_size);
+	int r = vhu_mem_remove(&be->mem, g->guest_phys_addr, g->userspace_addr, g->memory_size);
 	if (!r)
 		remap_rings(be);
-	be_resume_all(be);
-	if (r)
+	else
 		be_err(be, "REM_MEM_REG: no region gpa 0x%llx size 0x%llx", (unsigned long long)g->guest_phys_addr,
 		       (unsigned long long)g->memory_size);
 	return r;
 }
 
-static int vring_fd(struct vhu_backend *be, struct vhu_user_msg *m)
+static bool split_size_ok(const struct vhu_backend *be, uint32_t num)
 {
+	return vhu_has_feature(be->features, VHU_F_RING_PACKED) || (num & (num - 1)) == 0;
+}
+
+HANDLER(set_vring_num)
+{
+	(void)rep;
+	uint32_t num = m->payload.state.num;
+	if (num == 0 || num > be->cfg.max_queue_size || num > VHU_VRING_MAX_SIZE || !split_size_ok(be, num)) {
+		be_err(be, "queue %u: size %u refused (max %u)", q->index, num, be->cfg.max_queue_size);
+		return -EINVAL;
+	}
+	if (q->started)
+		return -EBUSY;
+	q->num = num;
+	return 0;
+}
+
+HANDLER(set_vring_addr)
+{
+	(void)rep;
+	const struct vhu_user_vring_addr *a = &m->payload.addr;
+	int r = 0;
+
+	if (a->flags & (1u << VHU_USER_VRING_F_LOG)) {
+		be_err(be, "queue %u: dirty logging asked for but not offered", a->index);
+		return -ENOTSUP;
+	}
+	struct vhu_user_vring_addr old = q->addr;
+	q->addr = *a;
+	q->addr_set = true;
+	if (q->started && (r = bq_refresh(q)) < 0) {
+		/* a running ring keeps the addresses it had */
+		be_err(be, "queue %u: new ring addresses outside guest memory; kept the old ones", a->index);
+		q->addr = old;
+		bq_refresh(q);
+	}
+	return r;
+}
+
+HANDLER(set_vring_base)
+{
+	(void)rep;
+	struct vhu_vq_pos pos;
+	bool packed = vhu_has_feature(be->features, VHU_F_RING_PACKED);
+	if (vhu_vq_pos_decode(m->payload.state.num, packed, packed ? (uint16_t)q->num : 0, &pos) < 0) {
+		be_err(be, "queue %u: vring base 0x%x out of range", q->index, m->payload.state.num);
+		return -EINVAL;
+	}
+	if (q->started)
+		return -EBUSY;
+	q->base = pos;
+	return 0;
+}
+
+HANDLER(get_vring_base)
+{
+	(void)be;
+	/* stops the ring ("Ring states") */
+	struct vhu_user_vring_state s = m->payload.state;
+	bq_stop(q);
+	s.num = vhu_vq_pos_encode(&q->base, q->vq.packed);
+	rep->has_body = true;
+	rep->msg.hdr.size = sizeof(s);
+	rep->msg.payload.state = s;
+	return 0;
+}
+
+/* SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR: an eventfd, or none (NOFD). */
+HANDLER(set_vring_fd)
+{
+	(void)rep;
 	uint64_t v = m->payload.u64;
-	struct vhu_bqueue *q;
-	int fd = -1, r = 0;
+	int fd = -1;
 
 	if (v & ~(uint64_t)(VHU_USER_VRING_IDX_MASK | VHU_USER_VRING_NOFD_MASK)) {
 		be_err(be, "vring fd message: reserved bits set in 0x%llx", (unsigned long long)v);
 		return -EINVAL;
 	}
-	if (!(q = queue_of(be, v & VHU_USER_VRING_IDX_MASK)))
-		return -EINVAL;
 	if (!(v & VHU_USER_VRING_NOFD_MASK)) {
 		fd = m->fds[0];
 		m->fds[0] = -1;
 		m->nfds = 0;
 	}
-	bq_pause(q);
 	switch (m->hdr.request) {
 	case VHU_USER_SET_VRING_KICK:
 		if (q->kick_fd >= 0)
@@ -198,127 +311,83 @@ static int vring_fd(struct vhu_backend *be, struct vhu_user_msg *m)
 		q->kick_fd = fd;
 		q->kick_poll = fd < 0;
 		/* "Ring states": the ring starts with its kick */
-		r = bq_start(q);
-		break;
+		return bq_start(q);
 	case VHU_USER_SET_VRING_CALL:
 		if (q->call_fd >= 0)
 			close(q->call_fd);
 		q->call_fd = fd;
-		break;
+		return 0;
 	default:
 		if (q->err_fd >= 0)
 			close(q->err_fd);
 		q->err_fd = fd;
-		break;
-	}
-	bq_resume(q);
-	return r;
-}
-
-static bool split_size_ok(const struct vhu_backend *be, uint32_t num)
-{
-	return vhu_has_feature(be->features, VHU_F_RING_PACKED) || (num & (num - 1)) == 0;
-}
-
-static int vring_state(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
-{
-	struct vhu_user_vring_state s = m->payload.state;
-	struct vhu_bqueue *q = queue_of(be, s.index);
-	int r = 0;
-
-	if (!q)
-		return -EINVAL;
-	switch (m->hdr.request) {
-	case VHU_USER_SET_VRING_NUM:
-		if (s.num == 0 || s.num > be->cfg.max_queue_size || s.num > VHU_VRING_MAX_SIZE ||
-		    !split_size_ok(be, s.num)) {
-			be_err(be, "queue %u: size %u refused (max %u)", s.index, s.num, be->cfg.max_queue_size);
-			return -EINVAL;
-		}
-		bq_pause(q);
-		if (q->started)
-			r = -EBUSY;
-		else
-			q->num = s.num;
-		bq_resume(q);
-		return r;
-	case VHU_USER_SET_VRING_BASE: {
-		struct vhu_vq_pos pos;
-		bool packed = vhu_has_feature(be->features, VHU_F_RING_PACKED);
-		if (vhu_vq_pos_decode(s.num, packed, packed ? (uint16_t)q->num : 0, &pos) < 0) {
-			be_err(be, "queue %u: vring base 0x%x out of range", s.index, s.num);
-			return -EINVAL;
-		}
-		bq_pause(q);
-		if (q->started)
-			r = -EBUSY;
-		else
-			q->base = pos;
-		bq_resume(q);
-		return r;
-	}
-	case VHU_USER_GET_VRING_BASE:
-		/* stops the ring ("Ring states") */
-		bq_pause(q);
-		bq_stop(q);
-		s.num = vhu_vq_pos_encode(&q->base, q->vq.packed);
-		bq_resume(q);
-		rep->has_body = true;
-		rep->msg.hdr.size = sizeof(s);
-		rep->msg.payload.state = s;
 		return 0;
-	case VHU_USER_SET_VRING_ENABLE:
-		if (!be_pf_negotiated_base(be) || s.num > 1) {
-			be_err(be, "SET_VRING_ENABLE %u refused", s.num);
-			return -EINVAL;
-		}
-		bq_pause(q);
-		q->enabled = s.num;
-		if (s.num)
-			q->pending_ev |= VHU_QUEUE_EV_KICK;
-		bq_resume(q);
-		return 0;
-	case VHU_USER_SET_VRING_ENDIAN:
-		/* vhu serves VIRTIO 1.x little-endian rings only */
-		return s.num == 0 ? 0 : s.num == 1 ? -ENOTSUP : -EINVAL;
-	case VHU_USER_VRING_KICK:
-		bq_pause(q);
-		r = bq_start(q);
-		bq_resume(q);
-		if (!r)
-			bq_wake(q, true);
-		return r;
 	}
-	return -ENOSYS;
 }
 
-static int set_vring_addr(struct vhu_backend *be, const struct vhu_user_vring_addr *a)
+HANDLER(get_protocol_features)
 {
-	struct vhu_bqueue *q = queue_of(be, a->index);
-	int r = 0;
+	(void)q;
+	(void)m;
+	reply_u64(rep, be->cfg.protocol_features);
+	return 0;
+}
 
-	if (!q)
+HANDLER(set_protocol_features_msg)
+{
+	(void)q;
+	(void)rep;
+	return set_protocol_features(be, m->payload.u64);
+}
+
+HANDLER(get_queue_num)
+{
+	(void)q;
+	(void)m;
+	reply_u64(rep, be->cfg.num_queues);
+	return 0;
+}
+
+HANDLER(set_vring_enable)
+{
+	(void)rep;
+	uint32_t on = m->payload.state.num;
+	if (!be_pf_negotiated_base(be) || on > 1) {
+		be_err(be, "SET_VRING_ENABLE %u refused", on);
 		return -EINVAL;
-	if (a->flags & (1u << VHU_USER_VRING_F_LOG)) {
-		be_err(be, "queue %u: dirty logging asked for but not offered", a->index);
-		return -ENOTSUP;
 	}
-	bq_pause(q);
-	struct vhu_user_vring_addr old = q->addr;
-	q->addr = *a;
-	q->addr_set = true;
-	if (q->started && (r = bq_refresh(q)) < 0) {
-		/* a running ring keeps the addresses it had */
-		be_err(be, "queue %u: new ring addresses outside guest memory; kept the old ones", a->index);
-		q->addr = old;
-		bq_refresh(q);
-	}
-	bq_resume(q);
-	return r;
+	q->enabled = on;
+	if (on)
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+	return 0;
 }
 
-static int get_config(struct vhu_backend *be, const struct vhu_user_msg *m, struct reply *rep)
+HANDLER(set_backend_req_fd)
 {
+	(void)q;
+	(void)rep;
+	pthread_mutex_lock(&be->backend_lock);
+	if (be->backend_fd >= 0)
+		close(be->backend_fd);
+	be->backend_fd = m->fds[0];
+	m->fds[0] = -1;
+	pthread_mutex_unlock(&be->backend_lock);
+	return 0;
+}
+
+HANDLER(set_vring_endian)
+{
+	(void)be;
+	(void)q;
+	(void)rep;
+	/* vhu serves VIRTIO 1.x little-endian rings only */
+	uint32_t big = m->payload.state.num;
+	return big == 0 ? 0 : big == 1 ? -ENOTSUP : -EINVAL;
+}
+
+HANDLER(get_config)
+{
+	(void)q;
 	const struct vhu_user_config *c = &m->payload.config;
 
 	rep->has_body = true;
@@ -338,8 +407,10 @@ static int get_config(struct vhu_backend *be, const struct vhu_user_msg *m, stru
 	return 0;
 }
 
-static int set_config(struct vhu_backend *be, const struct vhu_user_msg *m)
+HANDLER(set_config)
 {
+	(void)q;
+	(void)rep;
 	const struct vhu_user_config *c = &m->payload.config;
 
 	if (c->size > VHU_USER_MAX_CONFIG_SIZE || m->hdr.size != VHU_USER_CONFIG_HDR_SIZE + c->size ||
@@ -351,129 +422,196 @@ static int set_config(struct vhu_backend *be, const struct vhu_user_msg *m)
 	return be->cfg.ops->set_config(be, c->region, c->offset, c->size, c->flags);
 }
 
+HANDLER(vring_kick)
+{
+	(void)be;
+	(void)m;
+	(void)rep;
+	int r = bq_start(q);
+	if (!r)
+		bq_wake(q, true);
+	return r;
+}
+
+/* Every queue is paused around it (the row says so). */
 static void reset_device(struct vhu_backend *be)
 {
-	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
-		bq_pause(&be->q[i]);
+	for (unsigned i = 0; i < be->cfg.num_queues; i++)
 		bq_reset(&be->q[i]);
-		bq_resume(&be->q[i]);
-	}
 	be->features = 0;
 	atomic_store(&be->status, 0);
 	if (be->cfg.ops->reset)
 		be->cfg.ops->reset(be);
 }
 
-/* Requests that negotiation needs before SET_OWNER (QEMU sends these
- * first, in vhost_user_backend_init). */
-static bool allowed_before_owner(uint32_t req)
+HANDLER(reset_device_msg)
 {
-	switch (req) {
-	case VHU_USER_GET_FEATURES:
-	case VHU_USER_GET_PROTOCOL_FEATURES:
-	case VHU_USER_SET_PROTOCOL_FEATURES:
-	case VHU_USER_GET_QUEUE_NUM:
-	case VHU_USER_GET_MAX_MEM_SLOTS:
-	case VHU_USER_SET_BACKEND_REQ_FD:
-	case VHU_USER_SET_OWNER:
-	case VHU_USER_GET_STATUS:
-	case VHU_USER_RESET_OWNER:
-		return true;
+	(void)q;
+	(void)m;
+	(void)rep;
+	reset_device(be);
+	return 0;
+}
+
+HANDLER(set_status)
+{
+	(void)q;
+	(void)rep;
+	if (m->payload.u64 > 0xff)
+		return -EINVAL;
+	/* keep our own NEEDS_RESET until the driver resets (status 0) */
+	atomic_store(&be->status, (unsigned)m->payload.u64 |
+		     (m->payload.u64 ? atomic_load(&be->status) & VHU_STATUS_DEVICE_NEEDS_RESET : 0));
+	return 0;
+}
+
+HANDLER(get_status)
+{
+	(void)q;
+	(void)m;
+	reply_u64(rep, atomic_load(&be->status));
+	return 0;
+}
+
+#undef HANDLER
+
+/* ---- the table ------------------------------------------------------------ */
+
+/* Where a request names its queue (it is paused around the handler). */
+enum queue_arg { NO_QUEUE, QUEUE_IN_STATE, QUEUE_IN_FILE, QUEUE_IN_ADDR };
+
+struct be_request {
+	int (*handle)(struct vhu_backend *be, struct vhu_bqueue *q, struct vhu_user_msg *m, struct reply *rep);
+	bool before_owner;      /* negotiation sends it before SET_OWNER (QEMU's vhost_user_backend_init) */
+	bool pause_all;         /* every queue paused and drained around it: memory or device state changes */
+	enum queue_arg queue;
+	bool device;            /* device-specific: the device's request op serves it */
+	const char *not_offered;    /* neither: why vhu does not serve it (its feature is never offered) */
+};
+
+#define LIB(h, ...) { .handle = h, __VA_ARGS__ }
+#define DEVICE { .device = true }
+#define NOT(why) { .not_offered = why }
+
+static const struct be_request requests[VHU_USER_REQUEST_MAX] = {
+	[VHU_USER_GET_FEATURES] = LIB(get_features, .before_owner = true),
+	[VHU_USER_SET_FEATURES] = LIB(set_features_msg),
+	[VHU_USER_SET_OWNER] = LIB(set_owner, .before_owner = true),
+	[VHU_USER_RESET_OWNER] = LIB(reset_owner, .before_owner = true, .pause_all = true),
+	[VHU_USER_SET_MEM_TABLE] = LIB(set_mem_table, .pause_all = true),
+	[VHU_USER_SET_LOG_BASE] = NOT("dirty-page logging (LOG_SHMFD) is not offered"),
+	[VHU_USER_SET_LOG_FD] = NOT("dirty-page logging (LOG_SHMFD) is not offered"),
+	[VHU_USER_SET_VRING_NUM] = LIB(set_vring_num, .queue = QUEUE_IN_STATE),
+	[VHU_USER_SET_VRING_ADDR] = LIB(set_vring_addr, .queue = QUEUE_IN_ADDR),
+	[VHU_USER_SET_VRING_BASE] = LIB(set_vring_base, .queue = QUEUE_IN_STATE),
+	[VHU_USER_GET_VRING_BASE] = LIB(get_vring_base, .queue = QUEUE_IN_STATE),
+	[VHU_USER_SET_VRING_KICK] = LIB(set_vring_fd, .queue = QUEUE_IN_FILE),
+	[VHU_USER_SET_VRING_CALL] = LIB(set_vring_fd, .queue = QUEUE_IN_FILE),
+	[VHU_USER_SET_VRING_ERR] = LIB(set_vring_fd, .queue = QUEUE_IN_FILE),
+	[VHU_USER_GET_PROTOCOL_FEATURES] = LIB(get_protocol_features, .before_owner = true),
+	[VHU_USER_SET_PROTOCOL_FEATURES] = LIB(set_protocol_features_msg, .before_owner = true),
+	[VHU_USER_GET_QUEUE_NUM] = LIB(get_queue_num, .before_owner = true),
+	[VHU_USER_SET_VRING_ENABLE] = LIB(set_vring_enable, .queue = QUEUE_IN_STATE),
+	[VHU_USER_SEND_RARP] = DEVICE,
+	[VHU_USER_NET_SET_MTU] = DEVICE,
+	[VHU_USER_SET_BACKEND_REQ_FD] = LIB(set_backend_req_fd, .before_owner = true),
+	[VHU_USER_IOTLB_MSG] = NOT("IOTLB (ACCESS_PLATFORM) is not offered"),
+	[VHU_USER_SET_VRING_ENDIAN] = LIB(set_vring_endian, .queue = QUEUE_IN_STATE),
+	[VHU_USER_GET_CONFIG] = LIB(get_config),
+	[VHU_USER_SET_CONFIG] = LIB(set_config),
+	[VHU_USER_CREATE_CRYPTO_SESSION] = DEVICE,
+	[VHU_USER_CLOSE_CRYPTO_SESSION] = DEVICE,
+	[VHU_USER_POSTCOPY_ADVISE] = NOT("postcopy (PAGEFAULT) is not offered"),
+	[VHU_USER_POSTCOPY_LISTEN] = NOT("postcopy (PAGEFAULT) is not offered"),
+	[VHU_USER_POSTCOPY_END] = NOT("postcopy (PAGEFAULT) is not offered"),
+	[VHU_USER_GET_INFLIGHT_FD] = NOT("inflight tracking (INFLIGHT_SHMFD) is not offered"),
+	[VHU_USER_SET_INFLIGHT_FD] = NOT("inflight tracking (INFLIGHT_SHMFD) is not offered"),
+	[VHU_USER_GPU_SET_SOCKET] = DEVICE,
+	[VHU_USER_RESET_DEVICE] = LIB(reset_device_msg, .pause_all = true),
+	[VHU_USER_VRING_KICK] = LIB(vring_kick, .queue = QUEUE_IN_STATE),
+	[VHU_USER_GET_MAX_MEM_SLOTS] = LIB(get_max_mem_slots, .before_owner = true),
+	[VHU_USER_ADD_MEM_REG] = LIB(add_mem_reg, .pause_all = true),
+	[VHU_USER_REM_MEM_REG] = LIB(rem_mem_reg, .pause_all = true),
+	[VHU_USER_SET_STATUS] = LIB(set_status),
+	[VHU_USER_GET_STATUS] = LIB(get_status, .before_owner = true),
+};
+
+#undef LIB
+#undef DEVICE
+#undef NOT
+
+enum vhu_backend_serves vhu_backend_serves(uint32_t request)
+{
+	const struct be_request *row = request < VHU_USER_REQUEST_MAX ? &requests[request] : NULL;
+	if (!row || (!row->handle && !row->device && !row->not_offered))
+		return VHU_SERVES_UNKNOWN;
+	return row->handle ? VHU_SERVES_LIBRARY : row->device ? VHU_SERVES_DEVICE : VHU_SERVES_NOT_OFFERED;
+}
+
+static struct vhu_bqueue *queue_of(struct vhu_backend *be, const struct vhu_user_msg *m, enum queue_arg where)
+{
+	uint32_t index = where == QUEUE_IN_STATE ? m->payload.state.index
+		       : where == QUEUE_IN_ADDR ? m->payload.addr.index
+		       : (uint32_t)(m->payload.u64 & VHU_USER_VRING_IDX_MASK);
+	if (index >= be->cfg.num_queues) {
+		be_err(be, "vring index %u out of range (%u queues)", index, be->cfg.num_queues);
+		return NULL;
 	}
-	return false;
+	return &be->q[index];
+}
+
+/* A device-specific request, for the device's request op. */
+static int device_request(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
+{
+	const struct vhu_user_request_info *ri = vhu_user_request_info(m->hdr.request);
+	if (!be->cfg.ops->request) {
+		be_warn(be, "%s: the device does not serve it", ri->name);
+		if (ri->replies)
+			reply_u64(rep, 1);
+		return -ENOTSUP;
+	}
+	rep->msg.hdr.size = 0;
+	int r = be->cfg.ops->request(be, m, &rep->msg);
+	if (rep->msg.hdr.size > sizeof(rep->msg.payload)) {
+		be_err(be, "%s: the device's reply of %u bytes is too large", ri->name, rep->msg.hdr.size);
+		rep->msg.hdr.size = 0;
+		r = -EOVERFLOW;
+	}
+	rep->has_body = rep->msg.hdr.size > 0;
+	return r;
 }
 
 int be_handle(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
 {
 	uint32_t req = m->hdr.request;
+	const struct be_request *row = &requests[req];	/* vhu_user_check_shape knows req */
+	const struct vhu_user_request_info *ri = vhu_user_request_info(req);
 
-	if (!be->owner && !allowed_before_owner(req)) {
-		be_err(be, "%s before SET_OWNER", vhu_user_request_info(req)->name);
+	if (!be->owner && !row->before_owner) {
+		be_err(be, "%s before SET_OWNER", ri->name);
 		return -EPERM;
 	}
-	switch (req) {
-	case VHU_USER_GET_FEATURES:
-		reply_u64(rep, offered_features(be));
-		return 0;
-	case VHU_USER_SET_FEATURES:
-		return set_features(be, m->payload.u64);
-	case VHU_USER_GET_PROTOCOL_FEATURES:
-		reply_u64(rep, be->cfg.protocol_features);
-		return 0;
-	case VHU_USER_SET_PROTOCOL_FEATURES:
-		return set_protocol_features(be, m->payload.u64);
-	case VHU_USER_SET_OWNER:
-		if (be->owner)
-			return -EBUSY;
-		be->owner = true;
-		return 0;
-	case VHU_USER_RESET_OWNER:
-		/* deprecated: "ignore ... or use it to disable all rings" */
-		for (unsigned i = 0; i < be->cfg.num_queues; i++) {
-			bq_pause(&be->q[i]);
-			bq_stop(&be->q[i]);
-			be->q[i].enabled = false;
-			bq_resume(&be->q[i]);
-		}
-		return 0;
-	case VHU_USER_SET_MEM_TABLE:
-		return set_mem_table(be, m);
-	case VHU_USER_GET_MAX_MEM_SLOTS:
-		reply_u64(rep, VHU_USER_MAX_MEM_SLOTS);
-		return 0;
-	case VHU_USER_ADD_MEM_REG:
-		return add_mem_reg(be, m);
-	case VHU_USER_REM_MEM_REG:
-		return rem_mem_reg(be, m);
-	case VHU_USER_SET_VRING_NUM:
-	case VHU_USER_SET_VRING_BASE:
-	case VHU_USER_GET_VRING_BASE:
-	case VHU_USER_SET_VRING_ENABLE:
-	case VHU_USER_SET_VRING_ENDIAN:
-	case VHU_USER_VRING_KICK:
-		return vring_state(be, m, rep);
-	case VHU_USER_SET_VRING_ADDR:
-		return set_vring_addr(be, &m->payload.addr);
-	case VHU_USER_SET_VRING_KICK:
-	case VHU_USER_SET_VRING_CALL:
-	case VHU_USER_SET_VRING_ERR:
-		return vring_fd(be, m);
-	case VHU_USER_GET_QUEUE_NUM:
-		reply_u64(rep, be->cfg.num_queues);
-		return 0;
-	case VHU_USER_SET_BACKEND_REQ_FD:
-		pthread_mutex_lock(&be->backend_lock);
-		if (be->backend_fd >= 0)
-			close(be->backend_fd);
-		be->backend_fd = m->fds[0];
-		m->fds[0] = -1;
-		pthread_mutex_unlock(&be->backend_lock);
-		return 0;
-	case VHU_USER_GET_CONFIG:
-		return get_config(be, m, rep);
-	case VHU_USER_SET_CONFIG:
-		return set_config(be, m);
-	case VHU_USER_SET_STATUS:
-		if (m->payload.u64 > 0xff)
-			return -EINVAL;
-		/* keep our own NEEDS_RESET until the driver resets (status 0) */
-		atomic_store(&be->status, (unsigned)m->payload.u64 |
-			     (m->payload.u64 ? atomic_load(&be->status) & VHU_STATUS_DEVICE_NEEDS_RESET : 0));
-		return 0;
-	case VHU_USER_GET_STATUS:
-		reply_u64(rep, atomic_load(&be->status));
-		return 0;
-	case VHU_USER_RESET_DEVICE:
-		reset_device(be);
-		return 0;
-	default:
-		/* not offered: dirty log, IOTLB, inflight, postcopy, host
-		 * notifier, crypto, GPU, RARP, MTU */
-		be_warn(be, "%s is not supported", vhu_user_request_info(req)->name);
-		if (vhu_user_request_info(req)->replies)
+	if (row->device)
+		return device_request(be, m, rep);
+	if (!row->handle) {
+		be_warn(be, "%s is not supported: %s", ri->name, row->not_offered ? row->not_offered : "unknown");
+		if (ri->replies)
 			reply_u64(rep, 1);
 		return -ENOTSUP;
 	}
+	struct vhu_bqueue *q = NULL;
+	if (row->queue != NO_QUEUE && !(q = queue_of(be, m, row->queue)))
+		return -EINVAL;
+	if (row->pause_all)
+		be_pause_all(be);
+	else if (q)
+		bq_pause(q);
+	int r = row->handle(be, q, m, rep);
+	if (row->pause_all)
+		be_resume_all(be);
+	else if (q)
+		bq_resume(q);
+	return r;
 }
 
 void be_session_reset(struct vhu_backend *be)
