@@ -12,7 +12,7 @@ vhu_install_debs "${VHU_DEBS[@]}" "${VHU_PEER_DEBS[@]}"
 ninja -C build >/dev/null
 
 work=$(mktemp -d /tmp/vhu-demo.XXXXXX)
-trap 'kill $blk 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $blk 2>/dev/null || true; rm -rf "$work"' EXIT
 truncate -s 64M "$work/disk.img"
 sock=$work/blk.sock
 echo "== vhu-blk on $work/disk.img (64 MiB), socket $sock"

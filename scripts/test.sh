@@ -3,7 +3,8 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer), runs every test in both,
 # runs a subset under valgrind (the 'valgrind' suite, in the optimised build),
 # cross-builds for aarch64 and runs the ring and protocol tests under qemu-user,
-# runs each libFuzzer target briefly (FUZZ_SECONDS, default 60), and ends with
+# runs the demo (the README's first command), runs each libFuzzer target
+# briefly (FUZZ_SECONDS, default 60), and ends with
 # the line "N passed, N failed" counting individual test cases.
 # Installs its Debian packages when missing. Exit status 0 only if all pass.
 set -uo pipefail
@@ -52,6 +53,19 @@ else
   status=1
 fi
 
+# The README's first command: it must exit 0 and end with the guest's
+# passing result line (counted as one case).
+demo_pass=0 demo_fail=0
+echo "== demo: scripts/demo.sh"
+if bash scripts/demo.sh > build-demo.log 2>&1 && tail -n 1 build-demo.log | grep -q '^guest ok: '; then
+  demo_pass=1
+  echo "demo: ok ($(tail -n 1 build-demo.log | cut -c1-100)...)"
+else
+  demo_fail=1
+  echo "demo: FAILED"
+  tail -n 20 build-demo.log
+fi
+
 # A short run of every fuzz target (clang, ASan, UBSan): one case each.
 # FUZZ_SECONDS=0 skips it; longer runs: scripts/fuzz.sh (docs/TESTING.md).
 fuzz_pass=0 fuzz_fail=0
@@ -69,7 +83,7 @@ fi
 
 # Count test cases from the TAP each test printed (a test program that died
 # before finishing counts as one failure more).
-FUZZ_PASS=$fuzz_pass FUZZ_FAIL=$fuzz_fail python3 - "${builds[@]}" build-aarch64 <<'PY'
+FUZZ_PASS=$((fuzz_pass + demo_pass)) FUZZ_FAIL=$((fuzz_fail + demo_fail)) python3 - "${builds[@]}" build-aarch64 <<'PY'
 import json, os, re, sys
 passed = failed = 0
 logs = [os.path.join(b, "meson-logs", "testlog.json") for b in sys.argv[1:]]
