@@ -119,14 +119,14 @@ static int extract_vmlinux(const struct guest_kernel *k, const char *out)
 			tool = kinds[i].tool;
 	char payload[PATH_MAX + 16];
 	snprintf(payload, sizeof(payload), "%s.payload", out);
-	if (!tool || write_whole(payload, img + at, plen) < 0)
+	/* the build appends the uncompressed size (4 bytes, arch/x86/boot/compressed's
+	 * *_with_size rules) after the stream: the decompressor gets the stream alone */
+	if (!tool || write_whole(payload, img + at, plen - 4) < 0)
 		goto out;
 	char *argv[] = { (char *)tool, "-dc", payload, NULL };
 	int st = run_capture(argv, NULL, &elf, &elf_len);
 	unlink(payload);
-	/* xz and gzip may complain of the few bytes after the stream: judge by the result */
-	(void)st;
-	if (elf && elf_has_pvh_note(elf, elf_len) && write_atomic(out, elf, elf_len) == 0)
+	if (st == 0 && elf && elf_has_pvh_note(elf, elf_len) && write_atomic(out, elf, elf_len) == 0)
 		rc = 0;
 out:
 	free(elf);

@@ -83,7 +83,7 @@ struct guest_opts {
 	int packed, event_idx, indirect;	/* -1: QEMU's default */
 	uint64_t size, bs;
 	bool json, verbose, libvirt, kvm, kvm_auto;
-	char cache[PATH_MAX], initrd[PATH_MAX];
+	char cache[PATH_MAX], initrd[PATH_MAX], qemu_version[32];
 	struct guest_kernel k;
 };
 

@@ -32,6 +32,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -444,6 +445,9 @@ int main(void)
 	if (read_file("/etc/vhu-ld-path", ld, sizeof(ld)) && ld[0])	/* fio's libraries */
 		setenv("LD_LIBRARY_PATH", ld, 1);
 	printf("VHU-GUEST-INIT\n");
+	struct utsname u;
+	if (uname(&u) == 0)
+		add(" kernel=%s", u.release);
 	load_modules();
 	/* one device kind today; the host's device table names it */
 	const char *dev = param("dev", "blk");

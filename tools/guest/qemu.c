@@ -104,10 +104,43 @@ static void device_props(const struct guest_opts *o, char *out, size_t len)
 		n += snprintf(out + n, len - (size_t)n, ",%s", o->devopts[i]);
 }
 
+static bool is_dir(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * A QEMU unpacked from a package into a folder (dpkg -x: ROOT/usr/bin/qemu-system-*)
+ * uses that tree's firmware and modules, not the system's, which belong to
+ * another version: -L for ROOT/usr/share/qemu and seabios, QEMU_MODULE_DIR.
+ */
+static void qemu_tree(const struct guest_opts *o, struct argv *a)
+{
+	const char *bin = strstr(o->qemu, "/usr/bin/");
+	if (!bin || bin == o->qemu)
+		return;
+	int root = (int)(bin - o->qemu);
+	static const char *const data[] = { "%.*s/usr/share/qemu", "%.*s/usr/share/seabios" };
+	for (unsigned i = 0; i < 2; i++) {
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), data[i], root, o->qemu);
+		if (is_dir(p)) {
+			arg(a, "-L");
+			arg(a, "%s", p);
+		}
+	}
+	char mods[PATH_MAX];
+	snprintf(mods, sizeof(mods), "%.*s/usr/lib/x86_64-linux-gnu/qemu", root, o->qemu);
+	if (is_dir(mods))
+		setenv("QEMU_MODULE_DIR", mods, 1);
+}
+
 static void qemu_argv(const struct guest_opts *o, const char *initrd, const char *cmdline, struct argv *a)
 {
 	char esc[PATH_MAX * 2], dev[2048];
 	arg(a, "%s", o->qemu);
+	qemu_tree(o, a);
 	arg(a, "-accel");
 	arg(a, "%s", o->kvm ? "kvm" : "tcg");
 	arg(a, "-smp");
@@ -472,6 +505,7 @@ static int report(struct guest_opts *o, const char *console_text, int qrc, bool 
 		print_tail("guest console", console_text, 15);
 		return 3;
 	}
+	result_set(&r, "qemu", "%s", o->qemu_version);
 	result_set(&r, "accel", "%s", o->kvm ? "kvm" : "tcg");
 	result_set(&r, "boot", "%s", o->k.pvh ? "pvh" : "bzimage");
 	result_set(&r, "via", "%s", o->libvirt ? "libvirt" : "qemu");
@@ -494,6 +528,21 @@ static int report(struct guest_opts *o, const char *console_text, int qrc, bool 
 	if (!guest_ok && !o->verbose)	/* what led to the guest's own failure */
 		print_tail("guest console", console_text, 10);
 	return ok ? 0 : 1;
+}
+
+/* "QEMU emulator version 10.0.2 (Debian ...)": the version, or "unknown". */
+static void qemu_version(struct guest_opts *o)
+{
+	char *argv[] = { (char *)o->qemu, "--version", NULL };
+	uint8_t *out;
+	size_t len;
+	snprintf(o->qemu_version, sizeof(o->qemu_version), "unknown");
+	if (run_capture(argv, NULL, &out, &len) != 0)
+		return;
+	const char *v = strstr((char *)out, "version ");
+	if (v)
+		snprintf(o->qemu_version, sizeof(o->qemu_version), "%.*s", (int)strcspn(v + 8, " \n"), v + 8);
+	free(out);
 }
 
 int guest_run(struct guest_opts *o)
@@ -520,6 +569,7 @@ int guest_run(struct guest_opts *o)
 	seed &= 0x7fffffff;
 	char cmdline[1024];
 	kernel_cmdline(o, seed, cmdline, sizeof(cmdline));
+	qemu_version(o);
 
 	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
 	sigaction(SIGINT, &sa, &old_int);
