@@ -51,9 +51,11 @@ static void find_moddir(struct guest_kernel *k)
 	char copy[PATH_MAX], cand[PATH_MAX + 160];
 	snprintf(copy, sizeof(copy), "%s", k->image);
 	const char *dir = dirname(copy);
-	const char *const fmts[] = { "%s/../lib/modules/%s", "%s/../usr/lib/modules/%s", "/lib/modules/%2$s" };
+	/* beside the kernel (ROOT/boot and ROOT/lib/modules), then the system's */
+	const char *const roots[] = { "/..", "/../usr", NULL };
 	for (unsigned i = 0; i < 3; i++) {
-		snprintf(cand, sizeof(cand), fmts[i], dir, k->version);
+		snprintf(cand, sizeof(cand), "%s%s/lib/modules/%s", roots[i] ? dir : "", roots[i] ? roots[i] : "",
+			 k->version);
 		if (is_dir(cand) && realpath(cand, k->moddir))
 			return;
 	}
