@@ -128,6 +128,35 @@ static int mtu_request(struct vhu_backend *be, struct vhu_user_msg *m, struct vh
 static const struct vhu_device_ops mtu_ops = {
 	.handle = echo_handle, .get_config = echo_get_config, .set_config = echo_set_config, .request = mtu_request,
 };
+/* The echo device, slow: handle() takes 100 ms, and queue_stop notes if it
+ * ever runs while a handle() is still running (it must not: the queue is
+ * paused first). */
+static atomic_int slow_in_handle, slow_overlaps, slow_stops;
+static void slow_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev)
+{
+	atomic_store(&slow_in_handle, 1);
+	usleep(100000);
+	echo_handle(be, q, ev);
+	atomic_store(&slow_in_handle, 0);
+}
+static void slow_queue_stop(struct vhu_backend *be, struct vhu_bqueue *q)
+{
+	(void)be;
+	(void)q;
+	atomic_fetch_add(&slow_stops, 1);
+	if (atomic_load(&slow_in_handle))
+		atomic_fetch_add(&slow_overlaps, 1);
+}
+static int slow_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
+{
+	(void)be;
+	(void)q;
+	return 0;
+}
+static const struct vhu_device_ops slow_ops = {
+	.handle = slow_handle, .queue_start = slow_queue_start, .queue_stop = slow_queue_stop,
+	.get_config = echo_get_config, .set_config = echo_set_config,
+};
 static const struct vhu_device_ops *session_ops = &echo_ops;	/* what fe_start serves */
 static uint64_t session_pf = VHU_BACKEND_PROTOCOL_FEATURES;	/* and the protocol features it offers */
 
@@ -524,6 +553,35 @@ static void device_request_hook(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* A front-end that hangs up while the device is in handle(): the session
+ * reset waits for the queue (pause) before it stops it. Regression: after
+ * the dispatch table took the pausing out of the handlers, the reset on
+ * disconnect stopped queues under their running workers. */
+static void disconnect_while_handling(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	session_ops = &slow_ops;
+	atomic_store(&slow_overlaps, 0);
+	atomic_store(&slow_stops, 0);
+	start_session(&bb, false);
+	uint64_t out = 64 * 1024, in = 80 * 1024;
+	struct vhu_sg sg[2] = { { out, 8 }, { in, 8 } };
+	int tok;
+	assert_int_equal(vhu_drv_vq_add(&fp->q[0].drv, sg, 1, 1, &tok), 0);
+	fe_kick(fp, 0);
+	for (int i = 0; i < 200 && !atomic_load(&slow_in_handle); i++)
+		usleep(1000);
+	assert_true(atomic_load(&slow_in_handle));
+	fe_stop(&bb);	/* hangs up, then joins the back-end's control loop */
+	session_ops = &echo_ops;
+	assert_int_equal(atomic_load(&slow_stops), 1);
+	assert_int_equal(atomic_load(&slow_overlaps), 0);
+	assert_int_equal(count_fds(), before);
+}
+
 static void *config_change_thread(void *arg)
 {
 	struct vhu_backend *be = arg;
@@ -813,6 +871,7 @@ int main(void)
 		cmocka_unit_test(failed_queue_start_needs_reset),
 		cmocka_unit_test(dispatch_table_covers_the_protocol),
 		cmocka_unit_test(device_request_hook),
+		cmocka_unit_test(disconnect_while_handling),
 		cmocka_unit_test(backend_channel_messages),
 		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
 		cmocka_unit_test(ring_moved_outside_memory),

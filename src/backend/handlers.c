@@ -433,7 +433,7 @@ HANDLER(vring_kick)
 	return r;
 }
 
-/* Every queue is paused around it (the row says so). */
+/* Every queue paused around it: the RESET_DEVICE and RESET_OWNER rows, be_session_reset. */
 static void reset_device(struct vhu_backend *be)
 {
 	for (unsigned i = 0; i < be->cfg.num_queues; i++)
@@ -616,8 +616,9 @@ int be_handle(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
 
 void be_session_reset(struct vhu_backend *be)
 {
-	reset_device(be);
+	/* as the RESET_DEVICE row: every queue paused and drained */
 	be_pause_all(be);
+	reset_device(be);
 	vhu_mem_clear(&be->mem);
 	be_resume_all(be);
 	pthread_mutex_lock(&be->backend_lock);
