@@ -582,6 +582,92 @@ static void disconnect_while_handling(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* ---- application-driven (VHU_THREADS_NONE) ------------------------------ */
+
+/* The application's loop, in a thread here because the scripted front-end
+ * waits for replies: wait on the one event fd, dispatch. */
+struct app_loop {
+	struct vhu_backend *be;
+	atomic_bool stop;
+	atomic_int spins;	/* dispatches that found the event fd readable */
+};
+
+static void *app_loop_thread(void *arg)
+{
+	struct app_loop *a = arg;
+	struct pollfd p = { .fd = vhu_backend_event_fd(a->be), .events = POLLIN };
+	while (!atomic_load(&a->stop)) {
+		if (poll(&p, 1, 20) == 1) {
+			atomic_fetch_add(&a->spins, 1);
+			if (vhu_backend_dispatch(a->be) == -ECONNRESET)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* The calls' contract, and an epoll set that goes quiet: after a kick fd is
+ * replaced (the new one may get the old one's number) and the session is
+ * idle, the event fd is not readable, so an application's loop sleeps. */
+static void app_driven_session(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct vhu_backend_config cfg = {
+		.ops = &echo_ops, .num_queues = 1, .max_queue_size = 256, .features = DEV_FEATURES,
+		.protocol_features = ALL_PF, .config_size = ECHO_CONFIG_SIZE, .threads = VHU_THREADS_NONE,
+	};
+	struct app_loop a = { .be = vhu_backend_new(&cfg) };
+	assert_non_null(a.be);
+	assert_true(vhu_backend_event_fd(a.be) >= 0);
+	assert_int_equal(vhu_backend_dispatch(a.be), -ENOTCONN);
+	assert_int_equal(vhu_backend_run_conn(a.be, sv[1]), -EINVAL);	/* not this model's loop */
+	assert_int_equal(vhu_backend_attach(a.be, sv[1]), 0);
+	assert_int_equal(vhu_backend_attach(a.be, sv[0]), -EBUSY);
+	struct fe f;
+	fe_init(&f, sv[0], FE_MEM_SIZE);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, app_loop_thread, &a), 0);
+	fe_negotiate(&f, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	fe_mem_table(&f);
+	fe_setup_ring(&f, QSIZE, true);
+	fe_echo(&f, "served by the application's thread");
+	/* a new kick eventfd: the old one closed first, so the new one takes its number */
+	close(f.q[0].kick);
+	f.q[0].kick = eventfd(0, EFD_CLOEXEC);
+	uint64_t idx = 0;
+	assert_int_equal(fe_req(&f, VHU_USER_SET_VRING_KICK, &idx, 8, &f.q[0].kick, 1, true, NULL), 0);
+	fe_echo(&f, "kicked through the new eventfd");
+	usleep(100000);
+	atomic_store(&a.spins, 0);
+	usleep(200000);	/* idle: the loop must sleep, not spin */
+	assert_int_equal(atomic_load(&a.spins), 0);
+	close(f.sock);	/* the front-end goes: dispatch reports it and the loop ends */
+	f.sock = -1;
+	pthread_join(t, NULL);
+	assert_int_equal(vhu_backend_dispatch(a.be), -ENOTCONN);
+	vhu_backend_free(a.be);
+	fe_close(&f);
+	assert_int_equal(count_fds(), before);
+}
+
+static void app_driven_refused_in_thread_model(void **state)
+{
+	(void)state;
+	struct vhu_backend_config cfg = {
+		.ops = &echo_ops, .num_queues = 1, .max_queue_size = 256, .features = DEV_FEATURES,
+		.protocol_features = ALL_PF, .config_size = ECHO_CONFIG_SIZE,
+	};
+	struct vhu_backend *be = vhu_backend_new(&cfg);
+	assert_non_null(be);
+	assert_int_equal(vhu_backend_event_fd(be), -EINVAL);
+	assert_int_equal(vhu_backend_attach(be, 0), -EINVAL);
+	assert_int_equal(vhu_backend_dispatch(be), -EINVAL);
+	vhu_backend_free(be);
+}
+
 static void *config_change_thread(void *arg)
 {
 	struct vhu_backend *be = arg;
@@ -872,6 +958,8 @@ int main(void)
 		cmocka_unit_test(dispatch_table_covers_the_protocol),
 		cmocka_unit_test(device_request_hook),
 		cmocka_unit_test(disconnect_while_handling),
+		cmocka_unit_test(app_driven_session),
+		cmocka_unit_test(app_driven_refused_in_thread_model),
 		cmocka_unit_test(backend_channel_messages),
 		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
 		cmocka_unit_test(ring_moved_outside_memory),

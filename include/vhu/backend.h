@@ -107,8 +107,13 @@ struct vhu_backend_config {
 	void *log_opaque;
 	int log_level;                /* messages at or below this level are passed on */
 	/* Adaptive polling: after serving a queue, the worker keeps looking at
-	 * the ring (kicks turned off) for this long before it sleeps. 0: off. */
+	 * the ring (kicks turned off) for this long before it sleeps. 0: off.
+	 * (Thread per queue only: an application's loop decides for itself.) */
 	uint32_t poll_ns;
+	/* Who runs the queues: a worker thread per queue (the default), or the
+	 * application's own event loop (VHU_THREADS_NONE: vhu starts no
+	 * thread; see vhu_backend_dispatch). */
+	enum vhu_backend_threads { VHU_THREAD_PER_QUEUE = 0, VHU_THREADS_NONE } threads;
 };
 
 /* Create a back-end. Returns NULL with errno set on failure. */
@@ -125,6 +130,27 @@ int vhu_backend_run_listen(struct vhu_backend *be, int listen_fd);
 int vhu_backend_run_conn(struct vhu_backend *be, int conn_fd);
 /* Ask the control loop to end soon. Async-signal-safe. */
 void vhu_backend_stop(struct vhu_backend *be);
+
+/*
+ * Application-driven back-ends (threads = VHU_THREADS_NONE), for programs
+ * that have an event loop or reactor of their own: vhu starts no thread and
+ * blocks only while it reads the rest of a message that has begun to arrive.
+ * The application accepts or connects the socket itself, attaches it, adds
+ * vhu_backend_event_fd() (an epoll fd, readable whenever vhu has something
+ * to do: a message, a kick, a device completion) to its loop, and calls
+ * vhu_backend_dispatch() whenever it is readable. Device handlers are
+ * called from there, on the application's thread. A queue whose kick fd is
+ * "invalid" (polling mode) is served on every call, so such an application
+ * calls dispatch at the rate it wants that queue polled.
+ */
+int vhu_backend_event_fd(const struct vhu_backend *be);
+/* Start a session on a connected socket; vhu owns it from now on. -EBUSY if one is attached. */
+int vhu_backend_attach(struct vhu_backend *be, int conn_fd);
+/* Serve what is pending, never waiting for more. 0; -ENOTCONN with no
+ * session; -ECONNRESET when the session ended (front-end gone or dropped
+ * for a protocol error: the device is reset, the socket closed, and the
+ * next may be attached). */
+int vhu_backend_dispatch(struct vhu_backend *be);
 
 /* Send BACKEND_CONFIG_CHANGE_MSG on the back-end channel, if negotiated. */
 int vhu_backend_config_changed(struct vhu_backend *be);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Back-end: object life, logging, the control loop, the back-end channel. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -20,6 +22,115 @@ void vhu_backend_log(struct vhu_backend *be, enum vhu_log_level level, const cha
 	va_end(ap);
 }
 
+/* ---- application-driven: the epoll set the application watches -------- */
+
+static int watch(struct vhu_backend *be, int fd, int op)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	return epoll_ctl(be->epoll_fd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* The fds that never change: every queue's wake fd, the in-band notice. */
+static int app_init(struct vhu_backend *be)
+{
+	be->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (be->epoll_fd < 0 || watch(be, be->inband_fd, EPOLL_CTL_ADD) < 0)
+		return -1;
+	for (unsigned i = 0; i < be->cfg.num_queues; i++)
+		if (watch(be, be->q[i].wake_fd, EPOLL_CTL_ADD) < 0)
+			return -1;
+	return 0;
+}
+
+/*
+ * Make a dup of `want` (-1: nothing), generation `gen`, the one in the set.
+ * A kick fd is watched only while its queue runs (level-triggered: an
+ * unread kick on a disabled ring would otherwise wake the application for
+ * ever).
+ */
+static void rewatch(struct vhu_backend *be, int *watched, unsigned *watched_gen, int want, unsigned gen)
+{
+	if ((*watched >= 0) == (want >= 0) && (want < 0 || *watched_gen == gen))
+		return;
+	if (*watched >= 0) {
+		watch(be, *watched, EPOLL_CTL_DEL);
+		close(*watched);
+		*watched = -1;
+	}
+	*watched_gen = gen;
+	if (want >= 0 && (*watched = fcntl(want, F_DUPFD_CLOEXEC, 0)) >= 0 && watch(be, *watched, EPOLL_CTL_ADD) < 0) {
+		be_err(be, "cannot watch fd %d: %s", want, strerror(errno));
+		close(*watched);
+		*watched = -1;
+	}
+}
+
+static void sync_watches(struct vhu_backend *be)
+{
+	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
+		struct vhu_bqueue *q = &be->q[i];
+		bool active = q->started && q->enabled && q->vq_ready && !q->vq.broken;
+		rewatch(be, &q->watch_kick, &q->watch_kick_gen, active && !q->kick_poll ? q->kick_fd : -1, q->kick_gen);
+		rewatch(be, &q->watch_aux, &q->watch_aux_gen, active ? q->aux_fd : -1, q->aux_gen);
+	}
+}
+
+int vhu_backend_event_fd(const struct vhu_backend *be)
+{
+	return be->epoll_fd >= 0 ? be->epoll_fd : -EINVAL;
+}
+
+int vhu_backend_attach(struct vhu_backend *be, int conn)
+{
+	if (be->epoll_fd < 0)
+		return -EINVAL;
+	if (be->conn >= 0)
+		return -EBUSY;
+	int r = watch(be, conn, EPOLL_CTL_ADD);
+	if (r < 0)
+		return r;
+	be->conn = conn;
+	be_info(be, "front-end connected");
+	return 0;
+}
+
+static void app_detach(struct vhu_backend *be)
+{
+	watch(be, be->conn, EPOLL_CTL_DEL);
+	be_session_reset(be);
+	close(be->conn);
+	be->conn = -1;
+	sync_watches(be);
+}
+
+static bool serve_message(struct vhu_backend *be);
+static void send_inband(struct vhu_backend *be);
+
+int vhu_backend_dispatch(struct vhu_backend *be)
+{
+	if (be->epoll_fd < 0)
+		return -EINVAL;
+	if (be->conn < 0)
+		return -ENOTCONN;
+	struct epoll_event evs[8];
+	(void)!epoll_wait(be->epoll_fd, evs, 8, 0);	/* nothing to learn from them: every source is checked */
+	for (;;) {
+		struct pollfd p = { .fd = be->conn, .events = POLLIN };
+		if (poll(&p, 1, 0) != 1)
+			break;
+		if (!serve_message(be)) {
+			app_detach(be);
+			return -ECONNRESET;
+		}
+	}
+	send_inband(be);
+	for (unsigned i = 0; i < be->cfg.num_queues; i++)
+		bq_service(&be->q[i]);
+	send_inband(be);	/* what the handlers just asked for */
+	sync_watches(be);
+	return 0;
+}
+
 struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 {
 	struct vhu_backend *be;
@@ -33,7 +144,7 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 	be = calloc(1, sizeof(*be));
 	if (!be)
 		return NULL;
-	be->stop_fd = be->inband_fd = -1;
+	be->stop_fd = be->inband_fd = be->epoll_fd = -1;
 	be->cfg = *cfg;
 	/* offer only what is served: by the library, or by the device's request op */
 	be->cfg.protocol_features &= VHU_BACKEND_PROTOCOL_FEATURES |
@@ -54,6 +165,8 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 			goto fail;
 		}
 	}
+	if (cfg->threads == VHU_THREADS_NONE && app_init(be) < 0)
+		goto fail;
 	return be;
 fail:
 	vhu_backend_free(be);
@@ -74,6 +187,10 @@ void vhu_backend_free(struct vhu_backend *be)
 			bq_destroy(&be->q[i]);
 	}
 	free(be->q);
+	if (be->conn >= 0 && be->epoll_fd >= 0)
+		close(be->conn);	/* an attached session: the back-end owned it */
+	if (be->epoll_fd >= 0)
+		close(be->epoll_fd);
 	vhu_mem_clear(&be->mem);
 	if (be->backend_fd >= 0)
 		close(be->backend_fd);
@@ -203,10 +320,28 @@ static void send_inband(struct vhu_backend *be)
 	}
 }
 
+/* Receive one message (its start has arrived) and serve it; false when the session must end. */
+static bool serve_message(struct vhu_backend *be)
+{
+	struct vhu_user_msg m;
+	int r = vhu_user_recv(be->conn, &m, 5000);
+	if (r == -ECONNRESET) {
+		be_info(be, "front-end disconnected");
+		return false;
+	}
+	if (r < 0 && r != -E2BIG && r != -EMSGSIZE) {
+		be_err(be, "receive failed: %s; dropping the front-end", strerror(-r));
+		return false;
+	}
+	return process(be, &m, r);
+}
+
 int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 {
 	int ret = 0;
 
+	if (be->epoll_fd >= 0)
+		return -EINVAL;	/* application-driven: vhu_backend_attach and dispatch */
 	be->conn = conn;
 	be_info(be, "front-end connected");
 	for (;;) {
@@ -224,17 +359,7 @@ int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 			send_inband(be);
 		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		struct vhu_user_msg m;
-		int r = vhu_user_recv(conn, &m, 5000);
-		if (r == -ECONNRESET) {
-			be_info(be, "front-end disconnected");
-			break;
-		}
-		if (r < 0 && r != -E2BIG && r != -EMSGSIZE) {
-			be_err(be, "receive failed: %s; dropping the front-end", strerror(-r));
-			break;
-		}
-		if (!process(be, &m, r))
+		if (!serve_message(be))
 			break;
 	}
 	be_session_reset(be);
@@ -245,6 +370,8 @@ int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 
 int vhu_backend_run_listen(struct vhu_backend *be, int listen_fd)
 {
+	if (be->epoll_fd >= 0)
+		return -EINVAL;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = listen_fd, .events = POLLIN }, { .fd = be->stop_fd, .events = POLLIN } };
 		if (poll(p, 2, -1) < 0) {

@@ -36,6 +36,14 @@ struct vhu_bqueue {
 
 	int aux_fd;
 	void *priv;
+	/* application-driven: private dups of the kick and aux fds in the
+	 * back-end's epoll set (never the originals, whose file the front-end
+	 * or the device may keep open after we close our fd, which would leave
+	 * the registration behind), -1 when not watched */
+	int watch_kick, watch_aux;
+	/* kick_fd and aux_fd change with a new generation each time (a new fd
+	 * may get the number of the one just closed); the dups are of these */
+	unsigned kick_gen, aux_gen, watch_kick_gen, watch_aux_gen;
 };
 
 struct vhu_backend {
@@ -54,6 +62,7 @@ struct vhu_backend {
 	int backend_fd;             /* back-end channel, or -1 */
 	pthread_mutex_t backend_lock;
 	bool close_conn;            /* a fatal protocol error: drop the front-end */
+	int epoll_fd;               /* application-driven: what vhu_backend_event_fd returns, else -1 */
 };
 
 static inline bool be_pf(const struct vhu_backend *be, unsigned bit)
@@ -67,6 +76,8 @@ static inline bool be_pf_negotiated_base(const struct vhu_backend *be)
 
 /* queue.c */
 int bq_init(struct vhu_backend *be, struct vhu_bqueue *q, uint16_t index);
+/* Application-driven: take what arrived for the queue and serve it (takes its lock). */
+void bq_service(struct vhu_bqueue *q);
 void bq_destroy(struct vhu_bqueue *q);
 void bq_pause(struct vhu_bqueue *q);
 void bq_resume(struct vhu_bqueue *q);

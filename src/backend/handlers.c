@@ -309,6 +309,7 @@ HANDLER(set_vring_fd)
 		if (fd >= 0)
 			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		q->kick_fd = fd;
+		q->kick_gen++;
 		q->kick_poll = fd < 0;
 		/* "Ring states": the ring starts with its kick */
 		return bq_start(q);

@@ -129,10 +129,13 @@ int bq_init(struct vhu_backend *be, struct vhu_bqueue *q, uint16_t index)
 	q->be = be;
 	q->index = index;
 	q->kick_fd = q->call_fd = q->err_fd = q->aux_fd = -1;
+	q->watch_kick = q->watch_aux = -1;
 	pthread_mutex_init(&q->lock, NULL);
 	q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (q->wake_fd < 0)
 		return -errno;
+	if (be->cfg.threads == VHU_THREADS_NONE)
+		return 0;	/* the application's loop serves it (bq_service) */
 	int r = pthread_create(&q->thread, NULL, worker, q);
 	if (r) {
 		close(q->wake_fd);
@@ -140,6 +143,42 @@ int bq_init(struct vhu_backend *be, struct vhu_bqueue *q, uint16_t index)
 	}
 	q->thread_up = true;
 	return 0;
+}
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/*
+ * The application-driven worker: one pass of what worker() does, without
+ * sleeping. The kick fd is non-blocking (handlers.c), so reading it says
+ * whether the driver kicked; the device's aux fd is only looked at, as the
+ * worker's poll does, and left for the device to drain.
+ */
+void bq_service(struct vhu_bqueue *q)
+{
+	struct vhu_backend *be = q->be;
+	uint64_t v;
+
+	pthread_mutex_lock(&q->lock);
+	(void)!read(q->wake_fd, &v, sizeof(v));
+	if (atomic_exchange(&q->inband_kick, false))
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+	bool active = q->started && q->enabled && q->vq_ready && !q->vq.broken;
+	if (active && !q->kick_poll && q->kick_fd >= 0 && read(q->kick_fd, &v, sizeof(v)) == sizeof(v))
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+	if (active && q->aux_fd >= 0 && readable(q->aux_fd))
+		q->pending_ev |= VHU_QUEUE_EV_AUX;
+	if (active && q->kick_poll)
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+	if (active && q->pending_ev) {
+		unsigned ev = q->pending_ev;
+		q->pending_ev = 0;
+		be->cfg.ops->handle(be, q, ev);
+	}
+	pthread_mutex_unlock(&q->lock);
 }
 
 static void close_fd(int *fd)
@@ -157,6 +196,8 @@ void bq_destroy(struct vhu_bqueue *q)
 		pthread_join(q->thread, NULL);
 	}
 	close_fd(&q->wake_fd);
+	close_fd(&q->watch_kick);	/* the epoll set goes with the back-end */
+	close_fd(&q->watch_aux);
 	close_fd(&q->kick_fd);
 	close_fd(&q->call_fd);
 	close_fd(&q->err_fd);
@@ -271,6 +312,7 @@ void bq_stop(struct vhu_bqueue *q)
 	q->vq_ready = false;
 	q->pending_ev = 0;
 	q->aux_fd = -1;
+	q->aux_gen++;
 }
 
 int bq_refresh(struct vhu_bqueue *q)
@@ -363,7 +405,11 @@ void vhu_bqueue_notify(struct vhu_bqueue *q)
 uint16_t vhu_bqueue_index(const struct vhu_bqueue *q) { return q->index; }
 uint16_t vhu_bqueue_size(const struct vhu_bqueue *q) { return (uint16_t)q->num; }
 struct vhu_dev_vq *vhu_bqueue_vq(struct vhu_bqueue *q) { return &q->vq; }
-void vhu_bqueue_set_aux_fd(struct vhu_bqueue *q, int fd) { q->aux_fd = fd; }
+void vhu_bqueue_set_aux_fd(struct vhu_bqueue *q, int fd)
+{
+	q->aux_fd = fd;
+	q->aux_gen++;
+}
 void vhu_bqueue_set_priv(struct vhu_bqueue *q, void *p) { q->priv = p; }
 void *vhu_bqueue_priv(struct vhu_bqueue *q) { return q->priv; }
 struct vhu_backend *vhu_bqueue_backend(struct vhu_bqueue *q) { return q->be; }
