@@ -14,13 +14,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$WORK"' EXIT
 # LD_PRELOAD of the flip shim into a sanitizer build: ASan need not come first
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
-n=0 fail=0
-report() {   # name, ok(0/1), output
-  n=$((n + 1))
-  local first=${3%%$'\n'*}
-  if [[ $2 == 0 ]]; then echo "ok $n - $1 ${first:0:150}"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$3" | tail -20; fi
-}
-wait_sock() { for _ in $(seq 200); do [[ -S $1 ]] && return 0; sleep 0.05; done; return 1; }
+source "$(dirname "$0")/tap.sh"
 start_blk() {   # name, extra vhu-blk args...: starts vhu-blk on a fresh 64 MiB image
   local name=$1; shift
   truncate -s 64M "$WORK/$name.img"
@@ -33,7 +27,9 @@ guest() {   # name, expected exit status, vhu guest args...
   out=$("$VHU" guest "$@" 2>&1); rc=$?
   [[ $rc == "$want" ]]; report "$name (exit $rc)" $? "$out"
 }
-tmp_before=$(ls -d /tmp/vhu-guest.* 2>/dev/null | wc -l)
+# vhu guest's run folders go here ($TMPDIR), so that what it leaves behind is countable
+export TMPDIR=$WORK/tmp
+mkdir -p "$TMPDIR"
 echo "1..24"
 
 start_blk blk --num-queues=2
@@ -120,8 +116,8 @@ wait $gpid; grc=$?
 took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 [[ $grc == 130 ]] && awk -v t="$took" 'BEGIN { exit !(t < 10) }' && ! pgrep -f "id=vhu0,path=$WORK/term.sock" > /dev/null
 report "vhu guest interrupted by SIGTERM: exit 130 in ${took} s, its QEMU gone" $? "$(cat "$WORK/term.out")"
-tmp_after=$(ls -d /tmp/vhu-guest.* 2>/dev/null | wc -l)
-[[ $tmp_after == "$tmp_before" ]] && ! pgrep -f "id=vhu0,path=$WORK" > /dev/null
-report "no QEMU and no temporary folder left behind" $? "before=$tmp_before after=$tmp_after $(pgrep -af "id=vhu0,path=$WORK")"
+left=$(ls -A "$TMPDIR")
+[[ -z $left ]] && ! pgrep -f "id=vhu0,path=$WORK" > /dev/null
+report "no QEMU and no temporary folder left behind" $? "left: $left $(pgrep -af "id=vhu0,path=$WORK")"
 
 exit $fail

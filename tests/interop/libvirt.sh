@@ -17,12 +17,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-n=0 fail=0
-report() {
-  n=$((n + 1))
-  local first=${3%%$'\n'*}
-  if [[ $2 == 0 ]]; then echo "ok $n - $1 ${first:0:150}"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$3" | tail -25; fi
-}
+source "$(dirname "$0")/tap.sh"
 echo "1..4"
 for tool in virsh libvirtd virtlogd; do
   command -v $tool >/dev/null || { report "libvirt installed" 1 "$tool not found (apt-get install libvirt-daemon-system libvirt-clients)"; exit 1; }
@@ -39,7 +34,7 @@ report "libvirt daemon answers" $? "$out"
 truncate -s 64M "$WORK/disk.img"
 "$BLK" --socket-path="$WORK/blk.sock" --blk-file="$WORK/disk.img" --num-queues=2 2> "$WORK/blk.log" &
 pids+=($!)
-for _ in $(seq 100); do [[ -S $WORK/blk.sock ]] && break; sleep 0.05; done
+wait_sock "$WORK/blk.sock"
 chmod 0666 "$WORK/blk.sock"
 export LIBVIRT_DEFAULT_URI=qemu:///system
 out=$("$VHU" guest "$WORK/blk.sock" --libvirt --image="$WORK/disk.img" --expect=via=libvirt,packed=0 2>&1)

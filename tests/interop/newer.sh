@@ -11,12 +11,7 @@ VHU=$1 BLK=$2 QSD=$3 PEERS=$4
 WORK=$(mktemp -d /tmp/vhu-newer.XXXXXX)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$WORK"' EXIT
-n=0 fail=0
-report() {
-  n=$((n + 1))
-  local first=${3%%$'\n'*}
-  if [[ $2 == 0 ]]; then echo "ok $n - $1 ${first:0:120}"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$3" | tail -20; fi
-}
+source "$(dirname "$0")/tap.sh"
 echo "1..8"
 if ! root=$("$PEERS" 2> "$WORK/peers.log"); then
   for _ in 1 2 3 4 5 6 7 8; do report "QEMU 10.0 and Linux 6.12 fetched from bookworm-backports" 1 "$(cat "$WORK/peers.log")"; done
@@ -34,7 +29,7 @@ report "the trees: QEMU $q10v and Linux $v612 beside QEMU $q72v and Linux $v61" 
 truncate -s 64M "$WORK/blk.img"
 "$BLK" --socket-path="$WORK/blk.sock" --blk-file="$WORK/blk.img" --num-queues=2 2> "$WORK/blk.log" &
 pids+=($!)
-for _ in $(seq 100); do [[ -S $WORK/blk.sock ]] && break; sleep 0.05; done
+wait_sock "$WORK/blk.sock"
 S=$WORK/blk.sock I=$WORK/blk.img
 guest() {   # name, vhu guest args...
   local name=$1 out rc; shift

@@ -547,9 +547,11 @@ static void qemu_version(struct guest_opts *o)
 
 int guest_run(struct guest_opts *o)
 {
-	char dir[] = "/tmp/vhu-guest.XXXXXX";
+	const char *tmp = getenv("TMPDIR");
+	char dir[PATH_MAX - 32];
+	snprintf(dir, sizeof(dir), "%s/vhu-guest.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
-		guest_err("mkdtemp: %s", strerror(errno));
+		guest_err("mkdtemp %s: %s", dir, strerror(errno));
 		return 3;
 	}
 	char console[sizeof(dir) + 16], qerr[sizeof(dir) + 16], rd[sizeof(dir) + 16];
