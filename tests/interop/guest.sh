@@ -30,7 +30,7 @@ guest() {   # name, expected exit status, vhu guest args...
 # vhu guest's run folders go here ($TMPDIR), so that what it leaves behind is countable
 export TMPDIR=$WORK/tmp
 mkdir -p "$TMPDIR"
-echo "1..24"
+echo "1..25"
 
 start_blk blk --num-queues=2
 S=$WORK/blk.sock I=$WORK/blk.img
@@ -42,6 +42,7 @@ guest "vhu-blk: indirect descriptors off" 0 "$S" --indirect=off --image="$I" --e
 guest "vhu-blk: packed, two queues, queue size 1024, 32 MiB" 0 "$S" --packed --queues=2 --queue-size=1024 --size=32M \
   --image="$I" --expect=packed=1,queues=2
 guest "vhu-blk: chardev reconnect" 0 "$S" --reconnect=1 --image="$I"
+guest "vhu-blk: the bzImage booted through SeaBIOS" 0 "$S" --boot=bzimage --image="$I" --expect=boot=bzimage
 out=$("$VHU" guest "$S" --device-opt=no-such-prop=1 2>&1); rc=$?
 [[ $rc == 3 && $out == *"Property 'vhost-user-blk-pci.no-such-prop' not found"* ]]
 report "--device-opt reaches QEMU's -device; its refusal is shown (exit 3)" $? "$out"

@@ -136,7 +136,7 @@ out:
 	return rc;
 }
 
-int guest_kernel_find(struct guest_kernel *k, const char *kernel, const char *modules, const char *cache)
+int guest_kernel_find(struct guest_kernel *k, const char *kernel, const char *modules, const char *cache, bool pvh)
 {
 	memset(k, 0, sizeof(*k));
 	if (kernel)
@@ -168,7 +168,7 @@ int guest_kernel_find(struct guest_kernel *k, const char *kernel, const char *mo
 	h = fnv1a64(h, &st.st_size, sizeof(st.st_size));
 	h = fnv1a64(h, &st.st_mtime, sizeof(st.st_mtime));
 	snprintf(k->boot, sizeof(k->boot), "%s/vmlinux-%s-%016" PRIx64, cache, k->version, h);
-	k->pvh = access(k->boot, R_OK) == 0 || extract_vmlinux(k, k->boot) == 0;
+	k->pvh = pvh && (access(k->boot, R_OK) == 0 || extract_vmlinux(k, k->boot) == 0);
 	if (!k->pvh)	/* not fatal: boot the bzImage the slow way */
 		snprintf(k->boot, sizeof(k->boot), "%s", k->image);
 	return 0;

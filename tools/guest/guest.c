@@ -77,6 +77,8 @@ static void usage(FILE *f)
 		"machine:\n"
 		"  --mem=MiB             guest memory (default 256)\n"
 		"  --qemu=PATH           --kernel=PATH   --modules=DIR\n"
+		"  --boot=pvh|bzimage    pvh (default): the kernel's vmlinux through its PVH entry, where\n"
+		"                        it has one; bzimage: SeaBIOS and the compressed kernel\n"
 		"  --accel=auto|kvm|tcg  auto (default): KVM if a test vCPU runs on it, else TCG; a guest\n"
 		"                        that does not start under KVM in 15 s is run again under TCG\n"
 		"  --libvirt             define and boot the guest through libvirt (virsh) instead\n"
@@ -108,7 +110,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 {
 	enum { O_PACKED = 256, O_QUEUES, O_EVIDX, O_INDIRECT, O_QSIZE, O_MEM, O_QEMU, O_KERNEL, O_MODULES,
 	       O_DEVOPT, O_RECONNECT, O_TIMEOUT, O_JSON, O_WORKLOAD, O_RUN, O_SIZE, O_IMAGE, O_RW, O_BS,
-	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL };
+	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL, O_BOOT };
 	static const struct option lo[] = {
 		{ "packed", no_argument, NULL, O_PACKED }, { "queues", required_argument, NULL, O_QUEUES },
 		{ "event-idx", required_argument, NULL, O_EVIDX }, { "indirect", required_argument, NULL, O_INDIRECT },
@@ -122,7 +124,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		{ "bs", required_argument, NULL, O_BS }, { "iodepth", required_argument, NULL, O_IODEPTH },
 		{ "runtime", required_argument, NULL, O_RUNTIME }, { "expect", required_argument, NULL, O_EXPECT },
 		{ "device", required_argument, NULL, O_DEVICE }, { "libvirt", no_argument, NULL, O_LIBVIRT },
-		{ "accel", required_argument, NULL, O_ACCEL },
+		{ "accel", required_argument, NULL, O_ACCEL }, { "boot", required_argument, NULL, O_BOOT },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	long v;
@@ -184,6 +186,11 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 				rc = bad("--device", "only blk is known (vhost-user-blk-pci)");
 			break;
 		case O_LIBVIRT: o->libvirt = true; break;
+		case O_BOOT:
+			if (strcmp(optarg, "pvh") && strcmp(optarg, "bzimage"))
+				rc = bad("--boot", "takes pvh or bzimage");
+			o->bzimage = !strcmp(optarg, "bzimage");
+			break;
 		case O_ACCEL:
 			if (strcmp(optarg, "auto") && strcmp(optarg, "kvm") && strcmp(optarg, "tcg"))
 				rc = bad("--accel", "takes auto, kvm or tcg");
@@ -357,7 +364,7 @@ int vhu_guest_main(int argc, char **argv)
 		o.mem_mib = !strcmp(o.workload, "fio") ? 768 : 256;
 	cache_dir(o.cache, sizeof(o.cache));
 	char init[PATH_MAX];
-	if (find_init(init, sizeof(init)) < 0 || guest_kernel_find(&o.k, o.kernel, o.modules, o.cache) < 0)
+	if (find_init(init, sizeof(init)) < 0 || guest_kernel_find(&o.k, o.kernel, o.modules, o.cache, !o.bzimage) < 0)
 		return 3;
 	struct initramfs_spec spec = { .init = init, .modules = o.dev->modules, .fio = !strcmp(o.workload, "fio") };
 	if (initramfs_get(&o.k, &spec, o.cache, o.initrd, sizeof(o.initrd)) < 0)

@@ -51,7 +51,8 @@ struct guest_kernel {
 	char version[128];
 	bool pvh;
 };
-int guest_kernel_find(struct guest_kernel *k, const char *kernel, const char *modules, const char *cache);
+/* pvh: boot the extracted vmlinux where it can be had (else, or if false, the bzImage) */
+int guest_kernel_find(struct guest_kernel *k, const char *kernel, const char *modules, const char *cache, bool pvh);
 /* The module files (relative to moddir) to load for `names`, dependencies first. */
 int guest_modules_resolve(const struct guest_kernel *k, const char *const *names, char ***files, size_t *n);
 
@@ -82,7 +83,7 @@ struct guest_opts {
 	unsigned ndevopts, queues, queue_size, mem_mib, reconnect, timeout, iodepth, runtime;
 	int packed, event_idx, indirect;	/* -1: QEMU's default */
 	uint64_t size, bs;
-	bool json, verbose, libvirt, kvm, kvm_auto;
+	bool json, verbose, libvirt, kvm, kvm_auto, bzimage;
 	char cache[PATH_MAX], initrd[PATH_MAX], qemu_version[32];
 	struct guest_kernel k;
 };
