@@ -69,7 +69,7 @@ static void sync_watches(struct vhu_backend *be)
 {
 	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
 		struct vhu_bqueue *q = &be->q[i];
-		bool active = q->started && q->enabled && q->vq_ready && !q->vq.broken;
+		bool active = bq_active(q);
 		rewatch(be, &q->watch_kick, &q->watch_kick_gen, active && !q->kick_poll ? q->kick_fd : -1, q->kick_gen);
 		rewatch(be, &q->watch_aux, &q->watch_aux_gen, active ? q->aux_fd : -1, q->aux_gen);
 	}

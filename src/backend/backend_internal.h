@@ -8,7 +8,6 @@
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
 
-/* Protocol features vhu's back-end implements (the rest are refused). */
 struct vhu_bqueue {
 	struct vhu_backend *be;
 	uint16_t index;
@@ -72,6 +71,12 @@ static inline bool be_pf(const struct vhu_backend *be, unsigned bit)
 static inline bool be_pf_negotiated_base(const struct vhu_backend *be)
 {
 	return be->features >> VHU_USER_F_PROTOCOL_FEATURES & 1;
+}
+
+/* The queue is served: started, enabled, its ring mapped and not broken. */
+static inline bool bq_active(const struct vhu_bqueue *q)
+{
+	return q->started && q->enabled && q->vq_ready && !q->vq.broken;
 }
 
 /* queue.c */

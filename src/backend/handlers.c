@@ -91,29 +91,25 @@ static void remap_rings(struct vhu_backend *be)
 /* ---- the handlers, in the order of the spec's "Front-end message types" --
  * Each gets the queue its row names (paused) or NULL. */
 
-#define HANDLER(name) \
-	static int name(struct vhu_backend *be, struct vhu_bqueue *q, struct vhu_user_msg *m, struct reply *rep)
+/* Every handler has the row's signature; each uses what it needs of it. */
+#define HANDLER(name)                                                                              \
+	static int name(struct vhu_backend *be __attribute__((unused)),                             \
+			struct vhu_bqueue *q __attribute__((unused)),                               \
+			struct vhu_user_msg *m __attribute__((unused)), struct reply *rep __attribute__((unused)))
 
 HANDLER(get_features)
 {
-	(void)q;
-	(void)m;
 	reply_u64(rep, offered_features(be));
 	return 0;
 }
 
 HANDLER(set_features_msg)
 {
-	(void)q;
-	(void)rep;
 	return set_features(be, m->payload.u64);
 }
 
 HANDLER(set_owner)
 {
-	(void)q;
-	(void)m;
-	(void)rep;
 	if (be->owner)
 		return -EBUSY;
 	be->owner = true;
@@ -122,9 +118,6 @@ HANDLER(set_owner)
 
 HANDLER(reset_owner)
 {
-	(void)q;
-	(void)m;
-	(void)rep;
 	/* deprecated: "ignore ... or use it to disable all rings" */
 	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
 		bq_stop(&be->q[i]);
@@ -138,8 +131,6 @@ HANDLER(reset_owner)
  * flight outlives the mapping it uses. */
 HANDLER(set_mem_table)
 {
-	(void)q;
-	(void)rep;
 	const struct vhu_user_mem_table *t = &m->payload.mem;
 	struct vhu_mem fresh, old;
 	int r = 0;
@@ -171,17 +162,12 @@ HANDLER(set_mem_table)
 
 HANDLER(get_max_mem_slots)
 {
-	(void)be;
-	(void)q;
-	(void)m;
 	reply_u64(rep, VHU_USER_MAX_MEM_SLOTS);
 	return 0;
 }
 
 HANDLER(add_mem_reg)
 {
-	(void)q;
-	(void)rep;
 	int fd = m->fds[0], r;
 
 	m->fds[0] = -1;
@@ -198,8 +184,6 @@ HANDLER(add_mem_reg)
 
 HANDLER(rem_mem_reg)
 {
-	(void)q;
-	(void)rep;
 	const struct vhu_user_mem_region *g = &m->payload.mem_reg.region;
 	/* "If a file descriptor is passed, the back-end MUST close it without
 	 * using it otherwise": the caller closes every fd left in m. */
@@ -219,7 +203,6 @@ static bool split_size_ok(const struct vhu_backend *be, uint32_t num)
 
 HANDLER(set_vring_num)
 {
-	(void)rep;
 	uint32_t num = m->payload.state.num;
 	if (num == 0 || num > be->cfg.max_queue_size || num > VHU_VRING_MAX_SIZE || !split_size_ok(be, num)) {
 		be_err(be, "queue %u: size %u refused (max %u)", q->index, num, be->cfg.max_queue_size);
@@ -233,7 +216,6 @@ HANDLER(set_vring_num)
 
 HANDLER(set_vring_addr)
 {
-	(void)rep;
 	const struct vhu_user_vring_addr *a = &m->payload.addr;
 	int r = 0;
 
@@ -255,7 +237,6 @@ HANDLER(set_vring_addr)
 
 HANDLER(set_vring_base)
 {
-	(void)rep;
 	struct vhu_vq_pos pos;
 	bool packed = vhu_has_feature(be->features, VHU_F_RING_PACKED);
 	if (vhu_vq_pos_decode(m->payload.state.num, packed, packed ? (uint16_t)q->num : 0, &pos) < 0) {
@@ -270,7 +251,6 @@ HANDLER(set_vring_base)
 
 HANDLER(get_vring_base)
 {
-	(void)be;
 	/* stops the ring ("Ring states") */
 	struct vhu_user_vring_state s = m->payload.state;
 	bq_stop(q);
@@ -284,7 +264,6 @@ HANDLER(get_vring_base)
 /* SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR: an eventfd, or none (NOFD). */
 HANDLER(set_vring_fd)
 {
-	(void)rep;
 	uint64_t v = m->payload.u64;
 	int fd = -1;
 
@@ -328,30 +307,23 @@ HANDLER(set_vring_fd)
 
 HANDLER(get_protocol_features)
 {
-	(void)q;
-	(void)m;
 	reply_u64(rep, be->cfg.protocol_features);
 	return 0;
 }
 
 HANDLER(set_protocol_features_msg)
 {
-	(void)q;
-	(void)rep;
 	return set_protocol_features(be, m->payload.u64);
 }
 
 HANDLER(get_queue_num)
 {
-	(void)q;
-	(void)m;
 	reply_u64(rep, be->cfg.num_queues);
 	return 0;
 }
 
 HANDLER(set_vring_enable)
 {
-	(void)rep;
 	uint32_t on = m->payload.state.num;
 	if (!be_pf_negotiated_base(be) || on > 1) {
 		be_err(be, "SET_VRING_ENABLE %u refused", on);
@@ -365,8 +337,6 @@ HANDLER(set_vring_enable)
 
 HANDLER(set_backend_req_fd)
 {
-	(void)q;
-	(void)rep;
 	pthread_mutex_lock(&be->backend_lock);
 	if (be->backend_fd >= 0)
 		close(be->backend_fd);
@@ -378,9 +348,6 @@ HANDLER(set_backend_req_fd)
 
 HANDLER(set_vring_endian)
 {
-	(void)be;
-	(void)q;
-	(void)rep;
 	/* vhu serves VIRTIO 1.x little-endian rings only */
 	uint32_t big = m->payload.state.num;
 	return big == 0 ? 0 : big == 1 ? -ENOTSUP : -EINVAL;
@@ -388,7 +355,6 @@ HANDLER(set_vring_endian)
 
 HANDLER(get_config)
 {
-	(void)q;
 	const struct vhu_user_config *c = &m->payload.config;
 
 	rep->has_body = true;
@@ -410,8 +376,6 @@ HANDLER(get_config)
 
 HANDLER(set_config)
 {
-	(void)q;
-	(void)rep;
 	const struct vhu_user_config *c = &m->payload.config;
 
 	if (c->size > VHU_USER_MAX_CONFIG_SIZE || m->hdr.size != VHU_USER_CONFIG_HDR_SIZE + c->size ||
@@ -425,9 +389,6 @@ HANDLER(set_config)
 
 HANDLER(vring_kick)
 {
-	(void)be;
-	(void)m;
-	(void)rep;
 	int r = bq_start(q);
 	if (!r)
 		bq_wake(q, true);
@@ -447,17 +408,12 @@ static void reset_device(struct vhu_backend *be)
 
 HANDLER(reset_device_msg)
 {
-	(void)q;
-	(void)m;
-	(void)rep;
 	reset_device(be);
 	return 0;
 }
 
 HANDLER(set_status)
 {
-	(void)q;
-	(void)rep;
 	if (m->payload.u64 > 0xff)
 		return -EINVAL;
 	/* keep our own NEEDS_RESET until the driver resets (status 0) */
@@ -468,8 +424,6 @@ HANDLER(set_status)
 
 HANDLER(get_status)
 {
-	(void)q;
-	(void)m;
 	reply_u64(rep, atomic_load(&be->status));
 	return 0;
 }

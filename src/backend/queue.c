@@ -72,7 +72,7 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&q->lock);
 	while (!atomic_load(&q->quit)) {
-		bool active = q->started && q->enabled && q->vq_ready && !q->vq.broken;
+		bool active = bq_active(q);
 		if (active && q->pending_ev) {
 			unsigned ev = q->pending_ev;
 			q->pending_ev = 0;
@@ -166,7 +166,7 @@ void bq_service(struct vhu_bqueue *q)
 	(void)!read(q->wake_fd, &v, sizeof(v));
 	if (atomic_exchange(&q->inband_kick, false))
 		q->pending_ev |= VHU_QUEUE_EV_KICK;
-	bool active = q->started && q->enabled && q->vq_ready && !q->vq.broken;
+	bool active = bq_active(q);
 	if (active && !q->kick_poll && q->kick_fd >= 0 && read(q->kick_fd, &v, sizeof(v)) == sizeof(v))
 		q->pending_ev |= VHU_QUEUE_EV_KICK;
 	if (active && q->aux_fd >= 0 && readable(q->aux_fd))
