@@ -18,12 +18,6 @@
 
 #include "guest.h"
 
-static bool is_dir(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* The newest /boot/vmlinuz-VERSION whose /lib/modules/VERSION exists. */
 static int newest_boot_kernel(char *path, size_t len)
 {

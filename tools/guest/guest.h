@@ -29,6 +29,7 @@ int write_whole(const char *path, const void *data, size_t len);
 /* Write to a temporary name beside `path`, then rename: concurrent runs never see a torn file. */
 int write_atomic(const char *path, const void *data, size_t len);
 uint64_t fnv1a64(uint64_t h, const void *p, size_t n);
+bool is_dir(const char *path);
 
 /* ---- cpio "newc" archives (cpio.c) --------------------------------------- */
 struct cpio {

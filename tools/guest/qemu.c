@@ -104,12 +104,6 @@ static void device_props(const struct guest_opts *o, char *out, size_t len)
 		n += snprintf(out + n, len - (size_t)n, ",%s", o->devopts[i]);
 }
 
-static bool is_dir(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /*
  * A QEMU unpacked from a package into a folder (dpkg -x: ROOT/usr/bin/qemu-system-*)
  * uses that tree's firmware and modules, not the system's, which belong to
