@@ -229,6 +229,12 @@ static void uring_done(struct blk_queue *bq, struct blk_slot *s, int res)
 		complete(bq, s, VHU_BLK_S_IOERR);
 }
 
+/*
+ * Every completion waiting; a short transfer's rest, which uring_done queues
+ * as a new SQE, is submitted here before returning. (Callers submitted
+ * before reaping, so a rest queued by the reap was left unsubmitted: the
+ * request hung until some other event, and blk_drain waited for it for ever.)
+ */
 static unsigned uring_reap(struct blk_queue *bq)
 {
 	struct io_uring_cqe *cqe;
@@ -241,6 +247,8 @@ static unsigned uring_reap(struct blk_queue *bq)
 		uring_done(bq, s, res);
 		n++;
 	}
+	if (io_uring_sq_ready(&bq->ring))
+		io_uring_submit(&bq->ring);
 	return n;
 }
 
