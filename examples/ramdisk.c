@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vhu-ramdisk: a virtio-blk RAM disk served from the application's own
- * event loop. The back-end is application-driven (VHU_THREADS_NONE): vhu
+ * event loop. The device is application-driven (VHU_EXEC_APP): vhu
  * starts no thread; this program accepts the front-end, watches vhu's one
  * event fd beside its own (the listening socket, a signalfd) with epoll,
  * and calls vhu_backend_dispatch() when vhu has something to do. The
@@ -100,28 +100,28 @@ static uint32_t serve(struct ramdisk *d, const struct vhu_vq_elem *e, const stru
 	return used;
 }
 
-static void handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned events)
+static void handle(struct vhu_device *dev, struct vhu_queue *q, unsigned events)
 {
-	struct ramdisk *d = vhu_backend_priv(be);
+	struct ramdisk *d = vhu_device_priv(dev);
 	struct iovec iov[SEG_MAX + 2];
 	struct vhu_vq_elem e;
 	int r;
 	(void)events;
-	while ((r = vhu_bqueue_pop(q, &e, iov, SEG_MAX + 2)) != 0) {
+	while ((r = vhu_queue_pop(q, &e, iov, SEG_MAX + 2)) != 0) {
 		if (r < 0) {
-			if (vhu_dev_vq_broken(vhu_bqueue_vq(q)))
+			if (vhu_dev_vq_broken(vhu_queue_vq(q)))
 				break;
-			vhu_bqueue_push(q, &e, 0);	/* a bad buffer: back with nothing written */
+			vhu_queue_push(q, &e, 0);	/* a bad buffer: back with nothing written */
 			continue;
 		}
-		vhu_bqueue_push(q, &e, serve(d, &e, iov));
+		vhu_queue_push(q, &e, serve(d, &e, iov));
 	}
-	vhu_bqueue_notify(q);
+	vhu_queue_notify(q);
 }
 
-static int get_config(struct vhu_backend *be, uint8_t *buf, uint32_t off, uint32_t len)
+static int get_config(struct vhu_device *dev, uint8_t *buf, uint32_t off, uint32_t len)
 {
-	struct ramdisk *d = vhu_backend_priv(be);
+	struct ramdisk *d = vhu_device_priv(dev);
 	if (off > sizeof(d->cfg) || len > sizeof(d->cfg) - off)
 		return -EINVAL;
 	memcpy(buf, (uint8_t *)&d->cfg + off, len);
@@ -159,16 +159,17 @@ int main(int argc, char **argv)
 	d.cfg.capacity = htole64(d.bytes / VHU_BLK_SECTOR_SIZE);
 	d.cfg.seg_max = htole32(SEG_MAX);
 	d.cfg.num_queues = htole16((uint16_t)queues);
-	struct vhu_backend_config cfg = {
+	struct vhu_device_config cfg = {
 		.ops = &ramdisk_ops, .priv = &d, .num_queues = (uint16_t)queues, .max_queue_size = 1024,
 		.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_EVENT_IDX) |
 			    VHU_BIT(VHU_F_INDIRECT_DESC) | VHU_BIT(VHU_BLK_F_SEG_MAX) | VHU_BIT(VHU_BLK_F_FLUSH) |
 			    VHU_BIT(VHU_BLK_F_MQ),
-		.protocol_features = VHU_BACKEND_PROTOCOL_FEATURES, .config_size = sizeof(d.cfg),
-		.log = log_stderr, .log_level = VHU_LOG_INFO,
-		.threads = VHU_THREADS_NONE,
+		.config_size = sizeof(d.cfg), .log = log_stderr, .log_level = VHU_LOG_INFO,
+		.exec = VHU_EXEC_APP,
 	};
-	struct vhu_backend *be = d.data ? vhu_backend_new(&cfg) : NULL;
+	struct vhu_device *dev = d.data ? vhu_device_new(&cfg) : NULL;
+	struct vhu_backend_config bcfg = { .device = dev, .protocol_features = VHU_BACKEND_PROTOCOL_FEATURES };
+	struct vhu_backend *be = dev ? vhu_backend_new(&bcfg) : NULL;
 	int listen_fd = be ? vhu_user_listen(argv[1]) : -1;
 	if (listen_fd < 0) {
 		fprintf(stderr, "vhu-ramdisk: cannot start on %s: %s\n", argv[1], strerror(be ? -listen_fd : errno));
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
 		}
 	}
 	vhu_backend_free(be);
+	vhu_device_free(dev);
 	close(listen_fd);
 	unlink(argv[1]);
 	free(d.data);

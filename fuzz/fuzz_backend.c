@@ -30,35 +30,35 @@
 
 #define GUEST (1u << 20)
 
-static void handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev)
+static void handle(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
 {
 	struct vhu_vq_elem e;
 	struct iovec iov[32];
 	int r;
-	(void)be;
+	(void)dev;
 	(void)ev;
-	while ((r = vhu_bqueue_pop(q, &e, iov, 32)) != 0) {
-		if (r < 0 && vhu_dev_vq_broken(vhu_bqueue_vq(q)))
+	while ((r = vhu_queue_pop(q, &e, iov, 32)) != 0) {
+		if (r < 0 && vhu_dev_vq_broken(vhu_queue_vq(q)))
 			break;
 		/* touch every byte the device may write, as a device would */
 		if (r == 1)
 			for (unsigned i = e.out_num; i < e.out_num + e.in_num; i++)
 				memset(iov[i].iov_base, 0x5a, iov[i].iov_len);
-		vhu_bqueue_push(q, &e, r == 1 ? (uint32_t)e.in_len : 0);
+		vhu_queue_push(q, &e, r == 1 ? (uint32_t)e.in_len : 0);
 	}
-	vhu_bqueue_notify(q);
+	vhu_queue_notify(q);
 }
 
 static uint8_t config[32];
-static int get_config(struct vhu_backend *be, uint8_t *b, uint32_t o, uint32_t l)
+static int get_config(struct vhu_device *dev, uint8_t *b, uint32_t o, uint32_t l)
 {
-	(void)be;
+	(void)dev;
 	memcpy(b, config + o, l);
 	return 0;
 }
-static int set_config(struct vhu_backend *be, const uint8_t *b, uint32_t o, uint32_t l, uint32_t f)
+static int set_config(struct vhu_device *dev, const uint8_t *b, uint32_t o, uint32_t l, uint32_t f)
 {
-	(void)be;
+	(void)dev;
 	(void)f;
 	memcpy(config + o, b, l);
 	return 0;
@@ -71,12 +71,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!be) {
-		struct vhu_backend_config c = {
+		struct vhu_device_config d = {
 			.ops = &ops, .num_queues = 2, .max_queue_size = 256,
 			.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_EVENT_IDX) |
 				    VHU_BIT(VHU_F_INDIRECT_DESC),
-			.protocol_features = ~0ull, .config_size = sizeof(config),
+			.config_size = sizeof(config),
 		};
+		struct vhu_device *dev = vhu_device_new(&d);
+		assert(dev);
+		struct vhu_backend_config c = { .device = dev, .protocol_features = ~0ull };
 		be = vhu_backend_new(&c);
 		assert(be);
 	}

@@ -35,18 +35,18 @@
 /* ---- the echo device: copies what it reads into what it may write ----- */
 static uint8_t echo_config[ECHO_CONFIG_SIZE] = "vhu-echo-config";
 
-static void echo_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev)
+static void echo_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
 {
 	struct vhu_vq_elem e;
 	struct iovec iov[16];
 	int r;
-	(void)be;
+	(void)dev;
 	(void)ev;
-	while ((r = vhu_bqueue_pop(q, &e, iov, 16)) != 0) {
+	while ((r = vhu_queue_pop(q, &e, iov, 16)) != 0) {
 		if (r < 0) {
-			if (vhu_dev_vq_broken(vhu_bqueue_vq(q)))
+			if (vhu_dev_vq_broken(vhu_queue_vq(q)))
 				break;
-			vhu_bqueue_push(q, &e, 0);
+			vhu_queue_push(q, &e, 0);
 			continue;
 		}
 		uint64_t n = e.out_len < e.in_len ? e.out_len : e.in_len;
@@ -65,21 +65,21 @@ static void echo_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned e
 			memcpy(iov[i].iov_base, buf + done, c);
 			done += c;
 		}
-		vhu_bqueue_push(q, &e, (uint32_t)n);
+		vhu_queue_push(q, &e, (uint32_t)n);
 	}
-	vhu_bqueue_notify(q);
+	vhu_queue_notify(q);
 }
 
-static int echo_get_config(struct vhu_backend *be, uint8_t *buf, uint32_t off, uint32_t len)
+static int echo_get_config(struct vhu_device *dev, uint8_t *buf, uint32_t off, uint32_t len)
 {
-	(void)be;
+	(void)dev;
 	memcpy(buf, echo_config + off, len);
 	return 0;
 }
 
-static int echo_set_config(struct vhu_backend *be, const uint8_t *buf, uint32_t off, uint32_t len, uint32_t flags)
+static int echo_set_config(struct vhu_device *dev, const uint8_t *buf, uint32_t off, uint32_t len, uint32_t flags)
 {
-	(void)be;
+	(void)dev;
 	(void)flags;
 	memcpy(echo_config + off, buf, len);
 	return 0;
@@ -91,22 +91,22 @@ static const struct vhu_device_ops echo_ops = {
 
 /* The echo device, but it cannot start a queue (as vhu-blk when io_uring set-up fails). */
 static atomic_int failing_stops, failing_handles;
-static int failing_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
+static int failing_queue_start(struct vhu_device *dev, struct vhu_queue *q)
 {
-	(void)be;
+	(void)dev;
 	(void)q;
 	return -ENOMEM;
 }
-static void failing_queue_stop(struct vhu_backend *be, struct vhu_bqueue *q)
+static void failing_queue_stop(struct vhu_device *dev, struct vhu_queue *q)
 {
-	(void)be;
+	(void)dev;
 	(void)q;
 	atomic_fetch_add(&failing_stops, 1);
 }
-static void failing_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev)
+static void failing_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
 {
 	atomic_fetch_add(&failing_handles, 1);
-	echo_handle(be, q, ev);
+	echo_handle(dev, q, ev);
 }
 static const struct vhu_device_ops failing_start_ops = {
 	.handle = failing_handle, .queue_start = failing_queue_start, .queue_stop = failing_queue_stop,
@@ -126,30 +126,30 @@ static int mtu_request(struct vhu_backend *be, struct vhu_user_msg *m, struct vh
 	return 0;
 }
 static const struct vhu_device_ops mtu_ops = {
-	.handle = echo_handle, .get_config = echo_get_config, .set_config = echo_set_config, .request = mtu_request,
+	.handle = echo_handle, .get_config = echo_get_config, .set_config = echo_set_config,
 };
 /* The echo device, slow: handle() takes 100 ms, and queue_stop notes if it
  * ever runs while a handle() is still running (it must not: the queue is
  * paused first). */
 static atomic_int slow_in_handle, slow_overlaps, slow_stops;
-static void slow_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev)
+static void slow_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
 {
 	atomic_store(&slow_in_handle, 1);
 	usleep(100000);
-	echo_handle(be, q, ev);
+	echo_handle(dev, q, ev);
 	atomic_store(&slow_in_handle, 0);
 }
-static void slow_queue_stop(struct vhu_backend *be, struct vhu_bqueue *q)
+static void slow_queue_stop(struct vhu_device *dev, struct vhu_queue *q)
 {
-	(void)be;
+	(void)dev;
 	(void)q;
 	atomic_fetch_add(&slow_stops, 1);
 	if (atomic_load(&slow_in_handle))
 		atomic_fetch_add(&slow_overlaps, 1);
 }
-static int slow_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
+static int slow_queue_start(struct vhu_device *dev, struct vhu_queue *q)
 {
-	(void)be;
+	(void)dev;
 	(void)q;
 	return 0;
 }
@@ -159,6 +159,8 @@ static const struct vhu_device_ops slow_ops = {
 };
 static const struct vhu_device_ops *session_ops = &echo_ops;	/* what fe_start serves */
 static uint64_t session_pf = VHU_BACKEND_PROTOCOL_FEATURES;	/* and the protocol features it offers */
+static int (*session_request)(struct vhu_backend *, struct vhu_user_msg *, struct vhu_user_msg *); /* its request op */
+static struct vhu_poll_group *session_pg;	/* its queues on a poll group, or a thread each */
 
 #define ALL_PF VHU_BACKEND_PROTOCOL_FEATURES
 #define DEV_FEATURES (VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_EVENT_IDX) | \
@@ -169,6 +171,7 @@ struct bfe {
 	struct fe fe;
 	int backend_sock;
 	pthread_t thread;
+	struct vhu_device *dev;
 	struct vhu_backend *be;
 };
 
@@ -191,12 +194,16 @@ static void fe_start(struct bfe *b, uint16_t nq)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	fe_init(&b->fe, sv[0], FE_MEM_SIZE);
 	b->backend_sock = sv[1];
-	struct vhu_backend_config cfg = {
+	struct vhu_device_config cfg = {
 		.ops = session_ops, .num_queues = nq, .max_queue_size = 256, .features = DEV_FEATURES,
-		.protocol_features = session_pf, .config_size = ECHO_CONFIG_SIZE,
+		.config_size = ECHO_CONFIG_SIZE,
 		.log = getenv("VHU_TEST_LOG") ? log_stderr : NULL, .log_level = VHU_LOG_DEBUG,
+		.exec = session_pg ? VHU_EXEC_POLL_GROUP : VHU_EXEC_THREAD_PER_QUEUE, .poll_group = session_pg,
 	};
-	b->be = vhu_backend_new(&cfg);
+	b->dev = vhu_device_new(&cfg);
+	assert_non_null(b->dev);
+	struct vhu_backend_config bcfg = { .device = b->dev, .protocol_features = session_pf, .request = session_request };
+	b->be = vhu_backend_new(&bcfg);
 	assert_non_null(b->be);
 	assert_int_equal(pthread_create(&b->thread, NULL, backend_thread, b), 0);
 }
@@ -207,6 +214,7 @@ static void fe_stop(struct bfe *b)
 	b->fe.sock = -1;
 	pthread_join(b->thread, NULL);
 	vhu_backend_free(b->be);
+	vhu_device_free(b->dev);
 	fe_close(&b->fe);
 }
 
@@ -534,6 +542,7 @@ static void device_request_hook(void **state)
 	fe_stop(&bb);
 
 	session_ops = &mtu_ops;
+	session_request = mtu_request;
 	atomic_store(&device_mtu, 0);
 	fe_start(&bb, 1);
 	assert_true(fe_req(fp, VHU_USER_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, NULL) & mtu_pf);
@@ -549,6 +558,7 @@ static void device_request_hook(void **state)
 	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
 	fe_stop(&bb);
 	session_ops = &echo_ops;
+	session_request = NULL;
 	session_pf = ALL_PF;
 	assert_int_equal(count_fds(), before);
 }
@@ -582,7 +592,7 @@ static void disconnect_while_handling(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
-/* ---- application-driven (VHU_THREADS_NONE) ------------------------------ */
+/* ---- application-driven (VHU_EXEC_APP), and the control loop in the application's loop -- */
 
 /* The application's loop, in a thread here because the scripted front-end
  * waits for replies: wait on the one event fd, dispatch. */
@@ -615,12 +625,18 @@ static void app_driven_session(void **state)
 	int before = count_fds();
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	struct vhu_backend_config cfg = {
+	struct vhu_device_config cfg = {
 		.ops = &echo_ops, .num_queues = 1, .max_queue_size = 256, .features = DEV_FEATURES,
-		.protocol_features = ALL_PF, .config_size = ECHO_CONFIG_SIZE, .threads = VHU_THREADS_NONE,
+		.config_size = ECHO_CONFIG_SIZE, .exec = VHU_EXEC_APP,
 	};
-	struct app_loop a = { .be = vhu_backend_new(&cfg) };
+	struct vhu_device *dev = vhu_device_new(&cfg);
+	assert_non_null(dev);
+	assert_true(vhu_device_event_fd(dev) >= 0);
+	struct vhu_backend_config bcfg = { .device = dev, .protocol_features = ALL_PF };
+	struct app_loop a = { .be = vhu_backend_new(&bcfg) };
 	assert_non_null(a.be);
+	assert_null(vhu_backend_new(&bcfg));	/* one transport at a time */
+	assert_int_equal(errno, EBUSY);
 	assert_true(vhu_backend_event_fd(a.be) >= 0);
 	assert_int_equal(vhu_backend_dispatch(a.be), -ENOTCONN);
 	assert_int_equal(vhu_backend_run_conn(a.be, sv[1]), -EINVAL);	/* not this model's loop */
@@ -649,23 +665,65 @@ static void app_driven_session(void **state)
 	pthread_join(t, NULL);
 	assert_int_equal(vhu_backend_dispatch(a.be), -ENOTCONN);
 	vhu_backend_free(a.be);
+	vhu_device_free(dev);
 	fe_close(&f);
 	assert_int_equal(count_fds(), before);
 }
 
-static void app_driven_refused_in_thread_model(void **state)
+/* The control socket in the application's loop while the queues run on
+ * vhu's threads (a thread each, or a poll group): what vhu-blk --export
+ * does for many devices from one thread. */
+static void app_control_loop(struct vhu_poll_group *pg)
+{
+	int before = count_fds();
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct vhu_device_config cfg = {
+		.ops = &echo_ops, .num_queues = 2, .max_queue_size = 256, .features = DEV_FEATURES,
+		.config_size = ECHO_CONFIG_SIZE, .exec = pg ? VHU_EXEC_POLL_GROUP : VHU_EXEC_THREAD_PER_QUEUE,
+		.poll_group = pg,
+	};
+	struct vhu_device *dev = vhu_device_new(&cfg);
+	assert_non_null(dev);
+	assert_int_equal(vhu_device_event_fd(dev), -EINVAL);	/* its queues are not the application's */
+	struct vhu_backend_config bcfg = { .device = dev, .protocol_features = ALL_PF };
+	struct app_loop a = { .be = vhu_backend_new(&bcfg) };
+	assert_non_null(a.be);
+	assert_int_equal(vhu_backend_dispatch(a.be), -ENOTCONN);
+	assert_int_equal(vhu_backend_attach(a.be, sv[1]), 0);
+	assert_int_equal(vhu_backend_run_conn(a.be, sv[0]), -EBUSY);	/* one session at a time */
+	struct fe f;
+	fe_init(&f, sv[0], FE_MEM_SIZE);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, app_loop_thread, &a), 0);
+	fe_negotiate(&f, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	fe_mem_table(&f);
+	fe_setup_ring(&f, QSIZE, true);
+	fe_echo(&f, "control from the application, queue on vhu's thread");
+	close(f.sock);
+	f.sock = -1;
+	pthread_join(t, NULL);
+	vhu_backend_free(a.be);
+	vhu_device_free(dev);
+	fe_close(&f);
+	assert_int_equal(count_fds(), before);
+}
+
+static void app_control_loop_thread_per_queue(void **state)
 {
 	(void)state;
-	struct vhu_backend_config cfg = {
-		.ops = &echo_ops, .num_queues = 1, .max_queue_size = 256, .features = DEV_FEATURES,
-		.protocol_features = ALL_PF, .config_size = ECHO_CONFIG_SIZE,
-	};
-	struct vhu_backend *be = vhu_backend_new(&cfg);
-	assert_non_null(be);
-	assert_int_equal(vhu_backend_event_fd(be), -EINVAL);
-	assert_int_equal(vhu_backend_attach(be, 0), -EINVAL);
-	assert_int_equal(vhu_backend_dispatch(be), -EINVAL);
-	vhu_backend_free(be);
+	app_control_loop(NULL);
+}
+
+static void app_control_loop_poll_group(void **state)
+{
+	(void)state;
+	struct vhu_poll_group_config c = { .threads = 2, .poll_ns = 20000 };
+	struct vhu_poll_group *pg = vhu_poll_group_new(&c);
+	assert_non_null(pg);
+	assert_int_equal(vhu_poll_group_threads(pg), 2);
+	app_control_loop(pg);
+	vhu_poll_group_free(pg);
 }
 
 static void *config_change_thread(void *arg)
@@ -944,6 +1002,23 @@ static void ring_moved_outside_memory(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* The same sessions with the device's queues on a poll group of two threads. */
+static int on_poll_group(void **state)
+{
+	(void)state;
+	struct vhu_poll_group_config c = { .threads = 2, .poll_ns = 20000 };
+	session_pg = vhu_poll_group_new(&c);
+	return session_pg ? 0 : -1;
+}
+static int off_poll_group(void **state)
+{
+	(void)state;
+	vhu_poll_group_free(session_pg);
+	session_pg = NULL;
+	return 0;
+}
+#define ON_POLL_GROUP(f) { #f "_on_poll_group", f, on_poll_group, off_poll_group, NULL }
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -959,10 +1034,20 @@ int main(void)
 		cmocka_unit_test(device_request_hook),
 		cmocka_unit_test(disconnect_while_handling),
 		cmocka_unit_test(app_driven_session),
-		cmocka_unit_test(app_driven_refused_in_thread_model),
+		cmocka_unit_test(app_control_loop_thread_per_queue),
+		cmocka_unit_test(app_control_loop_poll_group),
 		cmocka_unit_test(backend_channel_messages),
 		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
 		cmocka_unit_test(ring_moved_outside_memory),
+		ON_POLL_GROUP(session_split_eventfd),
+		ON_POLL_GROUP(session_packed_eventfd),
+		ON_POLL_GROUP(session_split_inband),
+		ON_POLL_GROUP(session_packed_inband),
+		ON_POLL_GROUP(broken_ring_needs_reset),
+		ON_POLL_GROUP(failed_queue_start_needs_reset),
+		ON_POLL_GROUP(disconnect_while_handling),
+		ON_POLL_GROUP(shared_kick_fd_does_not_deadlock),
+		ON_POLL_GROUP(ring_moved_outside_memory),
 	};
 	enum { NM = sizeof(mcases) / sizeof(mcases[0]), NT = sizeof(tests) / sizeof(tests[0]) };
 	struct CMUnitTest all[NT + NM];

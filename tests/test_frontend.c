@@ -107,20 +107,20 @@ static void hang_up(void **s) { (void)s; expect(HANG_UP, -ECONNRESET); }
 
 /* ---- a good back-end, its answers recorded --------------------------- */
 
-static void drop_all(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev)
+static void drop_all(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
 {
 	struct vhu_vq_elem e;
 	struct iovec iov[8];
 	int r;
-	(void)be;
+	(void)dev;
 	(void)ev;
-	while ((r = vhu_bqueue_pop(q, &e, iov, 8)) > 0)
-		vhu_bqueue_push(q, &e, 0);
-	vhu_bqueue_notify(q);
+	while ((r = vhu_queue_pop(q, &e, iov, 8)) > 0)
+		vhu_queue_push(q, &e, 0);
+	vhu_queue_notify(q);
 }
-static int zero_config(struct vhu_backend *be, uint8_t *b, uint32_t o, uint32_t l)
+static int zero_config(struct vhu_device *dev, uint8_t *b, uint32_t o, uint32_t l)
 {
-	(void)be;
+	(void)dev;
 	(void)o;
 	memset(b, 0, l);
 	return 0;
@@ -186,12 +186,17 @@ static void good_backend_recorded(void **state)
 	(void)state;
 	int before = count_fds(), a[2], b[2];
 	static struct relay r;
-	struct vhu_backend_config c = {
+	struct vhu_device_config dc = {
 		.ops = &quiet_ops, .num_queues = 1, .max_queue_size = 256, .config_size = 64,
 		.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_EVENT_IDX) | VHU_BIT(VHU_F_INDIRECT_DESC),
+		.log = watch_log, .log_level = VHU_LOG_INFO,
+	};
+	struct vhu_device *dev = vhu_device_new(&dc);
+	assert_non_null(dev);
+	struct vhu_backend_config c = {
+		.device = dev,
 		.protocol_features = (1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) |
 				     (1ull << VHU_USER_PROTOCOL_F_CONFIG) | (1ull << VHU_USER_PROTOCOL_F_STATUS),
-		.log = watch_log, .log_level = VHU_LOG_INFO,
 	};
 	struct served sv = { .be = vhu_backend_new(&c) };
 	assert_non_null(sv.be);
@@ -208,6 +213,7 @@ static void good_backend_recorded(void **state)
 	close(a[1]);
 	close(b[0]);
 	vhu_backend_free(sv.be);
+	vhu_device_free(dev);
 	assert_true(r.len > 0);
 	/* the front-end seals its guest memory, as QEMU's memfd backend does */
 	assert_false(unsealed_memory_reported);

@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -39,7 +40,7 @@ struct blk_slot {
 
 struct blk_queue {
 	struct blk_dev *dev;
-	struct vhu_bqueue *q;
+	struct vhu_queue *q;
 	struct blk_slot *slots;
 	uint16_t *free;
 	unsigned nslots, nfree, inflight;
@@ -67,7 +68,7 @@ static void complete(struct blk_queue *bq, struct blk_slot *s, uint8_t status)
 		 * (the status byte is its last byte) */
 		len = (uint32_t)s->e.in_len;
 	}
-	vhu_bqueue_push(bq->q, &s->e, len);
+	vhu_queue_push(bq->q, &s->e, len);
 	bq->free[bq->nfree++] = (uint16_t)(s - bq->slots);
 }
 
@@ -300,10 +301,10 @@ static void start(struct blk_queue *bq, struct blk_slot *s)
 	}
 }
 
-static void blk_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned events)
+static void blk_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned events)
 {
-	struct blk_queue *bq = vhu_bqueue_priv(q);
-	(void)be;
+	struct blk_queue *bq = vhu_queue_priv(q);
+	(void)dev;
 
 	if (!bq)
 		return;
@@ -317,12 +318,12 @@ static void blk_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev
 	}
 	while (bq->nfree) {
 		struct blk_slot *s = &bq->slots[bq->free[bq->nfree - 1]];
-		int r = vhu_bqueue_pop(q, &s->e, s->iov, POP_IOV);
+		int r = vhu_queue_pop(q, &s->e, s->iov, POP_IOV);
 		if (r == 0)
 			break;
 		bq->nfree--;
 		if (r < 0) {
-			if (vhu_dev_vq_broken(vhu_bqueue_vq(q))) {
+			if (vhu_dev_vq_broken(vhu_queue_vq(q))) {
 				bq->free[bq->nfree++] = (uint16_t)(s - bq->slots);
 				break;
 			}
@@ -337,14 +338,14 @@ static void blk_handle(struct vhu_backend *be, struct vhu_bqueue *q, unsigned ev
 		io_uring_submit(&bq->ring);
 		uring_reap(bq);
 	}
-	vhu_bqueue_notify(q);
+	vhu_queue_notify(q);
 }
 
-static int blk_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
+static int blk_queue_start(struct vhu_device *dev, struct vhu_queue *q)
 {
-	struct blk_dev *d = vhu_backend_priv(be);
+	struct blk_dev *d = vhu_device_priv(dev);
 	struct blk_queue *bq = calloc(1, sizeof(*bq));
-	unsigned n = vhu_bqueue_size(q);
+	unsigned n = vhu_queue_size(q);
 	int err = -ENOMEM;
 
 	if (!bq)
@@ -366,12 +367,12 @@ static int blk_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
 			err = -errno;
 			goto fail;
 		}
-		vhu_bqueue_set_aux_fd(q, bq->efd);
+		vhu_queue_set_aux_fd(q, bq->efd);
 	}
 	if (d->engine == BLK_ENGINE_URING) {
 		int r = io_uring_queue_init(n, &bq->ring, 0);
 		if (r < 0) {
-			vhu_backend_log(be, VHU_LOG_ERROR, "queue %u: io_uring: %s", vhu_bqueue_index(q), strerror(-r));
+			vhu_device_log(dev, VHU_LOG_ERROR, "queue %u: io_uring: %s", vhu_queue_index(q), strerror(-r));
 			err = r;
 			goto fail;
 		}
@@ -381,12 +382,12 @@ static int blk_queue_start(struct vhu_backend *be, struct vhu_bqueue *q)
 			err = bq->efd < 0 ? -errno : r;
 			goto fail;
 		}
-		vhu_bqueue_set_aux_fd(q, bq->efd);
+		vhu_queue_set_aux_fd(q, bq->efd);
 	}
-	vhu_bqueue_set_priv(q, bq);
+	vhu_queue_set_priv(q, bq);
 	return 0;
 fail:
-	vhu_backend_log(be, VHU_LOG_ERROR, "queue %u: cannot start the device side", vhu_bqueue_index(q));
+	vhu_device_log(dev, VHU_LOG_ERROR, "queue %u: cannot start the device side", vhu_queue_index(q));
 	if (bq) {
 		if (bq->uring)
 			io_uring_queue_exit(&bq->ring);
@@ -396,16 +397,16 @@ fail:
 		free(bq->free);
 		free(bq);
 	}
-	vhu_bqueue_set_priv(q, NULL);
+	vhu_queue_set_priv(q, NULL);
 	return err;
 }
 
 /* Finish every request in flight: the ring or guest memory is about to
  * change, or the queue stops. */
-static void blk_drain(struct vhu_backend *be, struct vhu_bqueue *q)
+static void blk_drain(struct vhu_device *dev, struct vhu_queue *q)
 {
-	struct blk_queue *bq = vhu_bqueue_priv(q);
-	(void)be;
+	struct blk_queue *bq = vhu_queue_priv(q);
+	(void)dev;
 
 	if (!bq || !bq->inflight)
 		return;
@@ -426,13 +427,13 @@ static void blk_drain(struct vhu_backend *be, struct vhu_bqueue *q)
 			pool_reap(bq);
 		}
 	}
-	vhu_bqueue_notify(q);
+	vhu_queue_notify(q);
 }
 
-static void blk_queue_stop(struct vhu_backend *be, struct vhu_bqueue *q)
+static void blk_queue_stop(struct vhu_device *dev, struct vhu_queue *q)
 {
-	struct blk_queue *bq = vhu_bqueue_priv(q);
-	(void)be;
+	struct blk_queue *bq = vhu_queue_priv(q);
+	(void)dev;
 
 	if (!bq)
 		return;
@@ -444,24 +445,24 @@ static void blk_queue_stop(struct vhu_backend *be, struct vhu_bqueue *q)
 	free(bq->slots);
 	free(bq->free);
 	free(bq);
-	vhu_bqueue_set_priv(q, NULL);
+	vhu_queue_set_priv(q, NULL);
 }
 
-static int blk_get_config(struct vhu_backend *be, uint8_t *buf, uint32_t offset, uint32_t len)
+static int blk_get_config(struct vhu_device *dev, uint8_t *buf, uint32_t offset, uint32_t len)
 {
-	struct blk_dev *d = vhu_backend_priv(be);
+	struct blk_dev *d = vhu_device_priv(dev);
 	memcpy(buf, (const uint8_t *)&d->cfg + offset, len);
 	return 0;
 }
 
-static int blk_set_config(struct vhu_backend *be, const uint8_t *buf, uint32_t offset, uint32_t len,
+static int blk_set_config(struct vhu_device *dev, const uint8_t *buf, uint32_t offset, uint32_t len,
 			  uint32_t flags)
 {
-	(void)be;
+	(void)dev;
 	(void)buf;
 	/* Nothing is writable without CONFIG_WCE, which vhu-blk does not
 	 * offer; a migration write of the same values is accepted. */
-	if (flags == VHU_USER_CONFIG_FLAG_MIGRATION)
+	if (flags == VHU_CONFIG_WRITE_MIGRATION)
 		return 0;
 	(void)offset;
 	(void)len;
@@ -469,10 +470,10 @@ static int blk_set_config(struct vhu_backend *be, const uint8_t *buf, uint32_t o
 }
 
 /* Completions waiting, seen without a system call (for busy-polling). */
-static bool blk_poll(struct vhu_backend *be, struct vhu_bqueue *q)
+static bool blk_poll(struct vhu_device *dev, struct vhu_queue *q)
 {
-	struct blk_queue *bq = vhu_bqueue_priv(q);
-	(void)be;
+	struct blk_queue *bq = vhu_queue_priv(q);
+	(void)dev;
 	if (!bq || !bq->inflight)
 		return false;
 	if (bq->uring)

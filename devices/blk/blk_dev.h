@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "blk_req.h"
-#include "vhu/backend.h"
+#include "vhu/device.h"
 #include "vhu/virtio.h"
 
 enum blk_engine { BLK_ENGINE_URING, BLK_ENGINE_THREADS, BLK_ENGINE_SYNC, BLK_ENGINE_NULL };

@@ -13,32 +13,51 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/eventfd.h>
+
 #include "blk_dev.h"
+#include "blk_export.h"
 #include "blk_pool.h"
 #include "../../tools/opts.h"
 #include "vhu/vu_socket.h"
 
+#define MAX_EXPORTS 1024
+
 static struct vhu_backend *g_be;
+static int g_stop_fd = -1;
 
 static void on_signal(int sig)
 {
+	uint64_t one = 1;
 	(void)sig;
 	if (g_be)
 		vhu_backend_stop(g_be);
+	if (g_stop_fd >= 0)
+		(void)!write(g_stop_fd, &one, sizeof(one));
 }
 
+/* opaque: the export's socket, named when there are several */
 static void log_stderr(void *opaque, enum vhu_log_level level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
-	(void)opaque;
-	fprintf(stderr, "vhu-blk: %s: %s\n", names[level], msg);
+	if (opaque)
+		fprintf(stderr, "vhu-blk: %s: %s: %s\n", (const char *)opaque, names[level], msg);
+	else
+		fprintf(stderr, "vhu-blk: %s: %s\n", names[level], msg);
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vhu-blk (--socket-path=PATH | --fd=FD) --blk-file=PATH [options]\n"
+		"       vhu-blk --export socket=PATH,file=IMG[,key=value...] [--export ...] [options]\n"
 		"       vhu-blk --print-capabilities\n"
+		"  --export SPEC        one more device on its own socket; keys: socket, file,\n"
+		"                       num-queues, queue-size, read-only=on|off, serial, seg-max\n"
+		"                       (the options below are the defaults for each)\n"
+		"  --threads=N          serve every queue on a poll group of N threads (0: one\n"
+		"                       per CPU, the default with --export); without it and\n"
+		"                       without --export, a thread per queue\n"
 		"  --read-only          refuse writes (VIRTIO_BLK_F_RO)\n"
 		"  --num-queues=N       virtqueues offered (default 1)\n"
 		"  --queue-size=N       largest queue size accepted (default 1024)\n"
@@ -63,6 +82,189 @@ static int number(const char *opt, const char *s, long lo, long hi, long *out)
 	return opt_number("vhu-blk", opt, s, lo, hi, out);
 }
 
+static int cannot(const char *what, int err)
+{
+	fprintf(stderr, "vhu-blk: cannot %s: %s\n", what, strerror(err));
+	return 1;
+}
+
+/* The image open, its config filled: 0, or 1 after a message. */
+static int open_image(struct blk_dev *d, struct blk_pool *pool)
+{
+	int r = blk_dev_open(d);
+	if (r < 0) {
+		fprintf(stderr, "vhu-blk: cannot use %s: %s\n", d->path, strerror(-r));
+		return 1;
+	}
+	blk_dev_fill_config(d);
+	d->pool = pool;
+	return 0;
+}
+
+static void close_image(struct blk_dev *d)
+{
+	if (d->fd < 0)
+		return;
+	if (!d->read_only && fdatasync(d->fd) < 0 && errno != EINVAL)
+		fprintf(stderr, "vhu-blk: %s: fdatasync: %s\n", d->path, strerror(errno));
+	close(d->fd);
+	d->fd = -1;
+}
+
+static struct vhu_device *make_device(struct blk_dev *d, struct vhu_poll_group *pg, uint32_t poll_ns, int level,
+				      void *log_opaque)
+{
+	struct vhu_device_config cfg = {
+		.ops = &blk_ops, .priv = d, .num_queues = d->num_queues, .max_queue_size = d->queue_size,
+		.features = blk_dev_features(d), .config_size = sizeof(d->cfg),
+		.log = log_stderr, .log_opaque = log_opaque, .log_level = level, .poll_ns = poll_ns,
+		.exec = pg ? VHU_EXEC_POLL_GROUP : VHU_EXEC_THREAD_PER_QUEUE, .poll_group = pg,
+	};
+	return vhu_device_new(&cfg);
+}
+
+static struct vhu_backend *make_backend(struct vhu_device *dev)
+{
+	struct vhu_backend_config cfg = { .device = dev, .protocol_features = VHU_BACKEND_PROTOCOL_FEATURES };
+	return vhu_backend_new(&cfg);
+}
+
+static struct vhu_poll_group *make_poll_group(unsigned threads, uint32_t poll_ns, int level)
+{
+	struct vhu_poll_group_config cfg = { .threads = threads, .poll_ns = poll_ns, .log = log_stderr,
+					     .log_level = level };
+	return vhu_poll_group_new(&cfg);
+}
+
+static void on_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* One device: --socket-path or --fd, as the vhost-user spec's back-end conventions say. */
+static int serve_one(struct blk_dev *d, const char *sock, int conn_fd, long threads, uint32_t poll_ns, int level)
+{
+	struct blk_pool *pool = NULL;
+	struct vhu_poll_group *pg = NULL;
+	struct vhu_device *dev = NULL;
+	int r = 1;
+
+	if (d->engine == BLK_ENGINE_THREADS && !(pool = blk_pool_new(4)))
+		return cannot("start the I/O threads", ENOMEM);
+	if (open_image(d, pool))
+		goto out;
+	if (threads >= 0 && !(pg = make_poll_group((unsigned)threads, poll_ns, level))) {
+		r = cannot("start the poll group", errno);
+		goto out;
+	}
+	if (!(dev = make_device(d, pg, poll_ns, level, NULL)) || !(g_be = make_backend(dev))) {
+		r = cannot("create the back-end", errno);
+		goto out;
+	}
+	on_signals();
+	if (sock) {
+		int l = vhu_user_listen(sock);
+		if (l < 0) {
+			r = cannot("listen", -l);
+			goto out;
+		}
+		fprintf(stderr, "vhu-blk: serving %s (%llu sectors%s) on %s, %u queue(s), engine %s\n", d->path,
+			(unsigned long long)d->capacity, d->read_only ? ", read-only" : "", sock, d->num_queues,
+			blk_engine_name(d->engine));
+		r = vhu_backend_run_listen(g_be, l) < 0;
+		close(l);
+		unlink(sock);
+	} else {
+		r = vhu_backend_run_conn(g_be, conn_fd) < 0;
+	}
+out:
+	/* stops every queue, finishing the requests in flight */
+	vhu_backend_free(g_be);
+	g_be = NULL;
+	vhu_device_free(dev);
+	vhu_poll_group_free(pg);
+	blk_pool_free(pool);
+	close_image(d);
+	return r;
+}
+
+static void free_exports(struct blk_export *x, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		vhu_backend_free(x[i].be);
+		vhu_device_free(x[i].dev);
+		if (x[i].listen_fd >= 0) {
+			close(x[i].listen_fd);
+			unlink(x[i].sock);
+		}
+		close_image(&x[i].d);
+	}
+	free(x);
+}
+
+/* Many devices (--export), their queues on one poll group. */
+static int serve_exports(const struct blk_dev *defaults, char **specs, unsigned n, unsigned threads,
+			 uint32_t poll_ns, int level)
+{
+	struct blk_export *x = calloc(n, sizeof(*x));
+	struct blk_pool *pool = NULL;
+	struct vhu_poll_group *pg = NULL;
+	unsigned made = 0;
+	int r = 1;
+
+	if (!x)
+		return cannot("allocate the exports", ENOMEM);
+	for (unsigned i = 0; i < n; i++) {
+		x[i].d = *defaults;
+		x[i].listen_fd = -1;
+		if ((r = blk_export_parse(specs[i], &x[i])) != 0) {
+			free(x);
+			return r;
+		}
+	}
+	r = 1;
+	if (defaults->engine == BLK_ENGINE_THREADS && !(pool = blk_pool_new(4))) {
+		r = cannot("start the I/O threads", ENOMEM);
+		goto out;
+	}
+	if (!(pg = make_poll_group(threads, poll_ns, level))) {
+		r = cannot("start the poll group", errno);
+		goto out;
+	}
+	for (; made < n; made++) {
+		struct blk_export *e = &x[made];
+		if (open_image(&e->d, pool))
+			goto out;
+		if (!(e->dev = make_device(&e->d, pg, poll_ns, level, n > 1 ? (void *)e->sock : NULL)) ||
+		    !(e->be = make_backend(e->dev))) {
+			r = cannot("create a back-end", errno);
+			made++;
+			goto out;
+		}
+		if ((e->listen_fd = vhu_user_listen(e->sock)) < 0) {
+			fprintf(stderr, "vhu-blk: cannot listen on %s: %s\n", e->sock, strerror(-e->listen_fd));
+			made++;
+			goto out;
+		}
+		fprintf(stderr, "vhu-blk: export %s: %s (%llu sectors%s), %u queue(s)\n", e->sock, e->d.path,
+			(unsigned long long)e->d.capacity, e->d.read_only ? ", read-only" : "", e->d.num_queues);
+	}
+	if ((g_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		r = cannot("make an eventfd", errno);
+		goto out;
+	}
+	on_signals();
+	r = blk_exports_serve(x, n, pg, g_stop_fd);
+out:
+	free_exports(x, made);
+	vhu_poll_group_free(pg);
+	blk_pool_free(pool);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -78,14 +280,18 @@ int main(int argc, char **argv)
 		{ "seg-max", required_argument, NULL, 'g' },
 		{ "poll-us", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "export", required_argument, NULL, 'x' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct blk_dev d = { .fd = -1, .num_queues = 1, .queue_size = 1024, .serial = "vhu-blk",
 			     .engine = BLK_ENGINE_URING, .seg_max = 126 };
 	const char *sock = NULL;
-	long conn_fd = -1, v, poll_us = 32;
+	long conn_fd = -1, v, poll_us = 32, threads = -1;
 	int verbose = 0, c;
+	static char *specs[MAX_EXPORTS];
+	unsigned nspecs = 0;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -139,6 +345,15 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'v': verbose++; break;
+		case 'x':
+			if (nspecs == MAX_EXPORTS)
+				return refuse("--export", optarg, "at most 1024 exports");
+			specs[nspecs++] = optarg;
+			break;
+		case 't':
+			if (number("--threads", optarg, 0, 1024, &threads))
+				return 2;
+			break;
 		case 'h': usage(stdout); return 0;
 		default:
 			return opt_getopt_error("vhu-blk", argv[optind - 1], opts);
@@ -148,62 +363,15 @@ int main(int argc, char **argv)
 		goto bad;
 	if (optind != argc)
 		return refuse(argv[optind], NULL, "not an option (options are --name=value)");
+	if (nspecs && (d.path || sock || conn_fd >= 0))
+		return refuse("--export", NULL, "is not used with --socket-path, --fd or --blk-file");
+	if (nspecs)
+		return serve_exports(&d, specs, nspecs, threads < 0 ? 0 : (unsigned)threads, (uint32_t)poll_us * 1000,
+				     VHU_LOG_WARN + verbose);
 	if (!d.path || (!sock) == (conn_fd < 0))
 		return refuse(!d.path ? "--blk-file" : "--socket-path, --fd", NULL,
 			      !d.path ? "is needed: the image or block device to serve" : "exactly one of them is needed");
-	int r = blk_dev_open(&d);
-	if (r < 0) {
-		fprintf(stderr, "vhu-blk: cannot use %s: %s\n", d.path, strerror(-r));
-		return 1;
-	}
-	blk_dev_fill_config(&d);
-	if (d.engine == BLK_ENGINE_THREADS && !(d.pool = blk_pool_new(4))) {
-		fprintf(stderr, "vhu-blk: cannot start the I/O threads\n");
-		return 1;
-	}
-
-	struct vhu_backend_config cfg = {
-		.ops = &blk_ops, .priv = &d, .num_queues = d.num_queues, .max_queue_size = d.queue_size,
-		.features = blk_dev_features(&d),
-		.protocol_features = VHU_BACKEND_PROTOCOL_FEATURES,
-		.config_size = sizeof(d.cfg),
-		.log = log_stderr, .log_level = VHU_LOG_WARN + verbose,
-		.poll_ns = (uint32_t)poll_us * 1000,
-	};
-	g_be = vhu_backend_new(&cfg);
-	if (!g_be) {
-		fprintf(stderr, "vhu-blk: cannot create the back-end: %s\n", strerror(errno));
-		return 1;
-	}
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (sock) {
-		int l = vhu_user_listen(sock);
-		if (l < 0) {
-			fprintf(stderr, "vhu-blk: cannot listen on %s: %s\n", sock, strerror(-l));
-			vhu_backend_free(g_be);
-			return 1;
-		}
-		fprintf(stderr, "vhu-blk: serving %s (%llu sectors%s) on %s, %u queue(s), engine %s\n", d.path,
-			(unsigned long long)d.capacity, d.read_only ? ", read-only" : "", sock, d.num_queues,
-			blk_engine_name(d.engine));
-		r = vhu_backend_run_listen(g_be, l);
-		close(l);
-		unlink(sock);
-	} else {
-		r = vhu_backend_run_conn(g_be, (int)conn_fd);
-	}
-	/* stops every queue, finishing the requests in flight */
-	vhu_backend_free(g_be);
-	g_be = NULL;
-	blk_pool_free(d.pool);
-	if (!d.read_only && fdatasync(d.fd) < 0 && errno != EINVAL)
-		fprintf(stderr, "vhu-blk: fdatasync: %s\n", strerror(errno));
-	close(d.fd);
-	return r < 0 ? 1 : 0;
+	return serve_one(&d, sock, (int)conn_fd, threads, (uint32_t)poll_us * 1000, VHU_LOG_WARN + verbose);
 bad:
 	usage(stderr);
 	return 2;

@@ -15,14 +15,15 @@
 
 void vhu_backend_log(struct vhu_backend *be, enum vhu_log_level level, const char *fmt, ...)
 {
+	struct vhu_device_config *c = &be->dev->cfg;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vhu_log_emit(be->cfg.log, be->cfg.log_opaque, be->cfg.log_level, level, fmt, ap);
+	vhu_log_emit(c->log, c->log_opaque, c->log_level, level, fmt, ap);
 	va_end(ap);
 }
 
-/* ---- application-driven: the epoll set the application watches -------- */
+/* ---- the session's epoll set: for a loop of the application's ----------- */
 
 static int watch(struct vhu_backend *be, int fd, int op)
 {
@@ -30,66 +31,38 @@ static int watch(struct vhu_backend *be, int fd, int op)
 	return epoll_ctl(be->epoll_fd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
-/* The fds that never change: every queue's wake fd, the in-band notice. */
-static int app_init(struct vhu_backend *be)
+/* The in-band notice, and the device's own set when the application runs
+ * its queues too (an epoll set is readable while one inside it is). */
+static int events_init(struct vhu_backend *be)
 {
 	be->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (be->epoll_fd < 0 || watch(be, be->inband_fd, EPOLL_CTL_ADD) < 0)
 		return -1;
-	for (unsigned i = 0; i < be->cfg.num_queues; i++)
-		if (watch(be, be->q[i].wake_fd, EPOLL_CTL_ADD) < 0)
-			return -1;
+	int dev_fd = vhu_device_event_fd(be->dev);
+	if (dev_fd >= 0 && watch(be, dev_fd, EPOLL_CTL_ADD) < 0)
+		return -1;
 	return 0;
 }
 
-/*
- * Make a dup of `want` (-1: nothing), generation `gen`, the one in the set.
- * A kick fd is watched only while its queue runs (level-triggered: an
- * unread kick on a disabled ring would otherwise wake the application for
- * ever).
- */
-static void rewatch(struct vhu_backend *be, int *watched, unsigned *watched_gen, int want, unsigned gen)
+static bool app_runs_queues(const struct vhu_backend *be)
 {
-	if ((*watched >= 0) == (want >= 0) && (want < 0 || *watched_gen == gen))
-		return;
-	if (*watched >= 0) {
-		watch(be, *watched, EPOLL_CTL_DEL);
-		close(*watched);
-		*watched = -1;
-	}
-	*watched_gen = gen;
-	if (want >= 0 && (*watched = fcntl(want, F_DUPFD_CLOEXEC, 0)) >= 0 && watch(be, *watched, EPOLL_CTL_ADD) < 0) {
-		be_err(be, "cannot watch fd %d: %s", want, strerror(errno));
-		close(*watched);
-		*watched = -1;
-	}
-}
-
-static void sync_watches(struct vhu_backend *be)
-{
-	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
-		struct vhu_bqueue *q = &be->q[i];
-		bool active = bq_active(q);
-		rewatch(be, &q->watch_kick, &q->watch_kick_gen, active && !q->kick_poll ? q->kick_fd : -1, q->kick_gen);
-		rewatch(be, &q->watch_aux, &q->watch_aux_gen, active ? q->aux_fd : -1, q->aux_gen);
-	}
+	return be->dev->cfg.exec == VHU_EXEC_APP;
 }
 
 int vhu_backend_event_fd(const struct vhu_backend *be)
 {
-	return be->epoll_fd >= 0 ? be->epoll_fd : -EINVAL;
+	return be->epoll_fd;
 }
 
 int vhu_backend_attach(struct vhu_backend *be, int conn)
 {
-	if (be->epoll_fd < 0)
-		return -EINVAL;
 	if (be->conn >= 0)
 		return -EBUSY;
 	int r = watch(be, conn, EPOLL_CTL_ADD);
 	if (r < 0)
 		return r;
 	be->conn = conn;
+	be->attached = true;
 	be_info(be, "front-end connected");
 	return 0;
 }
@@ -100,7 +73,7 @@ static void app_detach(struct vhu_backend *be)
 	be_session_reset(be);
 	close(be->conn);
 	be->conn = -1;
-	sync_watches(be);
+	be->attached = false;
 }
 
 static bool serve_message(struct vhu_backend *be);
@@ -108,9 +81,7 @@ static void send_inband(struct vhu_backend *be);
 
 int vhu_backend_dispatch(struct vhu_backend *be)
 {
-	if (be->epoll_fd < 0)
-		return -EINVAL;
-	if (be->conn < 0)
+	if (be->conn < 0 || !be->attached)
 		return -ENOTCONN;
 	/* At most a few messages a call, so a chatty front-end cannot starve the
 	 * queues; the rest keep the (level-triggered) event fd readable. The
@@ -125,10 +96,10 @@ int vhu_backend_dispatch(struct vhu_backend *be)
 		}
 	}
 	send_inband(be);
-	for (unsigned i = 0; i < be->cfg.num_queues; i++)
-		bq_service(&be->q[i]);
-	send_inband(be);	/* what the handlers just asked for */
-	sync_watches(be);
+	if (app_runs_queues(be)) {
+		vhu_device_process(be->dev);
+		send_inband(be);	/* what the handlers just asked for */
+	}
 	return 0;
 }
 
@@ -136,40 +107,33 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 {
 	struct vhu_backend *be;
 
-	if (!cfg->ops || !cfg->ops->handle || cfg->num_queues == 0 || cfg->num_queues > 256 ||
-	    cfg->max_queue_size == 0 || cfg->max_queue_size > VHU_VRING_MAX_SIZE ||
-	    cfg->config_size > VHU_USER_MAX_CONFIG_SIZE) {
-		errno = EINVAL;
+	if (!cfg->device || cfg->device->attached) {
+		errno = cfg->device ? EBUSY : EINVAL;
 		return NULL;
 	}
 	be = calloc(1, sizeof(*be));
 	if (!be)
 		return NULL;
-	be->stop_fd = be->inband_fd = be->epoll_fd = -1;
 	be->cfg = *cfg;
+	be->dev = cfg->device;
+	be->nq = vhu_device_num_queues(be->dev);
 	/* offer only what is served: by the library, or by the device's request op */
 	be->cfg.protocol_features &= VHU_BACKEND_PROTOCOL_FEATURES |
-				     (cfg->ops && cfg->ops->request ? VHU_BACKEND_DEVICE_PROTOCOL_FEATURES : 0);
-	be->conn = be->backend_fd = -1;
+				     (cfg->request ? VHU_BACKEND_DEVICE_PROTOCOL_FEATURES : 0);
+	be->conn = be->backend_fd = be->epoll_fd = -1;
 	vhu_mem_init(&be->mem);
 	pthread_mutex_init(&be->backend_lock, NULL);
 	be->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	be->inband_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	be->q = calloc(cfg->num_queues, sizeof(*be->q));
-	if (be->stop_fd < 0 || be->inband_fd < 0 || !be->q)
+	be->vr = calloc(be->nq, sizeof(*be->vr));
+	if (be->stop_fd < 0 || be->inband_fd < 0 || !be->vr || events_init(be) < 0)
 		goto fail;
-	for (uint16_t i = 0; i < cfg->num_queues; i++) {
-		int r = bq_init(be, &be->q[i], i);
-		if (r < 0) {
-			errno = -r;
-			cfg->num_queues > i ? (void)(be->cfg.num_queues = i) : (void)0;
-			goto fail;
-		}
-	}
-	if (cfg->threads == VHU_THREADS_NONE && app_init(be) < 0)
-		goto fail;
+	struct dev_transport t = be_transport;
+	t.opaque = be;
+	dev_attach(be->dev, &t);
 	return be;
 fail:
+	be->dev = NULL;
 	vhu_backend_free(be);
 	return NULL;
 }
@@ -178,20 +142,17 @@ void vhu_backend_free(struct vhu_backend *be)
 {
 	if (!be)
 		return;
-	if (be->q) {
-		for (unsigned i = 0; i < be->cfg.num_queues; i++) {
-			bq_pause(&be->q[i]);
-			bq_stop(&be->q[i]);
-			bq_resume(&be->q[i]);
-		}
-		for (unsigned i = 0; i < be->cfg.num_queues; i++)
-			bq_destroy(&be->q[i]);
+	int e = errno;
+	if (be->dev) {
+		if (be->conn >= 0)
+			be_session_reset(be);
+		dev_detach(be->dev);
 	}
-	free(be->q);
-	if (be->conn >= 0 && be->epoll_fd >= 0)
+	if (be->conn >= 0 && be->attached)
 		close(be->conn);	/* an attached session: the back-end owned it */
 	if (be->epoll_fd >= 0)
 		close(be->epoll_fd);
+	free(be->vr);
 	vhu_mem_clear(&be->mem);
 	if (be->backend_fd >= 0)
 		close(be->backend_fd);
@@ -201,9 +162,10 @@ void vhu_backend_free(struct vhu_backend *be)
 		close(be->inband_fd);
 	pthread_mutex_destroy(&be->backend_lock);
 	free(be);
+	errno = e;
 }
 
-void *vhu_backend_priv(struct vhu_backend *be) { return be->cfg.priv; }
+struct vhu_device *vhu_backend_device(struct vhu_backend *be) { return be->dev; }
 uint64_t vhu_backend_features(const struct vhu_backend *be) { return be->features; }
 
 void vhu_backend_stop(struct vhu_backend *be)
@@ -211,21 +173,6 @@ void vhu_backend_stop(struct vhu_backend *be)
 	uint64_t one = 1;
 	/* write(2) only: callable from a signal handler */
 	(void)!write(be->stop_fd, &one, sizeof(one));
-}
-
-void be_pause_all(struct vhu_backend *be)
-{
-	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
-		bq_pause(&be->q[i]);
-		if (be->q[i].started && be->cfg.ops->drain)
-			be->cfg.ops->drain(be, &be->q[i]);
-	}
-}
-
-void be_resume_all(struct vhu_backend *be)
-{
-	for (unsigned i = 0; i < be->cfg.num_queues; i++)
-		bq_resume(&be->q[i]);
 }
 
 int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size)
@@ -264,9 +211,7 @@ int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *pa
 
 int vhu_backend_config_changed(struct vhu_backend *be)
 {
-	if (!be_pf(be, VHU_USER_PROTOCOL_F_CONFIG) || !be_pf(be, VHU_USER_PROTOCOL_F_BACKEND_REQ))
-		return -ENOTSUP;
-	return be_send_backend_msg(be, VHU_USER_BACKEND_CONFIG_CHANGE_MSG, NULL, 0);
+	return vhu_device_config_changed(be->dev);
 }
 
 /* Validate, handle, reply. Returns false when the connection must close. */
@@ -312,11 +257,11 @@ static void send_inband(struct vhu_backend *be)
 	uint64_t v;
 
 	(void)!read(be->inband_fd, &v, sizeof(v));
-	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
+	for (unsigned i = 0; i < be->nq; i++) {
 		struct vhu_user_vring_state s = { i, 0 };
-		if (atomic_exchange(&be->q[i].inband_err, false))
+		if (atomic_exchange(&be->vr[i].inband_err, false))
 			be_send_backend_msg(be, VHU_USER_BACKEND_VRING_ERR, &s, sizeof(s));
-		if (atomic_exchange(&be->q[i].inband_call, false))
+		if (atomic_exchange(&be->vr[i].inband_call, false))
 			be_send_backend_msg(be, VHU_USER_BACKEND_VRING_CALL, &s, sizeof(s));
 	}
 }
@@ -341,8 +286,10 @@ int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 {
 	int ret = 0;
 
-	if (be->epoll_fd >= 0)
-		return -EINVAL;	/* application-driven: vhu_backend_attach and dispatch */
+	if (app_runs_queues(be))
+		return -EINVAL;	/* the application's loop: vhu_backend_attach and dispatch */
+	if (be->conn >= 0)
+		return -EBUSY;
 	be->conn = conn;
 	be_info(be, "front-end connected");
 	for (;;) {
@@ -371,7 +318,7 @@ int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 
 int vhu_backend_run_listen(struct vhu_backend *be, int listen_fd)
 {
-	if (be->epoll_fd >= 0)
+	if (app_runs_queues(be))
 		return -EINVAL;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = listen_fd, .events = POLLIN }, { .fd = be->stop_fd, .events = POLLIN } };

@@ -21,14 +21,18 @@ static void reply_u64(struct reply *rep, uint64_t v)
 	rep->msg.payload.u64 = v;
 }
 
+#define PROTOCOL_FEATURES_BIT (1ull << VHU_USER_F_PROTOCOL_FEATURES)
+
 static uint64_t offered_features(const struct vhu_backend *be)
 {
-	uint64_t f = be->cfg.features;
+	uint64_t f = be->dev->cfg.features;
 	if (be->cfg.protocol_features)
-		f |= 1ull << VHU_USER_F_PROTOCOL_FEATURES;
+		f |= PROTOCOL_FEATURES_BIT;
 	return f;
 }
 
+/* The device gets the VIRTIO features; VHOST_USER_F_PROTOCOL_FEATURES is
+ * this transport's. */
 static int set_features(struct vhu_backend *be, uint64_t f)
 {
 	uint64_t extra = f & ~offered_features(be);
@@ -37,15 +41,11 @@ static int set_features(struct vhu_backend *be, uint64_t f)
 		be_err(be, "SET_FEATURES: 0x%llx was not offered", (unsigned long long)extra);
 		return -EINVAL;
 	}
-	for (unsigned i = 0; i < be->cfg.num_queues; i++)
-		if (be->q[i].started && ((f ^ be->features) & (VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_EVENT_IDX)))) {
-			be_err(be, "SET_FEATURES: ring format changed while queue %u runs", i);
-			return -EBUSY;
-		}
+	int r = dev_set_features(be->dev, f & ~PROTOCOL_FEATURES_BIT);
+	if (r == -EBUSY)
+		return r;	/* nothing changed */
 	be->features = f;
-	if (be->cfg.ops->set_features)
-		return be->cfg.ops->set_features(be, f);
-	return 0;
+	return r;
 }
 
 static int set_protocol_features(struct vhu_backend *be, uint64_t f)
@@ -81,10 +81,12 @@ static void report_if_shrinkable(struct vhu_backend *be, const struct vhu_mem_re
  * cannot go on; it fails like any broken ring rather than stop silently. */
 static void remap_rings(struct vhu_backend *be)
 {
-	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
-		int r = bq_refresh(&be->q[i]);
-		if (r < 0)
-			bq_fail(&be->q[i], "its ring is no longer in guest memory", r);
+	for (unsigned i = 0; i < be->nq; i++) {
+		int r = be_ring_remap(be, &be->dev->q[i]);
+		if (r < 0) {
+			dq_remap(&be->dev->q[i], NULL);
+			dq_fail(&be->dev->q[i], "its ring is no longer in guest memory", r);
+		}
 	}
 }
 
@@ -94,7 +96,7 @@ static void remap_rings(struct vhu_backend *be)
 /* Every handler has the row's signature; each uses what it needs of it. */
 #define HANDLER(name)                                                                              \
 	static int name(struct vhu_backend *be __attribute__((unused)),                             \
-			struct vhu_bqueue *q __attribute__((unused)),                               \
+			struct vhu_queue *q __attribute__((unused)),                               \
 			struct vhu_user_msg *m __attribute__((unused)), struct reply *rep __attribute__((unused)))
 
 HANDLER(get_features)
@@ -119,9 +121,9 @@ HANDLER(set_owner)
 HANDLER(reset_owner)
 {
 	/* deprecated: "ignore ... or use it to disable all rings" */
-	for (unsigned i = 0; i < be->cfg.num_queues; i++) {
-		bq_stop(&be->q[i]);
-		be->q[i].enabled = false;
+	for (unsigned i = 0; i < be->nq; i++) {
+		dq_stop(&be->dev->q[i], &be->vr[i].base);
+		dq_set_enabled(&be->dev->q[i], false);
 	}
 	return 0;
 }
@@ -201,16 +203,19 @@ static bool split_size_ok(const struct vhu_backend *be, uint32_t num)
 	return vhu_has_feature(be->features, VHU_F_RING_PACKED) || (num & (num - 1)) == 0;
 }
 
+/* The ring's vhost-user state (its queue is paused). */
+#define VR(q) (&be->vr[vhu_queue_index(q)])
+
 HANDLER(set_vring_num)
 {
-	uint32_t num = m->payload.state.num;
-	if (num == 0 || num > be->cfg.max_queue_size || num > VHU_VRING_MAX_SIZE || !split_size_ok(be, num)) {
-		be_err(be, "queue %u: size %u refused (max %u)", q->index, num, be->cfg.max_queue_size);
+	uint32_t num = m->payload.state.num, max = be->dev->cfg.max_queue_size;
+	if (num == 0 || num > max || num > VHU_VRING_MAX_SIZE || !split_size_ok(be, num)) {
+		be_err(be, "queue %u: size %u refused (max %u)", vhu_queue_index(q), num, max);
 		return -EINVAL;
 	}
-	if (q->started)
+	if (dq_started(q))
 		return -EBUSY;
-	q->num = num;
+	VR(q)->num = num;
 	return 0;
 }
 
@@ -223,14 +228,17 @@ HANDLER(set_vring_addr)
 		be_err(be, "queue %u: dirty logging asked for but not offered", a->index);
 		return -ENOTSUP;
 	}
-	struct vhu_user_vring_addr old = q->addr;
-	q->addr = *a;
-	q->addr_set = true;
-	if (q->started && (r = bq_refresh(q)) < 0) {
+	struct vhu_user_vring_addr old = VR(q)->addr;
+	VR(q)->addr = *a;
+	VR(q)->addr_set = true;
+	if ((r = be_ring_remap(be, q)) < 0) {
 		/* a running ring keeps the addresses it had */
 		be_err(be, "queue %u: new ring addresses outside guest memory; kept the old ones", a->index);
-		q->addr = old;
-		bq_refresh(q);
+		VR(q)->addr = old;
+		if (be_ring_remap(be, q) < 0) {
+			dq_remap(q, NULL);
+			dq_fail(q, "its ring cannot be mapped again", -EFAULT);
+		}
 	}
 	return r;
 }
@@ -239,13 +247,13 @@ HANDLER(set_vring_base)
 {
 	struct vhu_vq_pos pos;
 	bool packed = vhu_has_feature(be->features, VHU_F_RING_PACKED);
-	if (vhu_vq_pos_decode(m->payload.state.num, packed, packed ? (uint16_t)q->num : 0, &pos) < 0) {
-		be_err(be, "queue %u: vring base 0x%x out of range", q->index, m->payload.state.num);
+	if (vhu_vq_pos_decode(m->payload.state.num, packed, packed ? (uint16_t)VR(q)->num : 0, &pos) < 0) {
+		be_err(be, "queue %u: vring base 0x%x out of range", vhu_queue_index(q), m->payload.state.num);
 		return -EINVAL;
 	}
-	if (q->started)
+	if (dq_started(q))
 		return -EBUSY;
-	q->base = pos;
+	VR(q)->base = pos;
 	return 0;
 }
 
@@ -253,8 +261,8 @@ HANDLER(get_vring_base)
 {
 	/* stops the ring ("Ring states") */
 	struct vhu_user_vring_state s = m->payload.state;
-	bq_stop(q);
-	s.num = vhu_vq_pos_encode(&q->base, q->vq.packed);
+	dq_stop(q, &VR(q)->base);
+	s.num = vhu_vq_pos_encode(&VR(q)->base, vhu_has_feature(be->features, VHU_F_RING_PACKED));
 	rep->has_body = true;
 	rep->msg.hdr.size = sizeof(s);
 	rep->msg.payload.state = s;
@@ -278,29 +286,15 @@ HANDLER(set_vring_fd)
 	}
 	switch (m->hdr.request) {
 	case VHU_USER_SET_VRING_KICK:
-		if (q->kick_fd >= 0)
-			close(q->kick_fd);
-		/* The worker reads the kick fd only when poll says so, but a
-		 * front-end may hand the same eventfd to two queues, and the
-		 * other worker may empty it first: never block on it. (The flag
-		 * is on the file the front-end shares; an eventfd it only writes
-		 * is not affected.) */
-		if (fd >= 0)
-			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-		q->kick_fd = fd;
-		q->kick_gen++;
-		q->kick_poll = fd < 0;
+		/* no fd: the ring is polled */
+		dq_set_kick_fd(q, fd);
 		/* "Ring states": the ring starts with its kick */
-		return bq_start(q);
+		return be_ring_start(be, q);
 	case VHU_USER_SET_VRING_CALL:
-		if (q->call_fd >= 0)
-			close(q->call_fd);
-		q->call_fd = fd;
+		dq_set_call_fd(q, fd);
 		return 0;
 	default:
-		if (q->err_fd >= 0)
-			close(q->err_fd);
-		q->err_fd = fd;
+		dq_set_err_fd(q, fd);
 		return 0;
 	}
 }
@@ -318,7 +312,7 @@ HANDLER(set_protocol_features_msg)
 
 HANDLER(get_queue_num)
 {
-	reply_u64(rep, be->cfg.num_queues);
+	reply_u64(rep, be->nq);
 	return 0;
 }
 
@@ -329,9 +323,7 @@ HANDLER(set_vring_enable)
 		be_err(be, "SET_VRING_ENABLE %u refused", on);
 		return -EINVAL;
 	}
-	q->enabled = on;
-	if (on)
-		q->pending_ev |= VHU_QUEUE_EV_KICK;
+	dq_set_enabled(q, on);
 	return 0;
 }
 
@@ -363,14 +355,11 @@ HANDLER(get_config)
 	 * reply with zero payload */
 	rep->msg.hdr.size = 0;
 	if (c->size > VHU_USER_MAX_CONFIG_SIZE || m->hdr.size != VHU_USER_CONFIG_HDR_SIZE + c->size ||
-	    c->offset > be->cfg.config_size || c->size > be->cfg.config_size - c->offset ||
-	    !be->cfg.ops->get_config) {
+	    dev_get_config(be->dev, rep->msg.payload.config.region, c->offset, c->size) < 0) {
 		be_err(be, "GET_CONFIG offset %u size %u refused", c->offset, c->size);
 		return 0;
 	}
-	memset(rep->msg.payload.config.region, 0, c->size);
-	if (be->cfg.ops->get_config(be, rep->msg.payload.config.region, c->offset, c->size) == 0)
-		rep->msg.hdr.size = m->hdr.size;
+	rep->msg.hdr.size = m->hdr.size;
 	return 0;
 }
 
@@ -378,32 +367,34 @@ HANDLER(set_config)
 {
 	const struct vhu_user_config *c = &m->payload.config;
 
-	if (c->size > VHU_USER_MAX_CONFIG_SIZE || m->hdr.size != VHU_USER_CONFIG_HDR_SIZE + c->size ||
-	    c->offset > be->cfg.config_size || c->size > be->cfg.config_size - c->offset ||
-	    (c->flags != VHU_USER_CONFIG_FLAG_WRITABLE && c->flags != VHU_USER_CONFIG_FLAG_MIGRATION))
+	_Static_assert(VHU_USER_CONFIG_FLAG_WRITABLE == VHU_CONFIG_WRITE_DRIVER &&
+		       VHU_USER_CONFIG_FLAG_MIGRATION == VHU_CONFIG_WRITE_MIGRATION, "set_config flags");
+	if (c->size > VHU_USER_MAX_CONFIG_SIZE || m->hdr.size != VHU_USER_CONFIG_HDR_SIZE + c->size)
 		return -EINVAL;
-	if (!be->cfg.ops->set_config)
-		return -ENOTSUP;
-	return be->cfg.ops->set_config(be, c->region, c->offset, c->size, c->flags);
+	return dev_set_config(be->dev, c->region, c->offset, c->size, c->flags);
 }
 
 HANDLER(vring_kick)
 {
-	int r = bq_start(q);
+	int r = be_ring_start(be, q);
 	if (!r)
-		bq_wake(q, true);
+		dq_wake(q, true);
 	return r;
 }
 
 /* Every queue paused around it: the RESET_DEVICE and RESET_OWNER rows, be_session_reset. */
 static void reset_device(struct vhu_backend *be)
 {
-	for (unsigned i = 0; i < be->cfg.num_queues; i++)
-		bq_reset(&be->q[i]);
+	dev_reset(be->dev);
+	for (unsigned i = 0; i < be->nq; i++) {
+		struct be_vring *vr = &be->vr[i];
+		vr->num = 0;
+		vr->addr_set = false;
+		memset(&vr->base, 0, sizeof(vr->base));
+		atomic_store(&vr->inband_call, false);
+		atomic_store(&vr->inband_err, false);
+	}
 	be->features = 0;
-	atomic_store(&be->status, 0);
-	if (be->cfg.ops->reset)
-		be->cfg.ops->reset(be);
 }
 
 HANDLER(reset_device_msg)
@@ -416,15 +407,13 @@ HANDLER(set_status)
 {
 	if (m->payload.u64 > 0xff)
 		return -EINVAL;
-	/* keep our own NEEDS_RESET until the driver resets (status 0) */
-	atomic_store(&be->status, (unsigned)m->payload.u64 |
-		     (m->payload.u64 ? atomic_load(&be->status) & VHU_STATUS_DEVICE_NEEDS_RESET : 0));
+	dev_set_status(be->dev, (uint8_t)m->payload.u64);
 	return 0;
 }
 
 HANDLER(get_status)
 {
-	reply_u64(rep, atomic_load(&be->status));
+	reply_u64(rep, vhu_device_status(be->dev));
 	return 0;
 }
 
@@ -436,7 +425,7 @@ HANDLER(get_status)
 enum queue_arg { NO_QUEUE, QUEUE_IN_STATE, QUEUE_IN_FILE, QUEUE_IN_ADDR };
 
 struct be_request {
-	int (*handle)(struct vhu_backend *be, struct vhu_bqueue *q, struct vhu_user_msg *m, struct reply *rep);
+	int (*handle)(struct vhu_backend *be, struct vhu_queue *q, struct vhu_user_msg *m, struct reply *rep);
 	bool before_owner;      /* negotiation sends it before SET_OWNER (QEMU's vhost_user_backend_init) */
 	bool pause_all;         /* every queue paused and drained around it: memory or device state changes */
 	enum queue_arg queue;
@@ -503,30 +492,30 @@ enum vhu_backend_serves vhu_backend_serves(uint32_t request)
 	return row->handle ? VHU_SERVES_LIBRARY : row->device ? VHU_SERVES_DEVICE : VHU_SERVES_NOT_OFFERED;
 }
 
-static struct vhu_bqueue *queue_of(struct vhu_backend *be, const struct vhu_user_msg *m, enum queue_arg where)
+static struct vhu_queue *queue_of(struct vhu_backend *be, const struct vhu_user_msg *m, enum queue_arg where)
 {
 	uint32_t index = where == QUEUE_IN_STATE ? m->payload.state.index
 		       : where == QUEUE_IN_ADDR ? m->payload.addr.index
 		       : (uint32_t)(m->payload.u64 & VHU_USER_VRING_IDX_MASK);
-	if (index >= be->cfg.num_queues) {
-		be_err(be, "vring index %u out of range (%u queues)", index, be->cfg.num_queues);
+	if (index >= be->nq) {
+		be_err(be, "vring index %u out of range (%u queues)", index, be->nq);
 		return NULL;
 	}
-	return &be->q[index];
+	return &be->dev->q[index];
 }
 
 /* A device-specific request, for the device's request op. */
 static int device_request(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
 {
 	const struct vhu_user_request_info *ri = vhu_user_request_info(m->hdr.request);
-	if (!be->cfg.ops->request) {
+	if (!be->cfg.request) {
 		be_warn(be, "%s: the device does not serve it", ri->name);
 		if (ri->replies)
 			reply_u64(rep, 1);
 		return -ENOTSUP;
 	}
 	rep->msg.hdr.size = 0;
-	int r = be->cfg.ops->request(be, m, &rep->msg);
+	int r = be->cfg.request(be, m, &rep->msg);
 	if (rep->msg.hdr.size > sizeof(rep->msg.payload)) {
 		be_err(be, "%s: the device's reply of %u bytes is too large", ri->name, rep->msg.hdr.size);
 		rep->msg.hdr.size = 0;
@@ -554,28 +543,28 @@ int be_handle(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
 			reply_u64(rep, 1);
 		return -ENOTSUP;
 	}
-	struct vhu_bqueue *q = NULL;
+	struct vhu_queue *q = NULL;
 	if (row->queue != NO_QUEUE && !(q = queue_of(be, m, row->queue)))
 		return -EINVAL;
 	if (row->pause_all)
-		be_pause_all(be);
+		dev_pause_all(be->dev);
 	else if (q)
-		bq_pause(q);
+		dq_pause(q);
 	int r = row->handle(be, q, m, rep);
 	if (row->pause_all)
-		be_resume_all(be);
+		dev_resume_all(be->dev);
 	else if (q)
-		bq_resume(q);
+		dq_resume(q);
 	return r;
 }
 
 void be_session_reset(struct vhu_backend *be)
 {
 	/* as the RESET_DEVICE row: every queue paused and drained */
-	be_pause_all(be);
+	dev_pause_all(be->dev);
 	reset_device(be);
 	vhu_mem_clear(&be->mem);
-	be_resume_all(be);
+	dev_resume_all(be->dev);
 	pthread_mutex_lock(&be->backend_lock);
 	if (be->backend_fd >= 0)
 		close(be->backend_fd);

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device core's inside, and the interface a transport uses. Each field
+ * of a queue is written by one owner, named beside it; other code reads
+ * them through the functions below.
+ */
+#ifndef VHU_DEVICE_INTERNAL_H
+#define VHU_DEVICE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "vhu/device.h"
+
+struct pg_thread;
+
+/* What the transport does for the device core: signal the driver where the
+ * queue has no eventfd for it (vhost-user's in-band messages), and carry a
+ * config change. Called with the queue's lock held, from the serving
+ * thread: none of them may wait on the peer. */
+struct dev_transport {
+	void *opaque;
+	void (*call)(void *opaque, struct vhu_queue *q);    /* no call fd */
+	void (*error)(void *opaque, struct vhu_queue *q);   /* no err fd */
+	int (*config_changed)(void *opaque);
+};
+
+struct vhu_queue {
+	struct vhu_device *dev;
+	uint16_t index;
+	pthread_mutex_t lock;       /* held by whoever runs the ring */
+	int wake_fd;                /* eventfd: transport -> serving thread */
+	atomic_int pause_req;       /* the transport wants the lock */
+	atomic_bool inband_kick;    /* a kick that came as a message */
+
+	/* queue.c, under the lock: the ring and its state */
+	enum vhu_ring_state state;
+	bool enabled;               /* the driver's enable (kept while stopped) */
+	bool dev_started;           /* queue_start succeeded: queue_stop is owed */
+	uint16_t num;               /* 0 while started: the ring is not mapped (a remap failed) */
+	struct vhu_dev_vq vq;
+	struct vhu_vq_pos unmapped_pos;
+	unsigned pending_ev;
+	int kick_fd, call_fd, err_fd;   /* owned; -1: none (kick: the ring is polled) */
+	unsigned kick_gen;
+
+	/* the device, under the lock */
+	int aux_fd;
+	unsigned aux_gen;
+	void *priv;
+
+	/* the execution model's */
+	pthread_t thread;           /* thread per queue */
+	bool thread_up;
+	atomic_bool quit;
+	int watch_kick, watch_aux;  /* dups of kick_fd / aux_fd in an epoll set, -1: none */
+	unsigned watch_kick_gen, watch_aux_gen;
+	struct pg_thread *pt;       /* poll group: the thread serving it */
+	unsigned pg_slot, pg_id;
+	atomic_uint pg_ready;       /* poll group: events its epoll set saw */
+	bool notify_off;            /* poll group: kicks off while busy-polling */
+};
+
+struct vhu_device {
+	struct vhu_device_config cfg;
+	struct vhu_queue *q;
+	uint64_t features;          /* negotiated (device.c) */
+	atomic_uint status;
+	struct dev_transport transport;
+	bool attached;
+	int epoll_fd;               /* VHU_EXEC_APP */
+};
+
+static inline bool dq_active(const struct vhu_queue *q)
+{
+	return q->state == VHU_RING_ENABLED && !q->vq.broken;
+}
+
+/* ---- for transports (their control thread) ---------------------------- */
+int dev_attach(struct vhu_device *dev, const struct dev_transport *t);
+void dev_detach(struct vhu_device *dev);
+/* Features: those offered, then the driver's choice (-EINVAL: not offered;
+ * -EBUSY: the ring format changes under a running queue). */
+int dev_set_features(struct vhu_device *dev, uint64_t f);
+/* The driver's status byte; our NEEDS_RESET is kept until it writes 0. */
+void dev_set_status(struct vhu_device *dev, uint8_t s);
+/* Every queue stopped and reset, features and status back to 0 (paused). */
+void dev_reset(struct vhu_device *dev);
+int dev_get_config(struct vhu_device *dev, uint8_t *buf, uint32_t offset, uint32_t len);
+int dev_set_config(struct vhu_device *dev, const uint8_t *buf, uint32_t offset, uint32_t len, uint32_t flags);
+void dev_pause_all(struct vhu_device *dev);   /* and drained */
+void dev_resume_all(struct vhu_device *dev);
+
+/* A queue, paused (its lock held) except dq_pause and dq_wake. */
+void dq_pause(struct vhu_queue *q);
+void dq_resume(struct vhu_queue *q);
+/* The driver kicked in a message (vhost-user VRING_KICK). */
+void dq_wake(struct vhu_queue *q, bool kick);
+/* Start the ring with the transport's mapping and position. A ring the
+ * engine refuses is an error (the queue stays stopped); a device that cannot
+ * serve it breaks the queue, and the start still succeeds. */
+int dq_start(struct vhu_queue *q, const struct vhu_vq_config *c, const struct vhu_vq_pos *pos);
+/* Drain, flush, stop; *pos (if given) gets where the ring stands. */
+void dq_stop(struct vhu_queue *q, struct vhu_vq_pos *pos);
+/* The ring's memory moved (a new memory table, new addresses): map it again
+ * at the same position. c NULL: it cannot be mapped; nothing touches the
+ * old mapping from now on (the caller breaks the queue or maps it again). */
+int dq_remap(struct vhu_queue *q, const struct vhu_vq_config *c);
+void dq_set_enabled(struct vhu_queue *q, bool on);
+/* fd: owned from now on; -1: none (a kick of -1 means the ring is polled). */
+void dq_set_kick_fd(struct vhu_queue *q, int fd);
+void dq_set_call_fd(struct vhu_queue *q, int fd);
+void dq_set_err_fd(struct vhu_queue *q, int fd);
+bool dq_started(const struct vhu_queue *q);
+bool dq_kick_polled(const struct vhu_queue *q);
+/* Stopped, fds closed, disabled (lock held). */
+void dq_reset(struct vhu_queue *q);
+/* The queue cannot go on: DEVICE_NEEDS_RESET, and the error eventfd (or the
+ * transport) tells the driver (VIRTIO §2.1.2 "Device Status Field"). */
+void dq_fail(struct vhu_queue *q, const char *why, int err);
+
+/* ---- inside the core -------------------------------------------------- */
+void dq_init(struct vhu_device *dev, struct vhu_queue *q, uint16_t index);
+void dq_destroy(struct vhu_queue *q);
+/* Add ev to what is pending and, if the queue runs, call the handler with
+ * it all (lock held). True if the handler was called. */
+bool dq_serve(struct vhu_queue *q, unsigned ev);
+/* The execution model's view of the queue's fds follows its state (lock held). */
+void dq_sync_watch(struct vhu_queue *q);
+
+/* exec_thread.c */
+int exec_thread_start(struct vhu_queue *q);
+void exec_thread_stop(struct vhu_queue *q);
+/* exec_app.c */
+int exec_app_init(struct vhu_device *dev);
+void exec_app_fini(struct vhu_device *dev);
+/* a dup of `want` (generation gen) in epfd, data `data`; -1: none */
+void exec_rewatch(struct vhu_device *dev, int epfd, int *watched, unsigned *watched_gen, int want,
+		  unsigned gen, uint64_t data, uint32_t events);
+/* poll_group.c */
+int pg_add(struct vhu_poll_group *pg, struct vhu_queue *q);
+void pg_remove(struct vhu_queue *q);
+/* the queue's fds or state changed (lock held) */
+void pg_sync(struct vhu_queue *q);
+void pg_kick(struct vhu_queue *q);
+
+uint64_t dev_mono_ns(void);
+void dev_efd_signal(int fd);
+
+#define dev_err(d, ...) vhu_device_log(d, VHU_LOG_ERROR, __VA_ARGS__)
+#define dev_warn(d, ...) vhu_device_log(d, VHU_LOG_WARN, __VA_ARGS__)
+#define dev_info(d, ...) vhu_device_log(d, VHU_LOG_INFO, __VA_ARGS__)
+#define dev_dbg(d, ...) vhu_device_log(d, VHU_LOG_DEBUG, __VA_ARGS__)
+
+#endif

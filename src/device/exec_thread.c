@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker thread per queue: sleeps on the kick and the device's fd. */
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/cpu_relax.h"
+#include "device_internal.h"
+
+static void efd_drain(int fd)
+{
+	uint64_t v;
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Adaptive polling (as QEMU's poll-max-ns, SPDK's pollers): with the
+ * driver's kicks turned off, watch the ring and the device for poll_ns
+ * before going to sleep; new work found this way costs neither side a
+ * system call. Before sleeping, kicks go back on and the ring is checked
+ * once more (enable, barrier, recheck). True if there is work to do.
+ */
+static bool busy_poll(struct vhu_queue *q)
+{
+	struct vhu_device *dev = q->dev;
+	uint64_t end = dev_mono_ns() + dev->cfg.poll_ns;
+	bool work = false;
+
+	vhu_dev_vq_disable_notify(&q->vq);
+	do {
+		if (vhu_dev_vq_has_avail(&q->vq)) {
+			q->pending_ev |= VHU_QUEUE_EV_KICK;
+			work = true;
+		}
+		if (dev->cfg.ops->poll && dev->cfg.ops->poll(dev, q)) {
+			q->pending_ev |= VHU_QUEUE_EV_AUX;
+			work = true;
+		}
+		if (work || atomic_load(&q->pause_req) || atomic_load(&q->quit))
+			break;
+		vhu_cpu_relax();
+	} while (dev_mono_ns() < end);
+	if (vhu_dev_vq_enable_notify(&q->vq) && !work) {
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+		work = true;
+	}
+	return work && !atomic_load(&q->pause_req);
+}
+
+/* Sleep until something happens to the queue; what did goes to pending_ev. */
+static void wait_for_work(struct vhu_queue *q, bool active)
+{
+	struct pollfd p[3];
+	int n = 0, ik = -1, ia = -1, kick = q->kick_fd;
+
+	p[n++] = (struct pollfd){ .fd = q->wake_fd, .events = POLLIN };
+	if (active && q->kick_fd >= 0) {
+		ik = n;
+		p[n++] = (struct pollfd){ .fd = q->kick_fd, .events = POLLIN };
+	}
+	if (active && q->aux_fd >= 0) {
+		ia = n;
+		p[n++] = (struct pollfd){ .fd = q->aux_fd, .events = POLLIN };
+	}
+	/* polling mode (no kick fd): look at the ring every ms */
+	int timeout = active && q->kick_fd < 0 ? 1 : -1;
+	pthread_mutex_unlock(&q->lock);
+	int r = poll(p, n, timeout);
+	/* let the control thread in first if it asked */
+	while (atomic_load(&q->pause_req) && !atomic_load(&q->quit)) {
+		struct timespec ts = { 0, 50000 };
+		nanosleep(&ts, NULL);
+	}
+	pthread_mutex_lock(&q->lock);
+	if (r < 0)
+		return;
+	if (p[0].revents & POLLIN)
+		efd_drain(q->wake_fd);
+	if (atomic_exchange(&q->inband_kick, false))
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+	if (ik >= 0 && (p[ik].revents & POLLIN)) {
+		/* only the fd we polled: the control thread may have
+		 * replaced it meanwhile (its number even reused) */
+		if (q->kick_fd == kick)
+			efd_drain(kick);
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+	}
+	if (ia >= 0 && (p[ia].revents & POLLIN))
+		q->pending_ev |= VHU_QUEUE_EV_AUX;
+	if (active && q->kick_fd < 0)
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+}
+
+static void *worker(void *arg)
+{
+	struct vhu_queue *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	while (!atomic_load(&q->quit)) {
+		if (dq_serve(q, 0) && q->dev->cfg.poll_ns && busy_poll(q))
+			continue;
+		wait_for_work(q, dq_active(q));
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+int exec_thread_start(struct vhu_queue *q)
+{
+	q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->wake_fd < 0)
+		return -errno;
+	int r = pthread_create(&q->thread, NULL, worker, q);
+	if (r)
+		return -r;
+	q->thread_up = true;
+	return 0;
+}
+
+void exec_thread_stop(struct vhu_queue *q)
+{
+	if (!q->thread_up)
+		return;
+	atomic_store(&q->quit, true);
+	dev_efd_signal(q->wake_fd);
+	pthread_join(q->thread, NULL);
+	q->thread_up = false;
+}

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A device's queue: its ring state (stopped, disabled, enabled, broken),
+ * the fds that carry notifications, pause and resume for the transport, and
+ * the calls a device handler makes. The ring fields are written here only,
+ * with the queue's lock held.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "device_internal.h"
+#include "vhu/virtio.h"
+
+uint64_t dev_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void dev_efd_signal(int fd)
+{
+	uint64_t one = 1;
+	while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void dq_init(struct vhu_device *dev, struct vhu_queue *q, uint16_t index)
+{
+	memset(q, 0, sizeof(*q));
+	q->dev = dev;
+	q->index = index;
+	q->state = VHU_RING_STOPPED;
+	q->kick_fd = q->call_fd = q->err_fd = q->aux_fd = q->wake_fd = -1;
+	q->watch_kick = q->watch_aux = -1;
+	pthread_mutex_init(&q->lock, NULL);
+}
+
+void dq_destroy(struct vhu_queue *q)
+{
+	if (q->dev->cfg.exec == VHU_EXEC_THREAD_PER_QUEUE)
+		exec_thread_stop(q);
+	else if (q->dev->cfg.exec == VHU_EXEC_POLL_GROUP)
+		pg_remove(q);
+	close_fd(&q->wake_fd);
+	close_fd(&q->watch_kick);	/* the epoll set they were in goes too, or pg_remove took them out */
+	close_fd(&q->watch_aux);
+	close_fd(&q->kick_fd);
+	close_fd(&q->call_fd);
+	close_fd(&q->err_fd);
+	pthread_mutex_destroy(&q->lock);
+}
+
+/* The model's view of the queue's fds follows its state (lock held). */
+void dq_sync_watch(struct vhu_queue *q)
+{
+	struct vhu_device *dev = q->dev;
+	bool active = dq_active(q);
+
+	if (dev->cfg.exec == VHU_EXEC_POLL_GROUP) {
+		pg_sync(q);
+	} else if (dev->cfg.exec == VHU_EXEC_APP) {
+		/* level-triggered: a kick fd is watched only while its queue
+		 * runs (an unread kick on a disabled ring would wake the
+		 * application for ever) */
+		exec_rewatch(dev, dev->epoll_fd, &q->watch_kick, &q->watch_kick_gen,
+			     active && q->kick_fd >= 0 ? q->kick_fd : -1, q->kick_gen, q->index, EPOLLIN);
+		exec_rewatch(dev, dev->epoll_fd, &q->watch_aux, &q->watch_aux_gen, active ? q->aux_fd : -1,
+			     q->aux_gen, q->index, EPOLLIN);
+	}
+}
+
+void dq_pause(struct vhu_queue *q)
+{
+	atomic_fetch_add(&q->pause_req, 1);
+	if (q->wake_fd >= 0)
+		dev_efd_signal(q->wake_fd);
+	pthread_mutex_lock(&q->lock);
+}
+
+void dq_resume(struct vhu_queue *q)
+{
+	dq_sync_watch(q);
+	pthread_mutex_unlock(&q->lock);
+	atomic_fetch_sub(&q->pause_req, 1);
+	/* what changed may be work (a started ring, a kick): look again */
+	if (q->wake_fd >= 0)
+		dev_efd_signal(q->wake_fd);
+	if (q->pt)
+		pg_kick(q);
+}
+
+void dq_wake(struct vhu_queue *q, bool kick)
+{
+	if (kick)
+		atomic_store(&q->inband_kick, true);
+	if (q->wake_fd >= 0)
+		dev_efd_signal(q->wake_fd);
+	if (q->pt)
+		pg_kick(q);
+}
+
+/* A poll group leaves kicks off between rounds; the ring gets them back
+ * before anyone else looks at it. */
+static void notify_back_on(struct vhu_queue *q)
+{
+	if (q->notify_off && q->state != VHU_RING_STOPPED && !q->vq.broken)
+		vhu_dev_vq_enable_notify(&q->vq);
+	q->notify_off = false;
+}
+
+bool dq_started(const struct vhu_queue *q) { return q->state != VHU_RING_STOPPED; }
+bool dq_kick_polled(const struct vhu_queue *q) { return q->kick_fd < 0; }
+
+static void set_running_state(struct vhu_queue *q)
+{
+	if (q->state == VHU_RING_DISABLED || q->state == VHU_RING_ENABLED)
+		q->state = q->enabled ? VHU_RING_ENABLED : VHU_RING_DISABLED;
+}
+
+int dq_start(struct vhu_queue *q, const struct vhu_vq_config *c, const struct vhu_vq_pos *pos)
+{
+	struct vhu_device *dev = q->dev;
+	int r;
+
+	if (q->state != VHU_RING_STOPPED)
+		return 0;
+	if (c->num > dev->cfg.max_queue_size) {
+		dev_err(dev, "queue %u: size %u above the device's %u", q->index, c->num, dev->cfg.max_queue_size);
+		return -EINVAL;
+	}
+	if ((r = vhu_dev_vq_init(&q->vq, c)) < 0) {
+		dev_err(dev, "queue %u: ring rejected: %s", q->index, vhu_vq_strerror(r));
+		return r;
+	}
+	if ((r = vhu_dev_vq_set_pos(&q->vq, pos)) < 0) {
+		dev_err(dev, "queue %u: ring position out of range for the ring", q->index);
+		return r;
+	}
+	q->num = c->num;
+	q->notify_off = false;
+	q->state = VHU_RING_DISABLED;
+	set_running_state(q);
+	if (dev->cfg.ops->queue_start && (r = dev->cfg.ops->queue_start(dev, q)) < 0) {
+		/* The ring is sound but the device cannot serve it: VIRTIO
+		 * §2.1.2, the device sets DEVICE_NEEDS_RESET. The transport's
+		 * request itself was valid, so it still succeeds. */
+		q->vq.broken = r;
+		dq_fail(q, "the device could not start it", r);
+		return 0;
+	}
+	q->dev_started = true;
+	/* buffers may be waiting already */
+	q->pending_ev |= VHU_QUEUE_EV_KICK;
+	dev_dbg(dev, "queue %u started: size %u, %s ring", q->index, q->num, q->vq.packed ? "packed" : "split");
+	return 0;
+}
+
+void dq_stop(struct vhu_queue *q, struct vhu_vq_pos *pos)
+{
+	struct vhu_device *dev = q->dev;
+
+	if (q->state == VHU_RING_STOPPED)
+		return;
+	if (dev->cfg.ops->drain)
+		dev->cfg.ops->drain(dev, q);
+	notify_back_on(q);
+	if (q->num) {
+		vhu_dev_vq_flush(&q->vq);
+		if (pos)
+			vhu_dev_vq_get_pos(&q->vq, pos);
+	} else if (pos) {
+		*pos = q->unmapped_pos;	/* a remap failed: where it stood then */
+	}
+	if (dev->cfg.ops->queue_stop && q->dev_started)
+		dev->cfg.ops->queue_stop(dev, q);
+	q->dev_started = false;
+	q->state = VHU_RING_STOPPED;
+	q->pending_ev = 0;
+	q->aux_fd = -1;
+	q->aux_gen++;
+}
+
+int dq_remap(struct vhu_queue *q, const struct vhu_vq_config *c)
+{
+	int r;
+
+	if (q->state == VHU_RING_STOPPED)
+		return 0;
+	notify_back_on(q);
+	if (q->num) {	/* else unmapped before: unmapped_pos has where it stood */
+		vhu_dev_vq_flush(&q->vq);
+		vhu_dev_vq_get_pos(&q->vq, &q->unmapped_pos);
+		q->num = 0;
+	}
+	if (!c)
+		return 0;	/* nothing may touch the old memory from now on */
+	if ((r = vhu_dev_vq_init(&q->vq, c)) < 0 || (r = vhu_dev_vq_set_pos(&q->vq, &q->unmapped_pos)) < 0)
+		return r;
+	q->num = c->num;
+	q->pending_ev |= VHU_QUEUE_EV_KICK;
+	return 0;
+}
+
+void dq_set_enabled(struct vhu_queue *q, bool on)
+{
+	q->enabled = on;
+	set_running_state(q);
+	if (on)
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
+}
+
+void dq_set_kick_fd(struct vhu_queue *q, int fd)
+{
+	close_fd(&q->kick_fd);
+	/* Whoever serves the queue reads the kick fd only when it is ready,
+	 * but a front-end may hand the same eventfd to two queues, and the
+	 * other one may empty it first: never block on it. (The flag is on
+	 * the file the front-end shares; an eventfd it only writes is not
+	 * affected.) */
+	if (fd >= 0)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	q->kick_fd = fd;
+	q->kick_gen++;
+}
+
+void dq_set_call_fd(struct vhu_queue *q, int fd)
+{
+	close_fd(&q->call_fd);
+	q->call_fd = fd;
+}
+
+void dq_set_err_fd(struct vhu_queue *q, int fd)
+{
+	close_fd(&q->err_fd);
+	q->err_fd = fd;
+}
+
+void dq_reset(struct vhu_queue *q)
+{
+	dq_stop(q, NULL);
+	close_fd(&q->kick_fd);
+	q->kick_gen++;
+	close_fd(&q->call_fd);
+	close_fd(&q->err_fd);
+	q->enabled = false;
+	q->num = 0;
+	atomic_store(&q->inband_kick, false);
+}
+
+void dq_fail(struct vhu_queue *q, const char *why, int err)
+{
+	struct vhu_device *dev = q->dev;
+
+	dev_err(dev, "queue %u broken: %s (%d); device needs reset", q->index, why, err);
+	if (q->state != VHU_RING_STOPPED)
+		q->state = VHU_RING_BROKEN;
+	atomic_fetch_or(&dev->status, VHU_STATUS_DEVICE_NEEDS_RESET);
+	if (q->err_fd >= 0)
+		dev_efd_signal(q->err_fd);
+	else if (dev->transport.error)
+		dev->transport.error(dev->transport.opaque, q);
+}
+
+bool dq_serve(struct vhu_queue *q, unsigned ev)
+{
+	q->pending_ev |= ev;
+	if (!dq_active(q) || !q->pending_ev)
+		return false;
+	ev = q->pending_ev;
+	q->pending_ev = 0;
+	q->dev->cfg.ops->handle(q->dev, q, ev);
+	return true;
+}
+
+/* ---- device-facing calls ---------------------------------------------- */
+
+int vhu_queue_pop(struct vhu_queue *q, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
+{
+	bool was_broken = q->vq.broken;
+	int r = vhu_dev_vq_pop(&q->vq, e, iov, max);
+
+	if (r < 0 && !was_broken && q->vq.broken)
+		dq_fail(q, vhu_vq_strerror(r), r);
+	else if (r < 0 && !q->vq.broken)
+		dev_warn(q->dev, "queue %u: bad buffer %u: %s", q->index, e->id, vhu_vq_strerror(r));
+	return r;
+}
+
+int vhu_queue_push(struct vhu_queue *q, const struct vhu_vq_elem *e, uint32_t len)
+{
+	return vhu_dev_vq_push(&q->vq, e, len);
+}
+
+void vhu_queue_notify(struct vhu_queue *q)
+{
+	vhu_dev_vq_flush(&q->vq);
+	if (!vhu_dev_vq_should_notify(&q->vq))
+		return;
+	if (q->call_fd >= 0)
+		dev_efd_signal(q->call_fd);
+	else if (q->dev->transport.call)
+		q->dev->transport.call(q->dev->transport.opaque, q);
+	/* otherwise the driver polls the used ring */
+}
+
+enum vhu_ring_state vhu_queue_state(const struct vhu_queue *q)
+{
+	return q->state != VHU_RING_STOPPED && q->vq.broken ? VHU_RING_BROKEN : q->state;
+}
+uint16_t vhu_queue_index(const struct vhu_queue *q) { return q->index; }
+uint16_t vhu_queue_size(const struct vhu_queue *q) { return q->num; }
+struct vhu_dev_vq *vhu_queue_vq(struct vhu_queue *q) { return &q->vq; }
+struct vhu_device *vhu_queue_device(struct vhu_queue *q) { return q->dev; }
+void vhu_queue_set_aux_fd(struct vhu_queue *q, int fd)
+{
+	q->aux_fd = fd;
+	q->aux_gen++;
+}
+void vhu_queue_set_priv(struct vhu_queue *q, void *p) { q->priv = p; }
+void *vhu_queue_priv(struct vhu_queue *q) { return q->priv; }
