@@ -1,5 +1,5 @@
 #!/bin/bash
-# The application-driven execution model (VHU_THREADS_NONE), through
+# The application-driven execution model (VHU_EXEC_APP), through
 # examples/ramdisk.c: its own epoll loop calls vhu_backend_dispatch, and
 # vhu starts no thread. vhu verify passes over split and packed rings, two
 # queues, eventfd, in-band and polling notifications; the process has one

@@ -6,7 +6,8 @@
 # them apart); the process keeps the poll group's threads plus its control
 # thread however many exports it serves; a front-end killed in the middle of
 # its I/O loses only its own session (its export takes the next, the others
-# carry on); a queue a front-end breaks breaks only that export; fds go back
+# carry on); a queue a front-end breaks breaks only that export; a Linux
+# guest boots on one export while others are verified; fds go back
 # to their idle count; SIGTERM ends it with exit 0 and the sockets removed.
 # Refused option combinations exit 2. TAP output.
 #   usage: exports.sh VHU_BLK VHU BREAK_RING
@@ -17,7 +18,7 @@ pid=
 trap '[[ -n $pid ]] && kill $pid 2>/dev/null; rm -rf "$WORK"' EXIT
 n=0 fail=0
 t() { n=$((n + 1)); if out=$(eval "$2" 2>&1); then echo "ok $n - $1"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$out" | tail -15; fi; }
-echo "1..12"
+echo "1..14"
 N=64 POLL_THREADS=2
 args=()
 for i in $(seq 0 $((N - 1))); do
@@ -72,6 +73,13 @@ t "and the killed front-end's export serves the next one" "'$VHU' verify '$WORK/
 t "a broken ring on one export: vhu verify reports it there (NEEDS_RESET)" \
   "'$BREAK' '$WORK/s7'"
 t "and the other exports are served meanwhile" "'$VHU' verify '$WORK/s8' --size=4M | grep -q 'verify ok' && '$VHU' verify '$WORK/s7' --size=1M | grep -q 'verify ok'"
+
+# a real Linux guest on one export while four others are verified
+for i in 9 10 11 12; do "$VHU" verify "$WORK/s$i" --size=4M > "$WORK/g$i.log" 2>&1 & done
+t "a Linux guest on export 3 (packed ring, two queues) while four others are verified" \
+  "'$VHU' guest '$WORK/s3' --packed --queues=2 --expect=packed=1,queues=2"
+wait_clients
+t "and those four pass" "[[ \$(grep -l 'verify ok' '$WORK'/g*.log | wc -l) == 4 ]] || { cat '$WORK'/g*.log; false; }"
 
 sleep 0.3
 t "fds back to the idle count ($idle_fds)" "[[ \$(fds) == $idle_fds ]] || { ls -l /proc/$pid/fd | tail; false; }"
