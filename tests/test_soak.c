@@ -76,9 +76,10 @@ static void cycle(const char *sock, bool packed)
 	vhu_fe_close(fe);
 }
 
-static void thousand_sessions(void **state)
+/* exports: vhu-blk --export on a poll group (its control loop the
+ * application-driven one), else --socket-path with a thread per queue */
+static void thousand_sessions_of(bool exports)
 {
-	(void)state;
 	char img[64], sock[64];
 	snprintf(img, sizeof(img), "/tmp/vhu-soak-%d.img", getpid());
 	snprintf(sock, sizeof(sock), "/tmp/vhu-soak-%d.sock", getpid());
@@ -89,10 +90,14 @@ static void thousand_sessions(void **state)
 	pid_t pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);   /* never outlive a failed test */
-		char file[96], path[96];
+		char file[96], path[96], spec[200];
 		snprintf(file, sizeof(file), "--blk-file=%s", img);
 		snprintf(path, sizeof(path), "--socket-path=%s", sock);
-		execl(vhu_blk, vhu_blk, path, file, "--poll-us=0", (char *)NULL);
+		snprintf(spec, sizeof(spec), "socket=%s,file=%s", sock, img);
+		if (exports)
+			execl(vhu_blk, vhu_blk, "--export", spec, "--threads=2", "--poll-us=0", (char *)NULL);
+		else
+			execl(vhu_blk, vhu_blk, path, file, "--poll-us=0", (char *)NULL);
 		_exit(127);
 	}
 	int fds100 = 0;
@@ -128,11 +133,24 @@ static void thousand_sessions(void **state)
 	unlink(img);
 }
 
+static void thousand_sessions(void **state)
+{
+	(void)state;
+	thousand_sessions_of(false);
+}
+
+static void thousand_sessions_on_poll_group(void **state)
+{
+	(void)state;
+	thousand_sessions_of(true);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return 2;
 	vhu_blk = argv[1];
-	const struct CMUnitTest tests[] = { cmocka_unit_test(thousand_sessions) };
+	const struct CMUnitTest tests[] = { cmocka_unit_test(thousand_sessions),
+					    cmocka_unit_test(thousand_sessions_on_poll_group) };
 	return cmocka_run_group_tests_name("soak", tests, NULL, NULL);
 }

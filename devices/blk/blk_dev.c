@@ -412,9 +412,19 @@ static void blk_drain(struct vhu_device *dev, struct vhu_queue *q)
 		return;
 	if (bq->uring) {
 		io_uring_submit(&bq->ring);
-		while (bq->inflight) {
+		for (unsigned waited = 0; bq->inflight;) {
+			/* Requests the device took are finished, never dropped:
+			 * a drain waits for them, however long, but says so. */
 			struct io_uring_cqe *cqe;
-			if (io_uring_wait_cqe(&bq->ring, &cqe) < 0)
+			struct __kernel_timespec ts = { .tv_sec = 5 };
+			int r = io_uring_wait_cqe_timeout(&bq->ring, &cqe, &ts);
+			if (r == -ETIME) {
+				waited += 5;
+				vhu_device_log(dev, VHU_LOG_WARN, "queue %u: %u request(s) still in flight after %u s",
+					       vhu_queue_index(q), bq->inflight, waited);
+				continue;
+			}
+			if (r < 0 && r != -EINTR)
 				break;
 			uring_reap(bq);
 		}
