@@ -616,6 +616,16 @@ static void *app_loop_thread(void *arg)
 	return NULL;
 }
 
+/* The application's loop in a thread, a front-end on sock with ring 0 set up. */
+static void app_session_begin(struct fe *f, int sock, struct app_loop *a, pthread_t *t)
+{
+	fe_init(f, sock, FE_MEM_SIZE);
+	assert_int_equal(pthread_create(t, NULL, app_loop_thread, a), 0);
+	fe_negotiate(f, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	fe_mem_table(f);
+	fe_setup_ring(f, QSIZE, true);
+}
+
 /* The calls' contract, and an epoll set that goes quiet: after a kick fd is
  * replaced (the new one may get the old one's number) and the session is
  * idle, the event fd is not readable, so an application's loop sleeps. */
@@ -643,12 +653,8 @@ static void app_driven_session(void **state)
 	assert_int_equal(vhu_backend_attach(a.be, sv[1]), 0);
 	assert_int_equal(vhu_backend_attach(a.be, sv[0]), -EBUSY);
 	struct fe f;
-	fe_init(&f, sv[0], FE_MEM_SIZE);
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, app_loop_thread, &a), 0);
-	fe_negotiate(&f, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
-	fe_mem_table(&f);
-	fe_setup_ring(&f, QSIZE, true);
+	app_session_begin(&f, sv[0], &a, &t);
 	fe_echo(&f, "served by the application's thread");
 	/* a new kick eventfd: the old one closed first, so the new one takes its number */
 	close(f.q[0].kick);
@@ -693,12 +699,8 @@ static void app_control_loop(struct vhu_poll_group *pg)
 	assert_int_equal(vhu_backend_attach(a.be, sv[1]), 0);
 	assert_int_equal(vhu_backend_run_conn(a.be, sv[0]), -EBUSY);	/* one session at a time */
 	struct fe f;
-	fe_init(&f, sv[0], FE_MEM_SIZE);
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, app_loop_thread, &a), 0);
-	fe_negotiate(&f, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
-	fe_mem_table(&f);
-	fe_setup_ring(&f, QSIZE, true);
+	app_session_begin(&f, sv[0], &a, &t);
 	fe_echo(&f, "control from the application, queue on vhu's thread");
 	close(f.sock);
 	f.sock = -1;
