@@ -457,6 +457,7 @@ static void broken_ring_needs_reset(void **state)
 	struct fe *const fp = &bb.fe;
 	start_session(&bb, false);
 	fe_echo(fp, "fine so far");
+	assert_int_equal(vhu_queue_state(vhu_device_queue(bb.dev, 0)), VHU_RING_ENABLED);
 	/* a head out of range */
 	struct vhu_vring_avail *av = (void *)(fp->mem + fp->q[0].layout.driver_off);
 	av->ring[av->idx % QSIZE] = 200;
@@ -488,6 +489,9 @@ static void failed_queue_start_needs_reset(void **state)
 	struct pollfd p = { .fd = fp->q[0].err, .events = POLLIN };
 	assert_int_equal(poll(&p, 1, 3000), 1);
 	assert_true(fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL) & VHU_STATUS_DEVICE_NEEDS_RESET);
+	/* the device core says the same (the reply above ordered it after the start) */
+	assert_int_equal(vhu_queue_state(vhu_device_queue(bb.dev, 0)), VHU_RING_BROKEN);
+	assert_true(vhu_device_status(bb.dev) & VHU_STATUS_DEVICE_NEEDS_RESET);
 	/* a buffer offered anyway is not served */
 	uint64_t out = 64 * 1024;
 	struct vhu_sg sg = { out, 16 };
@@ -498,6 +502,7 @@ static void failed_queue_start_needs_reset(void **state)
 	assert_int_equal(atomic_load(&failing_handles), 0);
 	struct vhu_user_vring_state st = { .index = 0 };
 	assert_int_equal(fe_req(fp, VHU_USER_GET_VRING_BASE, &st, sizeof(st), NULL, 0, false, NULL), 0);
+	assert_int_equal(vhu_queue_state(vhu_device_queue(bb.dev, 0)), VHU_RING_STOPPED);
 	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
 	fe_stop(&bb);
 	session_ops = &echo_ops;
