@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ring engine's instructions per descriptor, for callgrind: one thread
+ * streams single-descriptor buffers through a 256-entry ring in batches of
+ * 64, the driver's add and publish, the device's pop, push and flush, the
+ * driver's get, each batch step in its own function so that callgrind's
+ * --toggle-collect can count one role at a time. Instruction counts are
+ * repeatable for the same binary, whatever else the machine is doing, so
+ * they measure the engine where this project's noisy machines cannot time
+ * it. bench/ring-insns runs it under callgrind, linked as programs link
+ * libvhu (shared) and statically.
+ *
+ * Usage: ring_insns split|packed [batches]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vhu/virtio.h"
+#include "vhu/vq.h"
+
+#define QSIZE 256
+#define BATCH 64
+
+struct region {
+	uint64_t gpa, size;
+	unsigned char *host;
+};
+
+/* as a one-region memory table would answer */
+static void *translate(void *opaque, uint64_t addr, uint64_t *len, int access)
+{
+	struct region *r = opaque;
+	(void)access;
+	uint64_t off = addr - r->gpa;
+	if (off >= r->size)
+		return NULL;
+	if (*len > r->size - off)
+		*len = r->size - off;
+	return r->host + off;
+}
+
+static struct vhu_dev_vq dev;
+static struct vhu_drv_vq drv;
+static struct region reg;
+static int tokens[QSIZE];
+static unsigned long sent;
+
+__attribute__((noinline)) void driver_add(void);
+__attribute__((noinline)) void device_serve(void);
+__attribute__((noinline)) void driver_get(void);
+
+void driver_add(void)
+{
+	for (unsigned i = 0; i < BATCH; i++) {
+		unsigned slot = (unsigned)(sent++ % QSIZE);
+		struct vhu_sg sg = { reg.gpa + slot * 64u, 64 };
+		if (vhu_drv_vq_add(&drv, &sg, 1, 0, &tokens[slot]) < 0)
+			exit(1);
+	}
+	vhu_drv_vq_publish(&drv);
+}
+
+void device_serve(void)
+{
+	struct vhu_vq_elem e;
+	struct iovec iov[4];
+	for (unsigned i = 0; i < BATCH; i++) {
+		if (vhu_dev_vq_pop(&dev, &e, iov, 4) != 1)
+			exit(1);
+		vhu_dev_vq_push(&dev, &e, 0);
+	}
+	vhu_dev_vq_flush(&dev);
+}
+
+void driver_get(void)
+{
+	void *tok;
+	uint32_t len;
+	for (unsigned i = 0; i < BATCH; i++)
+		if (vhu_drv_vq_get(&drv, &tok, &len) != 1)
+			exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || (strcmp(argv[1], "split") && strcmp(argv[1], "packed"))) {
+		fprintf(stderr, "usage: ring_insns split|packed [batches]\n");
+		return 2;
+	}
+	bool packed = !strcmp(argv[1], "packed");
+	long batches = argc > 2 ? strtol(argv[2], NULL, 10) : 2000;
+	struct vhu_vq_layout l;
+	vhu_vq_layout(QSIZE, packed, &l);
+	unsigned char *ring = aligned_alloc(4096, l.size);
+	memset(ring, 0, l.size);
+	reg = (struct region){ 0x100000, QSIZE * 64, aligned_alloc(4096, QSIZE * 64) };
+	struct vhu_vq_config cfg = {
+		.num = QSIZE, .features = VHU_BIT(VHU_F_VERSION_1) | (packed ? VHU_BIT(VHU_F_RING_PACKED) : 0),
+		.desc = ring + l.desc_off, .driver_area = ring + l.driver_off, .device_area = ring + l.device_off,
+		.translate = translate, .translate_opaque = &reg,
+	};
+	if (vhu_dev_vq_init(&dev, &cfg) || vhu_drv_vq_init(&drv, &cfg, NULL, 0, 0))
+		return 1;
+	vhu_drv_vq_disable_cb(&drv);
+	vhu_dev_vq_disable_notify(&dev);
+	for (long b = 0; b < batches; b++) {
+		driver_add();
+		device_serve();
+		driver_get();
+	}
+	printf("%s: %ld descriptors\n", argv[1], batches * BATCH);
+	vhu_drv_vq_destroy(&drv);
+	free(ring);
+	free(reg.host);
+	return 0;
+}
