@@ -28,6 +28,7 @@
 
 #include "vhu/virtio.h"
 #include "vhu/vq.h"
+#include "region.h"
 
 #define QSIZE 256
 #define DATA_BYTES (QSIZE * 64)
@@ -52,22 +53,6 @@ static void pin(int cpu)
 }
 
 /* ---- guest memory: one region, as a back-end's table lookup would see ---- */
-struct region {
-	uint64_t gpa, size;
-	unsigned char *host;
-};
-
-static void *translate(void *opaque, uint64_t addr, uint64_t *len, int access)
-{
-	struct region *r = opaque;
-	(void)access;
-	uint64_t off = addr - r->gpa;
-	if (off >= r->size)
-		return NULL;
-	if (*len > r->size - off)
-		*len = r->size - off;
-	return r->host + off;
-}
 
 /* ---- vhu ----------------------------------------------------------------- */
 /* Each side's state on its own cache lines: the two threads must share

@@ -18,27 +18,11 @@
 
 #include "vhu/virtio.h"
 #include "vhu/vq.h"
+#include "region.h"
 
 #define QSIZE 256
 #define BATCH 64
 
-struct region {
-	uint64_t gpa, size;
-	unsigned char *host;
-};
-
-/* as a one-region memory table would answer */
-static void *translate(void *opaque, uint64_t addr, uint64_t *len, int access)
-{
-	struct region *r = opaque;
-	(void)access;
-	uint64_t off = addr - r->gpa;
-	if (off >= r->size)
-		return NULL;
-	if (*len > r->size - off)
-		*len = r->size - off;
-	return r->host + off;
-}
 
 static struct vhu_dev_vq dev;
 static struct vhu_drv_vq drv;
