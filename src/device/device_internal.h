@@ -56,7 +56,7 @@ struct vhu_queue {
 	int watch_kick, watch_aux;  /* dups of kick_fd / aux_fd in an epoll set, -1: none */
 	unsigned watch_kick_gen, watch_aux_gen;
 	struct pg_thread *pt;       /* poll group: the thread serving it */
-	unsigned pg_slot, pg_id;
+	unsigned pg_slot, pg_id;    /* pg_id: 31 bits, as the epoll data carries it */
 	atomic_uint pg_ready;       /* poll group: events its epoll set saw */
 	bool notify_off;            /* poll group: kicks off while busy-polling */
 };
@@ -112,7 +112,6 @@ void dq_set_kick_fd(struct vhu_queue *q, int fd);
 void dq_set_call_fd(struct vhu_queue *q, int fd);
 void dq_set_err_fd(struct vhu_queue *q, int fd);
 bool dq_started(const struct vhu_queue *q);
-bool dq_kick_polled(const struct vhu_queue *q);
 /* Stopped, fds closed, disabled (lock held). */
 void dq_reset(struct vhu_queue *q);
 /* The queue cannot go on: DEVICE_NEEDS_RESET, and the error eventfd (or the
@@ -134,6 +133,10 @@ void exec_thread_stop(struct vhu_queue *q);
 /* exec_app.c */
 int exec_app_init(struct vhu_device *dev);
 void exec_app_fini(struct vhu_device *dev);
+/* The queue's kick and aux fds in epfd while it runs, out of it otherwise
+ * (lock held): a kick fd on a stopped or disabled ring is never watched,
+ * since an unread kick would wake a level-triggered set for ever. */
+void exec_watch_queue(struct vhu_queue *q, int epfd, uint64_t kick_data, uint64_t aux_data, uint32_t events);
 /* a dup of `want` (generation gen) in epfd, data `data`; -1: none */
 void exec_rewatch(struct vhu_device *dev, int epfd, int *watched, unsigned *watched_gen, int want,
 		  unsigned gen, uint64_t data, uint32_t events);

@@ -45,6 +45,16 @@ void exec_rewatch(struct vhu_device *dev, int epfd, int *watched, unsigned *watc
 	}
 }
 
+void exec_watch_queue(struct vhu_queue *q, int epfd, uint64_t kick_data, uint64_t aux_data, uint32_t events)
+{
+	bool active = dq_active(q);
+
+	exec_rewatch(q->dev, epfd, &q->watch_kick, &q->watch_kick_gen, active && q->kick_fd >= 0 ? q->kick_fd : -1,
+		     q->kick_gen, kick_data, events);
+	exec_rewatch(q->dev, epfd, &q->watch_aux, &q->watch_aux_gen, active ? q->aux_fd : -1, q->aux_gen, aux_data,
+		     events);
+}
+
 int exec_app_init(struct vhu_device *dev)
 {
 	dev->epoll_fd = epoll_create1(EPOLL_CLOEXEC);

@@ -49,7 +49,7 @@ struct vhu_poll_group {
 #define EV_WAKE UINT64_MAX
 static uint64_t ev_data(const struct vhu_queue *q, bool aux)
 {
-	return (uint64_t)q->pg_slot << 32 | (uint64_t)(q->pg_id & 0x7fffffffu) << 1 | aux;
+	return (uint64_t)q->pg_slot << 32 | (uint64_t)q->pg_id << 1 | aux;
 }
 
 void pg_kick(struct vhu_queue *q)
@@ -59,13 +59,7 @@ void pg_kick(struct vhu_queue *q)
 
 void pg_sync(struct vhu_queue *q)
 {
-	bool active = dq_active(q);
-	int epfd = q->pt->epfd;
-
-	exec_rewatch(q->dev, epfd, &q->watch_kick, &q->watch_kick_gen, active && q->kick_fd >= 0 ? q->kick_fd : -1,
-		     q->kick_gen, ev_data(q, false), EPOLLIN | EPOLLET);
-	exec_rewatch(q->dev, epfd, &q->watch_aux, &q->watch_aux_gen, active ? q->aux_fd : -1, q->aux_gen,
-		     ev_data(q, true), EPOLLIN | EPOLLET);
+	exec_watch_queue(q, q->pt->epfd, ev_data(q, false), ev_data(q, true), EPOLLIN | EPOLLET);
 }
 
 /* What the queue has, seen without a system call: a kick the epoll set
@@ -91,14 +85,12 @@ static bool serve_one(struct pg_thread *pt, struct vhu_queue *q)
 {
 	if (atomic_load(&q->pause_req) || pthread_mutex_trylock(&q->lock))
 		return false;	/* dq_resume wakes us */
-	unsigned aux_gen = q->aux_gen;
 	bool did = dq_serve(q, collect(q));
 	if (did && pt->pg->cfg.poll_ns && dq_active(q) && !q->notify_off) {
 		vhu_dev_vq_disable_notify(&q->vq);
 		q->notify_off = true;
 	}
-	if (aux_gen != q->aux_gen || !dq_active(q))
-		pg_sync(q);
+	pg_sync(q);	/* the handler may have set its aux fd, or broken the ring */
 	if (dq_active(q) && q->kick_fd < 0)
 		pt->polled = true;
 	pthread_mutex_unlock(&q->lock);
@@ -152,7 +144,7 @@ static void take_events(struct pg_thread *pt, const struct epoll_event *evs, int
 		}
 		unsigned slot = (unsigned)(d >> 32), id = (unsigned)(d >> 1) & 0x7fffffffu;
 		struct vhu_queue *q = slot < pt->cap ? pt->members[slot] : NULL;
-		if (q && (q->pg_id & 0x7fffffffu) == id)
+		if (q && q->pg_id == id)
 			atomic_fetch_or(&q->pg_ready, (d & 1) ? VHU_QUEUE_EV_AUX : VHU_QUEUE_EV_KICK);
 	}
 	pthread_mutex_unlock(&pt->lock);
@@ -269,7 +261,7 @@ int pg_add(struct vhu_poll_group *pg, struct vhu_queue *q)
 	for (unsigned i = 1; i < pg->n; i++)
 		if (pg->t[i].count < pt->count)
 			pt = &pg->t[i];
-	unsigned id = ++pg->next_id;
+	unsigned id = ++pg->next_id & 0x7fffffffu;
 	pt->count++;
 	pthread_mutex_unlock(&pg->lock);
 

@@ -66,19 +66,20 @@ void dq_destroy(struct vhu_queue *q)
 void dq_sync_watch(struct vhu_queue *q)
 {
 	struct vhu_device *dev = q->dev;
-	bool active = dq_active(q);
 
-	if (dev->cfg.exec == VHU_EXEC_POLL_GROUP) {
+	if (dev->cfg.exec == VHU_EXEC_POLL_GROUP)
 		pg_sync(q);
-	} else if (dev->cfg.exec == VHU_EXEC_APP) {
-		/* level-triggered: a kick fd is watched only while its queue
-		 * runs (an unread kick on a disabled ring would wake the
-		 * application for ever) */
-		exec_rewatch(dev, dev->epoll_fd, &q->watch_kick, &q->watch_kick_gen,
-			     active && q->kick_fd >= 0 ? q->kick_fd : -1, q->kick_gen, q->index, EPOLLIN);
-		exec_rewatch(dev, dev->epoll_fd, &q->watch_aux, &q->watch_aux_gen, active ? q->aux_fd : -1,
-			     q->aux_gen, q->index, EPOLLIN);
-	}
+	else if (dev->cfg.exec == VHU_EXEC_APP)
+		exec_watch_queue(q, dev->epoll_fd, q->index, q->index, EPOLLIN);
+}
+
+/* Whoever serves the queue looks at it again. */
+static void wake_server(struct vhu_queue *q)
+{
+	if (q->wake_fd >= 0)
+		dev_efd_signal(q->wake_fd);
+	if (q->pt)
+		pg_kick(q);
 }
 
 void dq_pause(struct vhu_queue *q)
@@ -94,21 +95,15 @@ void dq_resume(struct vhu_queue *q)
 	dq_sync_watch(q);
 	pthread_mutex_unlock(&q->lock);
 	atomic_fetch_sub(&q->pause_req, 1);
-	/* what changed may be work (a started ring, a kick): look again */
-	if (q->wake_fd >= 0)
-		dev_efd_signal(q->wake_fd);
-	if (q->pt)
-		pg_kick(q);
+	/* what changed may be work (a started ring, a kick) */
+	wake_server(q);
 }
 
 void dq_wake(struct vhu_queue *q, bool kick)
 {
 	if (kick)
 		atomic_store(&q->inband_kick, true);
-	if (q->wake_fd >= 0)
-		dev_efd_signal(q->wake_fd);
-	if (q->pt)
-		pg_kick(q);
+	wake_server(q);
 }
 
 /* A poll group leaves kicks off between rounds; the ring gets them back
@@ -121,7 +116,6 @@ static void notify_back_on(struct vhu_queue *q)
 }
 
 bool dq_started(const struct vhu_queue *q) { return q->state != VHU_RING_STOPPED; }
-bool dq_kick_polled(const struct vhu_queue *q) { return q->kick_fd < 0; }
 
 static void set_running_state(struct vhu_queue *q)
 {
