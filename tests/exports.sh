@@ -18,7 +18,7 @@ pid=
 trap '[[ -n $pid ]] && kill $pid 2>/dev/null; rm -rf "$WORK"' EXIT
 n=0 fail=0
 t() { n=$((n + 1)); if out=$(eval "$2" 2>&1); then echo "ok $n - $1"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$out" | tail -15; fi; }
-echo "1..14"
+echo "1..15"
 N=64 POLL_THREADS=2
 args=()
 for i in $(seq 0 $((N - 1))); do
@@ -92,4 +92,7 @@ refused() { local o; o=$("$BLK" "$@" 2>&1); local rc=$?; echo "$o"; [[ $rc == 2 
 t "--export without file=: exit 2 naming it" "refused --export socket=$WORK/x | grep -q 'file: is needed'"
 t "--export with --blk-file, or an unknown key: exit 2 naming it" \
   "refused --export socket=$WORK/x,file=$WORK/img0 --blk-file=$WORK/img0 && refused --export socket=$WORK/x,file=$WORK/img0,colour=blue | grep -q colour"
+t "an export that cannot start (no such image, a socket it cannot make): exit 1 naming it" \
+  "o=\$('$BLK' --export socket=$WORK/y,file=$WORK/img0 --export socket=$WORK/y2,file=$WORK/none 2>&1); [[ \$? == 1 && \$o == *none* ]] &&
+   o=\$('$BLK' --export socket=$WORK/no/dir/s,file=$WORK/img0 2>&1); [[ \$? == 1 && \$o == *'cannot listen'* ]] && [[ ! -e $WORK/y ]]"
 exit $fail

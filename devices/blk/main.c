@@ -191,6 +191,26 @@ out:
 	return r;
 }
 
+/* One export's image, device, back-end and socket: 0, or 1 after a message
+ * (what was made is freed with the rest, by free_exports). */
+static int start_export(struct blk_export *e, struct blk_pool *pool, struct vhu_poll_group *pg, uint32_t poll_ns,
+			int level, bool name_it)
+{
+	if (open_image(&e->d, pool))
+		return 1;
+	if (!(e->dev = make_device(&e->d, pg, poll_ns, level, name_it ? (void *)e->sock : NULL)) ||
+	    !(e->be = make_backend(e->dev)))
+		return cannot("create a back-end", errno);
+	if ((e->listen_fd = vhu_user_listen(e->sock)) < 0) {
+		fprintf(stderr, "vhu-blk: cannot listen on %s: %s\n", e->sock, strerror(-e->listen_fd));
+		return 1;
+	}
+	fprintf(stderr, "vhu-blk: export %s: %s (%llu sectors%s), %u queue(s)\n", e->sock, e->d.path,
+		(unsigned long long)e->d.capacity, e->d.read_only ? ", read-only" : "", e->d.num_queues);
+	return 0;
+}
+
+/* Every export, made whole or in part (each part not made is NULL or -1). */
 static void free_exports(struct blk_export *x, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -212,7 +232,6 @@ static int serve_exports(const struct blk_dev *defaults, char **specs, unsigned 
 	struct blk_export *x = calloc(n, sizeof(*x));
 	struct blk_pool *pool = NULL;
 	struct vhu_poll_group *pg = NULL;
-	unsigned made = 0;
 	int r = 1;
 
 	if (!x)
@@ -234,24 +253,9 @@ static int serve_exports(const struct blk_dev *defaults, char **specs, unsigned 
 		r = cannot("start the poll group", errno);
 		goto out;
 	}
-	for (; made < n; made++) {
-		struct blk_export *e = &x[made];
-		if (open_image(&e->d, pool))
+	for (unsigned i = 0; i < n; i++)
+		if (start_export(&x[i], pool, pg, poll_ns, level, n > 1))
 			goto out;
-		if (!(e->dev = make_device(&e->d, pg, poll_ns, level, n > 1 ? (void *)e->sock : NULL)) ||
-		    !(e->be = make_backend(e->dev))) {
-			r = cannot("create a back-end", errno);
-			made++;
-			goto out;
-		}
-		if ((e->listen_fd = vhu_user_listen(e->sock)) < 0) {
-			fprintf(stderr, "vhu-blk: cannot listen on %s: %s\n", e->sock, strerror(-e->listen_fd));
-			made++;
-			goto out;
-		}
-		fprintf(stderr, "vhu-blk: export %s: %s (%llu sectors%s), %u queue(s)\n", e->sock, e->d.path,
-			(unsigned long long)e->d.capacity, e->d.read_only ? ", read-only" : "", e->d.num_queues);
-	}
 	if ((g_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = cannot("make an eventfd", errno);
 		goto out;
@@ -259,7 +263,7 @@ static int serve_exports(const struct blk_dev *defaults, char **specs, unsigned 
 	on_signals();
 	r = blk_exports_serve(x, n, pg, g_stop_fd);
 out:
-	free_exports(x, made);
+	free_exports(x, n);
 	vhu_poll_group_free(pg);
 	blk_pool_free(pool);
 	return r;
