@@ -3,7 +3,7 @@
  * libFuzzer target: the driver side of the ring engine against a hostile
  * device (what vhu's front-end runs on its rings). The input chooses the
  * ring format, size and features, then runs a script: the driver adds
- * buffers, publishes, decides on kicks, takes used buffers and re-arms
+ * buffers (one at a time and in bursts), publishes, decides on kicks, takes used buffers and re-arms
  * notifications, while the "device" writes into the shared ring: plausible
  * used entries with ids and lengths from the input, or any byte anywhere.
  * Checked: no crash and no access outside the ring or the indirect tables
@@ -67,27 +67,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t op = data[p], arg = p + 1 < size ? data[p + 1] : 0;
 		switch (op % 8) {
 		case 0:
-		case 1: {   /* add a buffer: 0-3 readable then 0-3 writable segments */
-			unsigned out = op / 8 % 4, in = op / 32 % 4;
+		case 1: {   /* add buffers (case 1: a burst of up to four): each of
+			     * 0-3 readable then 0-3 writable segments */
+			unsigned out = op / 8 % 4, in = op / 32 % 4, nb = op % 8 == 1 ? 1 + op / 128 * 3 : 1;
 			if (!out && !in)
 				in = 1;
 			struct vhu_sg sg[6];
+			struct vhu_drv_buf bufs[4];
+			unsigned toks[4];
 			uint32_t in_len = 0;
 			for (unsigned i = 0; i < out + in; i++) {
 				sg[i] = (struct vhu_sg){ 0x100000 + 0x1000ull * i, 1 + arg * (i + 1) };
 				if (i >= out)
 					in_len += sg[i].len;
 			}
-			unsigned t = next_tok;
-			if (tokens[t].inflight)
-				break;
-			int r = vhu_drv_vq_add(&vq, sg, out, in, &tokens[t]);
-			if (r == 0) {
-				tokens[t] = (struct token){ true, in_len };
-				next_tok = (next_tok + 1) % (MAX_NUM * 2);
-			} else if (vhu_drv_vq_broken(&vq)) {
-				assert(r == vhu_drv_vq_broken(&vq));
+			unsigned nt = 0;
+			for (unsigned t = next_tok; nt < nb && !tokens[t].inflight; t = (t + 1) % (MAX_NUM * 2)) {
+				toks[nt] = t;
+				bufs[nt] = (struct vhu_drv_buf){ sg, (uint16_t)out, (uint16_t)in, &tokens[t] };
+				nt++;
 			}
+			if (!nt)
+				break;
+			int r = nt == 1 && op % 8 == 0 ? vhu_drv_vq_add(&vq, sg, out, in, &tokens[toks[0]])
+						       : vhu_drv_vq_add_burst(&vq, bufs, nt);
+			if (nt == 1 && op % 8 == 0 && r == 0)
+				r = 1;
+			assert(r <= (int)nt);
+			for (int k = 0; k < r; k++)
+				tokens[toks[k]] = (struct token){ true, in_len };
+			if (r > 0)
+				next_tok = (toks[r - 1] + 1) % (MAX_NUM * 2);
+			else if (vhu_drv_vq_broken(&vq))
+				assert(r == vhu_drv_vq_broken(&vq));
 			assert(vhu_drv_vq_num_free(&vq) <= num);
 			p++;
 			break;
@@ -99,20 +111,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				(void)vhu_drv_vq_kick_prepare(&vq);
 			(void)vhu_drv_vq_notification_data(&vq);
 			break;
-		case 3: {   /* take used buffers */
-			void *tok;
-			uint32_t len;
+		case 3: {   /* take used buffers, one at a time or (op & 64) in a burst */
+			void *tok[8];
+			uint32_t len[8];
 			int r;
-			for (unsigned k = 0; k < 1u + op / 8 % 8 && (r = vhu_drv_vq_get(&vq, &tok, &len)) != 0; k++) {
+			unsigned want = 1u + op / 8 % 8;
+			if (op & 64) {
+				r = vhu_drv_vq_get_burst(&vq, tok, len, want);
 				if (r < 0) {
 					assert(r == vhu_drv_vq_broken(&vq));
-					assert(vhu_drv_vq_get(&vq, &tok, &len) == r);
+					assert(vhu_drv_vq_get_burst(&vq, tok, len, want) == r);
 					break;
 				}
-				struct token *t = tok;
+				assert(r <= (int)want);
+				for (int k = 0; k < r; k++) {
+					struct token *t = tok[k];
+					assert(t >= tokens && t < tokens + MAX_NUM * 2);
+					assert(t->inflight);
+					assert(len[k] <= t->in_len);
+					t->inflight = false;
+				}
+				break;
+			}
+			for (unsigned k = 0; k < want && (r = vhu_drv_vq_get(&vq, &tok[0], &len[0])) != 0; k++) {
+				if (r < 0) {
+					assert(r == vhu_drv_vq_broken(&vq));
+					assert(vhu_drv_vq_get(&vq, &tok[0], &len[0]) == r);
+					break;
+				}
+				struct token *t = tok[0];
 				assert(t >= tokens && t < tokens + MAX_NUM * 2);
 				assert(t->inflight);
-				assert(len <= t->in_len);
+				assert(len[0] <= t->in_len);
 				t->inflight = false;
 			}
 			break;

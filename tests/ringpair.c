@@ -36,6 +36,7 @@ int rp_init(struct ringpair *rp, uint16_t num, uint64_t features,
 
 void rp_free(struct ringpair *rp)
 {
+	vhu_dev_vq_destroy(&rp->dev);
 	vhu_drv_vq_destroy(&rp->drv);
 	free(rp->ring);
 	gm_free(&rp->gm);

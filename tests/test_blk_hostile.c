@@ -455,23 +455,21 @@ static void packed_buffer_id_out_of_range(struct hctx *h)
 	expect_broken(h, 0);
 }
 
-/* Split: the same head twice in the avail ring while it is in flight. The
- * device cannot tell a duplicate from a fast driver; what matters is that
- * it stays sane: both come back, and nothing else changes. */
+/* Split: the same head twice in one avail window. A driver gets a head back
+ * only from the used ring, after the device has let go of it, so a head the
+ * device still holds offered again is the driver's bug (or an attack), and
+ * the two would alias one chain's bookkeeping: the ring is broken (the
+ * engine's -EEXIST), and the other queue serves on. */
 static void same_head_twice(struct hctx *h)
 {
 	struct vhu_sg sg[3] = { header(h, 0, 0, VHU_BLK_T_FLUSH, 0), status_of(0, 0) };
-	offer(h, 0, sg, 1, 1, 1);
-	fe_kick(&h->f, 0);
+	offer(h, 0, sg, 1, 1, 1);   /* in the avail ring, idx not yet published */
 	struct vhu_vring_avail *a = savail(h);
-	uint16_t i = __atomic_load_n(&a->idx, __ATOMIC_ACQUIRE);
-	s_offer_head(h, a->ring[(uint16_t)(i - 1) % QSIZE]);
-	for (int t = 0; t < 1000 && __atomic_load_n(&sused(h)->idx, __ATOMIC_ACQUIRE) != i + 1; t++)
-		usleep(10000);
-	assert_int_equal(__atomic_load_n(&sused(h)->idx, __ATOMIC_ACQUIRE), i + 1);
-	assert_int_equal(status_byte(h, 0, 0), VHU_BLK_S_OK);
-	assert_false(device_status(h) & VHU_STATUS_DEVICE_NEEDS_RESET);
-	serves(h, 1, 512);
+	uint16_t i = h->f.q[0].drv.avail_idx;
+	a->ring[i % QSIZE] = a->ring[(uint16_t)(i - 1) % QSIZE];
+	__atomic_store_n(&a->idx, (uint16_t)(i + 1), __ATOMIC_RELEASE);
+	kick_raw(h, 0);
+	expect_broken(h, 0);
 }
 
 /* ---- rings reconfigured while in use ------------------------------------ */

@@ -4,6 +4,8 @@
  * Each case asserts the exact error and the state afterwards: a broken
  * queue stays broken with the same code; a consumed bad buffer can be
  * returned with len 0 and the next good buffer is served normally.
+ * Every case runs twice: through vhu_dev_vq_pop() and through
+ * vhu_dev_vq_pop_burst(), whose paths are its own.
  * The last part turns the table round: a device lying to the driver.
  */
 #include <errno.h>
@@ -356,6 +358,155 @@ static void run_hcase(void **state)
 	rp_free(&rp);
 }
 
+/* The same case through the burst path: the bad chain first in a burst of
+ * four (with a good one behind it), the same code, the same state after. */
+static void run_hcase_burst(void **state)
+{
+	const struct hcase *c = *state;
+	struct ringpair rp;
+	struct vhu_vq_elem e[4];
+	struct iovec iov[32];
+
+	assert_int_equal(rp_init(&rp, NUM, features_of(c->packed, !c->no_indirect), 64 * 1024, 1000), 0);
+	rp.gm.map_all = c->map_all;
+	uint16_t used_slots = c->build(&rp);
+	int r = vhu_dev_vq_pop_burst(&rp.dev, e, 4, iov, 32, c->iov_max);
+	if (r != c->err)
+		fail_msg("pop_burst returned %d (%s), expected %d (%s)", r, vhu_vq_strerror(r), c->err,
+			 vhu_vq_strerror(c->err));
+	rp.gm.map_all = false;
+	if (c->breaks) {
+		assert_int_equal(vhu_dev_vq_broken(&rp.dev), c->err);
+		offer_good(&rp, c->packed, used_slots % NUM);
+		assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 4, iov, 32, 8), c->err);  /* sticky */
+		assert_int_equal(vhu_dev_vq_inflight(&rp.dev), 0);
+	} else {
+		assert_int_equal(vhu_dev_vq_broken(&rp.dev), 0);
+		assert_int_equal(vhu_dev_vq_inflight(&rp.dev), c->packed ? used_slots : 1);
+		struct vhu_vq_used u = { e[0].id, 0 };
+		assert_int_equal(vhu_dev_vq_push_burst(&rp.dev, &u, 1), 1);
+		offer_good(&rp, c->packed, used_slots);
+		assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 4, iov, 32, 8), 1);
+		assert_int_equal(e[0].in_num, 1);
+		assert_int_equal(e[0].in_len, GOOD_LEN);
+		assert_int_equal(e[0].id, c->packed ? 5 : NUM - 1);
+		assert_int_equal(e[0].iov[0].iov_len, GOOD_LEN);
+	}
+	rp_free(&rp);
+}
+
+/* Good chains before a bad one: the burst returns the good ones, and the
+ * next call the bad one's code, as elems[0] (a buffer error: taken) or as
+ * the sticky broken code (a ring error). */
+static void burst_good_then_bad(void **state)
+{
+	(void)state;
+	for (int packed = 0; packed < 2; packed++)
+		for (int ring_err = 0; ring_err < 2; ring_err++) {
+			struct ringpair rp;
+			struct vhu_vq_elem e[8];
+			struct iovec iov[16];
+			assert_int_equal(rp_init(&rp, NUM, features_of(packed, true), 64 * 1024, 1000), 0);
+			for (uint16_t i = 0; i < 2; i++) {
+				if (packed) {
+					pd(&rp, i, true, GOOD_ADDR, GOOD_LEN, i, W);
+				} else {
+					sd(&rp, i, GOOD_ADDR, GOOD_LEN, W, 0);
+					soffer(&rp, i);
+				}
+			}
+			int err = ring_err ? -ERANGE : -EFAULT;
+			if (packed) {
+				pd(&rp, 2, true, ring_err ? GOOD_ADDR : 1ull << 50, 10, ring_err ? NUM : 2, 0);
+			} else {
+				sd(&rp, 2, 1ull << 50, 10, 0, 0);
+				soffer(&rp, ring_err ? NUM : 2);
+			}
+			assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 8, iov, 16, 4), 2);
+			assert_int_equal(e[0].id, 0);
+			assert_int_equal(e[1].id, 1);
+			assert_ptr_equal(e[1].iov, e[0].iov + 1);   /* packed one after the other */
+			assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 8, iov, 16, 4), err);
+			assert_int_equal(vhu_dev_vq_broken(&rp.dev), ring_err ? err : 0);
+			if (!ring_err) {
+				/* taken: all three can be returned in one burst */
+				struct vhu_vq_used u[3] = { { 0, 1 }, { 1, 2 }, { 2, 0 } };
+				assert_int_equal(vhu_dev_vq_push_burst(&rp.dev, u, 3), 3);
+				assert_int_equal(vhu_dev_vq_inflight(&rp.dev), 0);
+			}
+			rp_free(&rp);
+		}
+}
+
+/* A burst never starts a chain without iov_max iovecs of room, so each
+ * chain gets what a single pop with iov_max would give it. */
+static void burst_iov_room(void **state)
+{
+	(void)state;
+	for (int packed = 0; packed < 2; packed++) {
+		struct ringpair rp;
+		struct vhu_vq_elem e[8];
+		struct iovec iov[3];
+		assert_int_equal(rp_init(&rp, NUM, features_of(packed, true), 64 * 1024, 1000), 0);
+		for (uint16_t i = 0; i < 4; i++) {
+			if (packed) {
+				pd(&rp, i, true, GOOD_ADDR, GOOD_LEN, i, W);
+			} else {
+				sd(&rp, i, GOOD_ADDR, GOOD_LEN, W, 0);
+				soffer(&rp, i);
+			}
+		}
+		/* chains of one iovec, up to 2 each, in 3: the third would
+		 * start with 1 left */
+		assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 8, iov, 3, 2), 2);
+		assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 8, iov, 3, 2), 2);
+		assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 8, iov, 3, 2), 0);
+		/* pushing an id twice, or one never taken, stops the burst there */
+		struct vhu_vq_used u[3] = { { 3, 0 }, { 3, 0 }, { 2, 0 } };
+		assert_int_equal(vhu_dev_vq_push_burst(&rp.dev, u, 3), 1);
+		struct vhu_vq_used big = { 2, GOOD_LEN + 1 };
+		assert_int_equal(vhu_dev_vq_push_burst(&rp.dev, &big, 1), 0);
+		struct vhu_vq_used bad = { NUM, 0 };
+		assert_int_equal(vhu_dev_vq_push_burst(&rp.dev, &bad, 1), 0);
+		rp_free(&rp);
+	}
+}
+
+/* A buffer id the device holds offered again before the device returned it:
+ * the two would alias one chain's bookkeeping. */
+static void split_head_reoffered(void **state)
+{
+	(void)state;
+	struct ringpair rp;
+	struct vhu_vq_elem e[4];
+	struct iovec iov[8];
+
+	assert_int_equal(rp_init(&rp, NUM, features_of(false, true), 64 * 1024, 1000), 0);
+	sd(&rp, 1, GOOD_ADDR, 10, W, 0);
+	soffer(&rp, 1);
+	soffer(&rp, 1);
+	assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 4, iov, 8, 2), 1);
+	assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 4, iov, 8, 2), -EEXIST);
+	assert_int_equal(vhu_dev_vq_broken(&rp.dev), -EEXIST);
+	rp_free(&rp);
+}
+
+static void packed_id_reused(void **state)
+{
+	(void)state;
+	struct ringpair rp;
+	struct vhu_vq_elem e;
+	struct iovec iov[4];
+
+	assert_int_equal(rp_init(&rp, NUM, features_of(true, true), 64 * 1024, 1000), 0);
+	pd(&rp, 0, true, GOOD_ADDR, 10, 3, W);
+	pd(&rp, 1, true, GOOD_ADDR, 10, 3, W);
+	assert_int_equal(vhu_dev_vq_pop(&rp.dev, &e, iov, 4), 1);
+	assert_int_equal(vhu_dev_vq_pop(&rp.dev, &e, iov, 4), -EEXIST);
+	assert_int_equal(vhu_dev_vq_broken(&rp.dev), -EEXIST);
+	rp_free(&rp);
+}
+
 /* ---- cases that need more than one pop ------------------------------- */
 
 static void split_reoffer_inflight(void **state)
@@ -494,12 +645,26 @@ static const struct dcase dcases[] = {
 int main(void)
 {
 	enum { NC = sizeof(cases) / sizeof(cases[0]), ND = sizeof(dcases) / sizeof(dcases[0]) };
-	struct CMUnitTest tests[NC + ND + 3];
+	struct CMUnitTest tests[2 * NC + ND + 7];
+	static char burst_names[NC][96];
 	size_t n = 0;
 
 	for (size_t i = 0; i < NC; i++)
 		tests[n++] = (struct CMUnitTest){ .name = cases[i].name, .test_func = run_hcase,
 						  .initial_state = (void *)&cases[i] };
+	for (size_t i = 0; i < NC; i++) {
+		snprintf(burst_names[i], sizeof(burst_names[i]), "burst: %s", cases[i].name);
+		tests[n++] = (struct CMUnitTest){ .name = burst_names[i], .test_func = run_hcase_burst,
+						  .initial_state = (void *)&cases[i] };
+	}
+	tests[n++] = (struct CMUnitTest){ .name = "burst: good chains, then a bad one",
+					  .test_func = burst_good_then_bad };
+	tests[n++] = (struct CMUnitTest){ .name = "burst: iovec room and bad pushes",
+					  .test_func = burst_iov_room };
+	tests[n++] = (struct CMUnitTest){ .name = "split: head offered twice while in flight",
+					  .test_func = split_head_reoffered };
+	tests[n++] = (struct CMUnitTest){ .name = "packed: buffer id reused while in flight",
+					  .test_func = packed_id_reused };
 	for (size_t i = 0; i < ND; i++)
 		tests[n++] = (struct CMUnitTest){ .name = dcases[i].name, .test_func = run_dcase,
 						  .initial_state = (void *)&dcases[i] };

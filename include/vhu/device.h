@@ -153,6 +153,11 @@ struct vhu_dev_vq *vhu_queue_vq(struct vhu_queue *q);
  * transport (the error eventfd, or an in-band VRING_ERR). */
 int vhu_queue_pop(struct vhu_queue *q, struct vhu_vq_elem *e, struct iovec *iov, unsigned max);
 int vhu_queue_push(struct vhu_queue *q, const struct vhu_vq_elem *e, uint32_t len);
+/* The burst forms: vhu_dev_vq_pop_burst and vhu_dev_vq_push_burst, a broken
+ * ring reported as vhu_queue_pop reports it. */
+int vhu_queue_pop_burst(struct vhu_queue *q, struct vhu_vq_elem *elems, unsigned n,
+			struct iovec *iov, unsigned iov_len, unsigned iov_max);
+int vhu_queue_push_burst(struct vhu_queue *q, const struct vhu_vq_used *used, unsigned n);
 /* Flush and, if the driver wants it, signal the call eventfd (or in-band). */
 void vhu_queue_notify(struct vhu_queue *q);
 /* An fd of the device's (e.g. io_uring's eventfd) that wakes the queue's

@@ -52,8 +52,11 @@ void vhu_mem_clear(struct vhu_mem *m);
 /* Move all regions from src to dst (dst must be empty). */
 void vhu_mem_move(struct vhu_mem *dst, struct vhu_mem *src);
 
+/* The region holding guest address gpa, or NULL. */
+const struct vhu_mem_region *vhu_mem_find(const struct vhu_mem *m, uint64_t gpa);
 /* Guest address -> host pointer; *len is cut to what is contiguous in the
- * region. NULL if unmapped. Fits vhu_translate_fn (opaque = the table). */
+ * region. NULL if unmapped. Fits vhu_translate_fn (opaque = the table); a
+ * ring translates through vhu_xlate_init_mem() instead, which caches. */
 void *vhu_mem_translate(void *mem, uint64_t gpa, uint64_t *len, int access);
 /* Front-end user address of [uaddr, uaddr + len) -> host pointer, only if
  * one region holds all of it (ring addresses). */

@@ -3,10 +3,11 @@
  * vhu virtqueue engine: split (VIRTIO §2.7) and packed (§2.8) rings, device
  * side and driver side.
  *
- * Pure logic: no system calls, no threads, no allocation except in
- * vhu_drv_vq_init(). Guest memory is reached only through the pointers given
- * at init (the ring parts) and through an address-translation callback (the
- * buffers and indirect tables). Nothing read from the ring is trusted: every
+ * Pure logic: no system calls, no threads, no allocation except the per-id
+ * bookkeeping made by vhu_dev_vq_init() and vhu_drv_vq_init(). Guest memory
+ * is reached only through the pointers given at init (the ring parts) and
+ * through the memory layer's translation (vhu/xlate.h: the buffers and
+ * indirect tables). Nothing read from the ring is trusted: every
  * index, length, flag and id is checked before use and each descriptor field
  * is read exactly once.
  *
@@ -27,6 +28,7 @@
 #include <sys/uio.h>
 
 #include "vhu/virtio_ring.h"
+#include "vhu/xlate.h"
 
 VHU_API_BEGIN
 
@@ -34,21 +36,6 @@ VHU_API_BEGIN
  * driver may place more segments in one table than the ring has slots (Linux
  * virtio-blk does with small queues). 4096 entries = a 64 KiB table. */
 #define VHU_VQ_MAX_INDIRECT 4096u
-
-enum vhu_access {
-	VHU_ACCESS_READ = 1,   /* the device reads this memory (driver->device) */
-	VHU_ACCESS_WRITE = 2,  /* the device writes this memory (device->driver) */
-};
-
-/*
- * Map guest memory [addr, addr + *len) for the given access.
- * Returns the host address of addr and sets *len to the number of bytes
- * that are contiguous in host memory from there (1 .. the asked length).
- * Returns NULL when addr is not mapped with that access. The engine calls it
- * again for the rest when a buffer straddles two regions.
- */
-typedef void *(*vhu_translate_fn)(void *opaque, uint64_t addr, uint64_t *len,
-				  int access);
 
 struct vhu_vq_config {
 	uint16_t num;        /* queue size: split a power of two, 1..32768 */
@@ -61,21 +48,30 @@ struct vhu_vq_config {
 	void *desc;
 	void *driver_area;
 	void *device_area;
-	/* Device side only: buffers and indirect tables. */
+	/* Device side only: how buffers and indirect tables are translated.
+	 * A region table (searched on a miss of the translation cache), or
+	 * else a callback. */
+	const struct vhu_mem *mem;
 	vhu_translate_fn translate;
 	void *translate_opaque;
 };
 
-/* One buffer taken by the device: iov[0 .. out_num) is device-readable,
- * iov[out_num .. out_num + in_num) device-writable. */
+/* One chain taken by the device: only what the device needs to serve it.
+ * iov[0 .. out_num) is device-readable, iov[out_num .. out_num + in_num)
+ * device-writable. Where the chain sits in the ring is the engine's own
+ * bookkeeping, kept by id in a side array, so returning it needs the id. */
 struct vhu_vq_elem {
 	struct iovec *iov;
-	uint32_t out_num, in_num;
-	uint64_t out_len, in_len;  /* byte totals of each part */
-	uint16_t id;         /* split: head index; packed: buffer id */
-	uint16_t ndesc;      /* ring slots the chain used (packed skip count) */
-	uint16_t pos;        /* split: avail index; packed: ring offset of head */
-	bool wrap;           /* packed: wrap counter of the head slot */
+	uint16_t out_num, in_num;
+	uint16_t id;               /* split: head index; packed: buffer id */
+	uint32_t out_len, in_len;  /* byte totals of each part (a chain is
+				      < 4 GiB: used len is 32-bit, §2.7.8) */
+};
+
+/* A used buffer to return: its id and the bytes written into it. */
+struct vhu_vq_used {
+	uint32_t id;
+	uint32_t len;
 };
 
 /* Position of a queue, as saved across a stop (vhost-user GET/SET_VRING_BASE). */
@@ -93,6 +89,8 @@ struct vhu_vq_flags {
 /* ---------------------------------------------------------------------- */
 /* Device side. The struct is public so it can be embedded; its fields are
  * the engine's own. */
+struct vhu_dev_chain;
+
 struct vhu_dev_vq {
 	uint16_t num, index;
 	bool packed;
@@ -109,8 +107,8 @@ struct vhu_dev_vq {
 			struct vhu_vring_packed_event *device;  /* written */
 		} pk;
 	};
-	vhu_translate_fn translate;
-	void *translate_opaque;
+	struct vhu_xlate xl;       /* buffers and indirect tables */
+	struct vhu_dev_chain *chain;  /* per id: the chains the device holds */
 
 	/* consumer position */
 	uint16_t last_avail;       /* split: free-running; packed: offset */
@@ -144,7 +142,14 @@ struct vhu_dev_vq {
 	int broken;                /* 0, or the sticky negative errno */
 };
 
+/* Set up a queue; allocates the per-id side array (-ENOMEM), which
+ * vhu_dev_vq_destroy() frees. */
 int vhu_dev_vq_init(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg);
+void vhu_dev_vq_destroy(struct vhu_dev_vq *vq);
+/* The same ring seen through new mappings (a new memory table): the ring
+ * part addresses and the translation change, the position and the chains in
+ * flight stay. The size and the features must be the ones of init. */
+int vhu_dev_vq_remap(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg);
 
 /*
  * Take the next available buffer, mapping it into iov[0 .. iov_max).
@@ -169,19 +174,47 @@ int vhu_dev_vq_init(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg);
  *   -EBADMSG   indirect table length zero or not a multiple of 16
  *   -EMSGSIZE  indirect table longer than VHU_VQ_MAX_INDIRECT entries
  *   -EOPNOTSUPP INDIRECT used without VIRTIO_F_INDIRECT_DESC
+ *   -EEXIST    the driver offered a buffer id (split: head) the device holds
+ * iov_max is at most 65535 (larger is cut to it).
  */
 int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
 		   struct iovec *iov, unsigned iov_max);
+
+/*
+ * Take up to n available chains into elems[0 ..), their iovecs packed one
+ * after the other into iov[0 .. iov_len), each chain allowed iov_max of them
+ * (a chain is not started unless iov_max remain, so a chain gets the same
+ * answer as from vhu_dev_vq_pop(..., iov_max)); or, with iov NULL, each into
+ * the caller's own array at elems[i].iov, of iov_max entries (for a device
+ * whose requests keep their iovecs apart). The avail window is read and
+ * checked once, the ring state is kept in locals, and the ring format and
+ * options were resolved at init.
+ * Returns the number of chains taken (0: none available), or a negative code
+ * of vhu_dev_vq_pop() for elems[0], which is then taken as a pop would take
+ * it: a chain with unusable buffers ends a burst and comes first in the next
+ * one, so its code is never lost among good chains; a malformed ring after
+ * good chains returns them, and the next call the code.
+ */
+int vhu_dev_vq_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
+			 struct iovec *iov, unsigned iov_len, unsigned iov_max);
 
 /*
  * Return a buffer with len bytes written (len <= elem->in_len). The entry is
  * written into the ring but the driver sees it only after vhu_dev_vq_flush().
  * With IN_ORDER, buffers must be pushed in the order they were popped; fully
  * written buffers are then batched into one used entry (§2.7.9, §2.8.9).
- * -EINVAL: len too large, nothing in flight, or out of order.
+ * -EINVAL: id not in flight, len too large, or out of order.
  */
 int vhu_dev_vq_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *elem,
 		    uint32_t len);
+/*
+ * Return n used buffers and publish them: the entries are written as shadow
+ * used entries and made visible with one release store (split: used->idx;
+ * packed: the first entry's flags), as vhu_dev_vq_flush() does. Returns n,
+ * or the number returned before used[k] that vhu_dev_vq_push() would refuse
+ * (those before it are published), or the broken code.
+ */
+int vhu_dev_vq_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *used, unsigned n);
 /* Publish every pushed entry to the driver. */
 void vhu_dev_vq_flush(struct vhu_dev_vq *vq);
 /* After a flush: must the driver be notified (used buffer notification)?
@@ -213,6 +246,8 @@ int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos);
 
 static inline int vhu_dev_vq_broken(const struct vhu_dev_vq *vq) { return vq->broken; }
 static inline uint32_t vhu_dev_vq_inflight(const struct vhu_dev_vq *vq) { return vq->inflight; }
+/* The translation cache's misses so far (statistics, tests). */
+static inline uint64_t vhu_dev_vq_xlate_misses(const struct vhu_dev_vq *vq) { return vq->xl.misses; }
 
 /* ---------------------------------------------------------------------- */
 /* Driver side. */
@@ -287,6 +322,19 @@ void vhu_drv_vq_destroy(struct vhu_drv_vq *vq);
  * -ENOSPC ring full, -EINVAL bad arguments, or the broken code. */
 int vhu_drv_vq_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg,
 		   unsigned out, unsigned in, void *token);
+
+/* One buffer of a burst: sg[0 .. out) device-readable, then in writable. */
+struct vhu_drv_buf {
+	const struct vhu_sg *sg;
+	uint16_t out, in;
+	void *token;
+};
+/* Add up to n buffers, as vhu_drv_vq_add() each, the ring state in locals.
+ * Returns how many were added (fewer than n when the ring filled up), or
+ * vhu_drv_vq_add()'s error for bufs[0] (-ENOSPC when none fits). A buffer
+ * with bad arguments after good ones ends the burst; the next call reports
+ * it. Publish them with vhu_drv_vq_publish() or vhu_drv_vq_kick_prepare(). */
+int vhu_drv_vq_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *bufs, unsigned n);
 /* Make added buffers visible without deciding on a notification: for a
  * driver whose device polls. */
 void vhu_drv_vq_publish(struct vhu_drv_vq *vq);
@@ -300,6 +348,10 @@ uint32_t vhu_drv_vq_notification_data(const struct vhu_drv_vq *vq);
  * -EDOM used index moved too far, -ERANGE id out of range, -ENOENT id not in
  * flight, -EOVERFLOW len larger than the writable part. */
 int vhu_drv_vq_get(struct vhu_drv_vq *vq, void **token, uint32_t *len);
+/* Take up to n used buffers into tokens[i], lens[i]; the used window is read
+ * once. Returns how many, or vhu_drv_vq_get()'s error when the first is bad
+ * (after good ones the burst ends and the next call returns the error). */
+int vhu_drv_vq_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n);
 bool vhu_drv_vq_has_used(struct vhu_drv_vq *vq);
 void vhu_drv_vq_disable_cb(struct vhu_drv_vq *vq);
 /* Ask for used buffer notifications; true if buffers were used meanwhile. */

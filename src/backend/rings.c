@@ -22,7 +22,7 @@ static int map_ring(struct vhu_backend *be, struct vhu_queue *q, struct vhu_vq_c
 		.desc = vhu_mem_uaddr(&be->mem, vr->addr.desc_user_addr, dsz),
 		.driver_area = vhu_mem_uaddr(&be->mem, vr->addr.avail_user_addr, asz),
 		.device_area = vhu_mem_uaddr(&be->mem, vr->addr.used_user_addr, usz),
-		.translate = vhu_mem_translate, .translate_opaque = &be->mem,
+		.mem = &be->mem,
 	};
 	if (!c->desc || !c->driver_area || !c->device_area) {
 		be_err(be, "queue %u: ring addresses outside guest memory", c->index);

@@ -59,6 +59,7 @@ void dq_destroy(struct vhu_queue *q)
 	close_fd(&q->kick_fd);
 	close_fd(&q->call_fd);
 	close_fd(&q->err_fd);
+	vhu_dev_vq_destroy(&q->vq);
 	pthread_mutex_destroy(&q->lock);
 }
 
@@ -140,6 +141,7 @@ int dq_start(struct vhu_queue *q, const struct vhu_vq_config *c, const struct vh
 	}
 	if ((r = vhu_dev_vq_set_pos(&q->vq, pos)) < 0) {
 		dev_err(dev, "queue %u: ring position out of range for the ring", q->index);
+		vhu_dev_vq_destroy(&q->vq);
 		return r;
 	}
 	q->num = c->num;
@@ -181,6 +183,7 @@ void dq_stop(struct vhu_queue *q, struct vhu_vq_pos *pos)
 		dev->cfg.ops->queue_stop(dev, q);
 	q->dev_started = false;
 	q->state = VHU_RING_STOPPED;
+	vhu_dev_vq_destroy(&q->vq);
 	q->pending_ev = 0;
 	q->aux_fd = -1;
 	q->aux_gen++;
@@ -200,7 +203,9 @@ int dq_remap(struct vhu_queue *q, const struct vhu_vq_config *c)
 	}
 	if (!c)
 		return 0;	/* nothing may touch the old memory from now on */
-	if ((r = vhu_dev_vq_init(&q->vq, c)) < 0 || (r = vhu_dev_vq_set_pos(&q->vq, &q->unmapped_pos)) < 0)
+	/* the same ring through the new mappings: its position and the
+	 * chains the device holds are kept */
+	if ((r = vhu_dev_vq_remap(&q->vq, c)) < 0)
 		return r;
 	q->num = c->num;
 	q->pending_ev |= VHU_QUEUE_EV_KICK;
@@ -280,21 +285,46 @@ bool dq_serve(struct vhu_queue *q, unsigned ev)
 
 /* ---- device-facing calls ---------------------------------------------- */
 
+/* A pop's error, told once: a ring that broke now, or a bad buffer. */
+static void pop_failed(struct vhu_queue *q, bool was_broken, int r, const struct vhu_vq_elem *e)
+{
+	if (!was_broken && q->vq.broken)
+		dq_fail(q, vhu_vq_strerror(q->vq.broken), q->vq.broken);
+	else if (r < 0 && !q->vq.broken)
+		dev_warn(q->dev, "queue %u: bad buffer %u: %s", q->index, e->id, vhu_vq_strerror(r));
+}
+
 int vhu_queue_pop(struct vhu_queue *q, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
 {
 	bool was_broken = q->vq.broken;
 	int r = vhu_dev_vq_pop(&q->vq, e, iov, max);
 
-	if (r < 0 && !was_broken && q->vq.broken)
-		dq_fail(q, vhu_vq_strerror(r), r);
-	else if (r < 0 && !q->vq.broken)
-		dev_warn(q->dev, "queue %u: bad buffer %u: %s", q->index, e->id, vhu_vq_strerror(r));
+	if (r < 0)
+		pop_failed(q, was_broken, r, e);
+	return r;
+}
+
+int vhu_queue_pop_burst(struct vhu_queue *q, struct vhu_vq_elem *elems, unsigned n,
+			struct iovec *iov, unsigned iov_len, unsigned iov_max)
+{
+	bool was_broken = q->vq.broken;
+	int r = vhu_dev_vq_pop_burst(&q->vq, elems, n, iov, iov_len, iov_max);
+
+	/* good chains before a malformed one: the ring is broken already,
+	 * and the device hears it now, not a call later */
+	if (r < 0 || q->vq.broken)
+		pop_failed(q, was_broken, r, elems);
 	return r;
 }
 
 int vhu_queue_push(struct vhu_queue *q, const struct vhu_vq_elem *e, uint32_t len)
 {
 	return vhu_dev_vq_push(&q->vq, e, len);
+}
+
+int vhu_queue_push_burst(struct vhu_queue *q, const struct vhu_vq_used *used, unsigned n)
+{
+	return vhu_dev_vq_push_burst(&q->vq, used, n);
 }
 
 void vhu_queue_notify(struct vhu_queue *q)

@@ -102,11 +102,9 @@ void vhu_mem_move(struct vhu_mem *dst, struct vhu_mem *src)
 	vhu_mem_init(src);
 }
 
-void *vhu_mem_translate(void *mem, uint64_t gpa, uint64_t *len, int access)
+const struct vhu_mem_region *vhu_mem_find(const struct vhu_mem *m, uint64_t gpa)
 {
-	const struct vhu_mem *m = mem;
 	unsigned lo = 0, hi = m->n;
-	(void)access;
 
 	/* sorted by gpa: the last region starting at or below gpa */
 	while (lo < hi) {
@@ -116,12 +114,19 @@ void *vhu_mem_translate(void *mem, uint64_t gpa, uint64_t *len, int access)
 		else
 			hi = mid;
 	}
-	if (lo == 0)
+	if (lo == 0 || gpa - m->r[lo - 1].gpa >= m->r[lo - 1].size)
 		return NULL;
-	const struct vhu_mem_region *g = &m->r[lo - 1];
+	return &m->r[lo - 1];
+}
+
+void *vhu_mem_translate(void *mem, uint64_t gpa, uint64_t *len, int access)
+{
+	const struct vhu_mem_region *g = vhu_mem_find(mem, gpa);
+	(void)access;
+
+	if (!g)
+		return NULL;
 	uint64_t off = gpa - g->gpa;
-	if (off >= g->size)
-		return NULL;
 	if (*len > g->size - off)
 		*len = g->size - off;
 	return g->host + off;

@@ -32,7 +32,7 @@ int chain_map_slow(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
 
 		if (m->n == m->max)
 			return -ENOBUFS;
-		p = vq->translate(vq->translate_opaque, addr, &chunk,
+		p = vhu_xlate(&vq->xl, addr, &chunk,
 				  write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
 		if (!p || chunk == 0 || chunk > len)
 			return -EFAULT;
@@ -54,7 +54,7 @@ static int copy_from_guest(struct vhu_dev_vq *vq, uint64_t addr, void *buf, size
 
 	while (len) {
 		uint64_t chunk = len;
-		const void *p = vq->translate(vq->translate_opaque, addr, &chunk, VHU_ACCESS_READ);
+		const void *p = vhu_xlate(&vq->xl, addr, &chunk, VHU_ACCESS_READ);
 
 		if (!p || chunk == 0 || chunk > len)
 			return -EFAULT;
@@ -83,7 +83,7 @@ int ind_open(struct vhu_dev_vq *vq, uint64_t addr, uint32_t len, struct ind_tabl
 		return -EFAULT;
 	t->addr = addr;
 	t->count = len / 16;
-	p = vq->translate(vq->translate_opaque, addr, &chunk, VHU_ACCESS_READ);
+	p = vhu_xlate(&vq->xl, addr, &chunk, VHU_ACCESS_READ);
 	if (!p || chunk == 0 || chunk > len)
 		return -EFAULT;
 	if (chunk == len && ((uintptr_t)p & 7) == 0) {
@@ -96,7 +96,7 @@ int ind_open(struct vhu_dev_vq *vq, uint64_t addr, uint32_t len, struct ind_tabl
 	t->host = NULL;
 	for (uint64_t a = addr + chunk, end = addr + len; a < end; a += chunk) {
 		chunk = end - a;
-		if (!vq->translate(vq->translate_opaque, a, &chunk, VHU_ACCESS_READ) ||
+		if (!vhu_xlate(&vq->xl, a, &chunk, VHU_ACCESS_READ) ||
 		    chunk == 0 || chunk > end - a)
 			return -EFAULT;
 	}

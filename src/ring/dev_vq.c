@@ -1,6 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /* Device-side virtqueue: set-up, position, and dispatch by ring format. */
+#include <stdlib.h>
+
 #include "vq_internal.h"
+
+static void set_rings(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
+{
+	if (vq->packed) {
+		vq->pk.desc = cfg->desc;
+		vq->pk.driver = cfg->driver_area;
+		vq->pk.device = cfg->device_area;
+	} else {
+		vq->split.desc = cfg->desc;
+		vq->split.avail = cfg->driver_area;
+		vq->split.used = cfg->device_area;
+	}
+	if (cfg->mem)
+		vhu_xlate_init_mem(&vq->xl, cfg->mem);
+	else
+		vhu_xlate_init(&vq->xl, cfg->translate, cfg->translate_opaque);
+}
 
 int vhu_dev_vq_init(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
 {
@@ -8,43 +27,83 @@ int vhu_dev_vq_init(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
 
 	if (r < 0)
 		return r;
+	struct vhu_dev_chain *chain = calloc(cfg->num, sizeof(*chain));
+	if (!chain)
+		return -ENOMEM;
 	memset(vq, 0, sizeof(*vq));
 	vq->num = cfg->num;
 	vq->index = cfg->index;
 	vq->packed = vhu_has_feature(cfg->features, VHU_F_RING_PACKED);
 	vq->f = vq_flags_from(cfg->features);
+	vq->chain = chain;
+	set_rings(vq, cfg);
 	if (vq->packed) {
-		vq->pk.desc = cfg->desc;
-		vq->pk.driver = cfg->driver_area;
-		vq->pk.device = cfg->device_area;
 		/* §2.8.1: both wrap counters start at 1 */
 		vq->avail_wrap = vq->used_wrap = true;
 		vq->signalled_wrap = true;
-	} else {
-		vq->split.desc = cfg->desc;
-		vq->split.avail = cfg->driver_area;
-		vq->split.used = cfg->device_area;
 	}
-	vq->translate = cfg->translate;
-	vq->translate_opaque = cfg->translate_opaque;
 	vq->notify_enabled = true;
 	return 0;
+}
+
+void vhu_dev_vq_destroy(struct vhu_dev_vq *vq)
+{
+	free(vq->chain);
+	vq->chain = NULL;
+}
+
+int vhu_dev_vq_remap(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
+{
+	int r = vq_config_check(cfg, true);
+
+	if (r < 0)
+		return r;
+	if (cfg->num != vq->num || vhu_has_feature(cfg->features, VHU_F_RING_PACKED) != vq->packed)
+		return -EINVAL;
+	set_rings(vq, cfg);
+	return 0;
+}
+
+/* iovec counts travel in 16 bits */
+#define IOV_CAP 0xffffu
+
+int vhu_dev_vq_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
+			 struct iovec *iov, unsigned iov_len, unsigned iov_max)
+{
+	if (vq->broken)
+		return vq->broken;
+	if (iov_max > IOV_CAP)
+		iov_max = IOV_CAP;
+	if (n == 0)
+		return 0;
+	return vq->packed ? packed_dev_pop_burst(vq, elems, n, iov, iov_len, iov_max)
+			  : split_dev_pop_burst(vq, elems, n, iov, iov_len, iov_max);
 }
 
 int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
 		   struct iovec *iov, unsigned iov_max)
 {
+	int r = vhu_dev_vq_pop_burst(vq, elem, 1, iov, iov_max, iov_max);
+	return r > 0 ? 1 : r;
+}
+
+int vhu_dev_vq_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *used, unsigned n)
+{
 	if (vq->broken)
 		return vq->broken;
-	return vq->packed ? packed_dev_pop(vq, elem, iov, iov_max)
-			  : split_dev_pop(vq, elem, iov, iov_max);
+	int k = vq->packed ? packed_dev_push_burst(vq, used, n) : split_dev_push_burst(vq, used, n);
+	vhu_dev_vq_flush(vq);
+	return k;
 }
 
 int vhu_dev_vq_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *elem, uint32_t len)
 {
+	struct vhu_vq_used u = { elem->id, len };
+
 	if (vq->broken)
 		return vq->broken;
-	return vq->packed ? packed_dev_push(vq, elem, len) : split_dev_push(vq, elem, len);
+	int k = vq->packed ? packed_dev_push_burst(vq, &u, 1) : split_dev_push_burst(vq, &u, 1);
+	return k == 1 ? 0 : -EINVAL;
 }
 
 void vhu_dev_vq_flush(struct vhu_dev_vq *vq)
@@ -137,6 +196,8 @@ int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos)
 	}
 	vq->last_avail = vq->shadow_avail = pos->avail;
 	vq->inflight = inflight;
+	/* what the device held before is not ours to return any more */
+	memset(vq->chain, 0, vq->num * sizeof(*vq->chain));
 	vq->pending = false;
 	memset(&vq->batch, 0, sizeof(vq->batch));
 	vq->signalled_valid = false;

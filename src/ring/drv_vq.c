@@ -72,15 +72,23 @@ uint32_t drv_sg_in_len(const struct vhu_sg *sg, unsigned out, unsigned in)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
-int vhu_drv_vq_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
-		   unsigned in, void *token)
+int vhu_drv_vq_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *bufs, unsigned n)
 {
 	if (vq->broken)
 		return vq->broken;
-	if (!token || !sg || out + in == 0 || out + in > 0xffff)
+	if (n == 0)
+		return 0;
+	return vq->packed ? packed_drv_add_burst(vq, bufs, n) : split_drv_add_burst(vq, bufs, n);
+}
+
+int vhu_drv_vq_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
+		   unsigned in, void *token)
+{
+	if (out > 0xffff || in > 0xffff)
 		return -EINVAL;
-	return vq->packed ? packed_drv_add(vq, sg, out, in, token)
-			  : split_drv_add(vq, sg, out, in, token);
+	struct vhu_drv_buf b = { sg, (uint16_t)out, (uint16_t)in, token };
+	int r = vhu_drv_vq_add_burst(vq, &b, 1);
+	return r > 0 ? 0 : r;
 }
 
 void vhu_drv_vq_publish(struct vhu_drv_vq *vq)
@@ -106,11 +114,19 @@ uint32_t vhu_drv_vq_notification_data(const struct vhu_drv_vq *vq)
 	return vhu_notification_data_encode(vq->index, vq->avail_idx, false, false);
 }
 
-int vhu_drv_vq_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
+int vhu_drv_vq_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
 {
 	if (vq->broken)
 		return vq->broken;
-	return vq->packed ? packed_drv_get(vq, token, len) : split_drv_get(vq, token, len);
+	if (n == 0)
+		return 0;
+	return vq->packed ? packed_drv_get_burst(vq, tokens, lens, n)
+			  : split_drv_get_burst(vq, tokens, lens, n);
+}
+
+int vhu_drv_vq_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
+{
+	return vhu_drv_vq_get_burst(vq, token, len, 1);
 }
 
 bool vhu_drv_vq_has_used(struct vhu_drv_vq *vq)

@@ -60,29 +60,16 @@ static int map_indirect(struct vhu_dev_vq *vq, const struct desc_copy *d,
 	return 0;
 }
 
-int packed_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
+/* The full walker for the chain at pos (flags: its head's, loaded with
+ * acquire). Returns 0 or a buffer error with *m, *ndesc and *id set, or a
+ * malformed chain's code in *ring_err. */
+static int walk(struct vhu_dev_vq *vq, uint16_t pos, uint16_t flags, struct chain_map *m,
+		uint16_t *ndesc, uint16_t *id, int *ring_err)
 {
-	uint16_t flags = head_flags(vq);
-
-	if (!packed_is_avail(flags, vq->avail_wrap)) {
-		if (!vq->notify_enabled || !vq->f.event_idx)
-			return 0;
-		flags = arm_event(vq, flags);
-		if (!packed_is_avail(flags, vq->avail_wrap))
-			return 0;
-	}
-
-	uint16_t pos = vq->last_avail, id = 0, n = 0;
-	bool wrap = vq->avail_wrap;
-	struct chain_map m;
+	bool wrap = false;   /* only the offset matters here */
+	uint16_t n = 0;
 	int buf_err = 0, r;
 
-	if (chain_map_fast(vq, pos, true, iov, max, e, flags, &n, &id)) {
-		packed_advance(&pos, &wrap, n, vq->num);
-		goto taken;
-	}
-	n = 0;
-	chain_map_start(&m, iov, max);
 	for (;;) {
 		struct desc_copy d;
 		read_packed_desc(&vq->pk.desc[pos], &d);
@@ -91,41 +78,116 @@ int packed_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *i
 		packed_advance(&pos, &wrap, 1, vq->num);
 		if (d.flags & VHU_VRING_DESC_F_INDIRECT) {
 			if (n > 1 || (d.flags & VHU_VRING_DESC_F_NEXT))
-				return broken(vq, -EPROTO);
+				return *ring_err = -EPROTO, 0;
 			if (!vq->f.indirect)
-				return broken(vq, -EOPNOTSUPP);
-			r = map_indirect(vq, &d, &m, &buf_err);
+				return *ring_err = -EOPNOTSUPP, 0;
+			r = map_indirect(vq, &d, m, &buf_err);
 			if (r < 0)
-				return broken(vq, r);
-			id = d.next_or_id;
+				return *ring_err = r, 0;
+			*id = d.next_or_id;
 			break;
 		}
 		if (!buf_err)
-			buf_err = chain_map_add(vq, &m, d.addr, d.len,
+			buf_err = chain_map_add(vq, m, d.addr, d.len,
 						d.flags & VHU_VRING_DESC_F_WRITE);
 		if (!(d.flags & VHU_VRING_DESC_F_NEXT)) {
-			id = d.next_or_id;   /* §2.8.13: the id is in the last descriptor */
+			*id = d.next_or_id;   /* §2.8.13: the id is in the last descriptor */
 			break;
 		}
 		if (n >= vq->num)
-			return broken(vq, -E2BIG);  /* §2.8.19: no list longer than the queue */
+			return *ring_err = -E2BIG, 0;  /* §2.8.19: no list longer than the queue */
 	}
-	chain_map_finish(&m, e);
-taken:
-	if (id >= vq->num)
-		return broken(vq, -ERANGE);
-	/* The driver cannot offer more slots than the ring has: slots we hold
-	 * showing "available" again means it rewrote them. */
-	if (vq->inflight + n > vq->num)
-		return broken(vq, -EDOM);
-	e->id = id;
-	e->ndesc = n;
-	e->pos = vq->last_avail;
-	e->wrap = vq->avail_wrap;
+	*ndesc = n;
+	return buf_err;
+}
+
+int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
+			 struct iovec *iov, unsigned iov_len, unsigned iov_max)
+{
+	/* the queue's fields the loop reads, in locals (see split_dev.c) */
+	const uint16_t num = vq->num;
+	const struct vhu_vring_packed_desc *desc = vq->pk.desc;
+	struct vhu_dev_chain *chains = vq->chain;
+	struct vhu_xlate_window win[2] = { vq->xl.win[0], vq->xl.win[1] };
+	uint16_t pos = vq->last_avail;
+	bool wrap = vq->avail_wrap;
+	uint32_t inflight = vq->inflight;
+	unsigned taken = 0;
+	int ret = 0;
+
+	while (taken < n) {
+		if (iov && taken && iov_len < iov_max)
+			break;
+		const struct vhu_vring_packed_desc *d = &desc[pos];
+		uint16_t flags = ld16_acq(&d->flags);
+		if (!packed_is_avail(flags, wrap)) {
+			if (taken || !vq->notify_enabled || !vq->f.event_idx)
+				break;
+			flags = arm_event(vq, flags);
+			if (!packed_is_avail(flags, wrap))
+				break;
+		}
+		struct vhu_vq_elem *e = &elems[taken];
+		/* into the shared array, or into the element's own */
+		struct iovec *ciov = iov ? iov : e->iov;
+		unsigned room = iov && iov_len < iov_max ? iov_len : iov_max;
+		uint16_t id = ld16(&d->id), ndesc = 1;
+		int buf_err = 0;
+		unsigned used_iov = 1;
+		if (!(room && id < num && !chains[id].ndesc && inflight < num &&
+		      take_one_desc(win, ld64(&d->addr), ld32(&d->len), flags, ciov, e))) {
+			struct chain_map m;
+			int ring_err = 0;
+			chain_map_start(&m, ciov, room);
+			id = 0;
+			if (!chain_map_fast(vq, pos, true, &m, flags, &ndesc, &id)) {
+				chain_map_start(&m, ciov, room);
+				buf_err = walk(vq, pos, flags, &m, &ndesc, &id, &ring_err);
+			}
+			win[0] = vq->xl.win[0];   /* a miss moved them */
+			win[1] = vq->xl.win[1];
+			if (ring_err < 0) {
+				ret = broken(vq, ring_err);
+				break;
+			}
+			if (id >= num) {
+				ret = broken(vq, -ERANGE);
+				break;
+			}
+			/* The driver cannot offer more slots than the ring has:
+			 * slots we hold showing "available" again means it
+			 * rewrote them. */
+			if (inflight + ndesc > num) {
+				ret = broken(vq, -EDOM);
+				break;
+			}
+			if (chains[id].ndesc) {
+				ret = broken(vq, -EEXIST);
+				break;
+			}
+			if (buf_err && taken)
+				break;   /* first in the next burst, with its code */
+			chain_map_finish(&m, e);
+			used_iov = m.n;
+		}
+		e->id = id;
+		chains[id] = (struct vhu_dev_chain){ .in_len = e->in_len, .ndesc = ndesc, .pos = pos };
+		taken++;
+		packed_advance(&pos, &wrap, ndesc, num);
+		inflight += ndesc;
+		if (iov) {
+			iov += used_iov;
+			iov_len -= used_iov;
+		}
+		if (buf_err) {
+			ret = buf_err;
+			break;
+		}
+	}
 	vq->last_avail = pos;
 	vq->avail_wrap = wrap;
-	vq->inflight += n;
-	return buf_err ? buf_err : 1;
+	vq->inflight = inflight;
+	return burst_result(vq, ret, taken);
 }
 
 /* Write one used descriptor at the used offset and skip the chain's slots.
@@ -162,29 +224,87 @@ static void write_batch(struct vhu_dev_vq *vq)
 	vq->batch.ndesc = 0;
 }
 
-int packed_dev_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *e, uint32_t len)
+/* IN_ORDER: buffers batched into one used descriptor while fully written. */
+static inline __attribute__((always_inline)) unsigned push_run(struct vhu_dev_vq *vq,
+	const struct vhu_vq_used *u, unsigned n, bool in_order)
 {
-	if (len > e->in_len || e->ndesc == 0 || e->ndesc > vq->inflight || e->id >= vq->num)
-		return -EINVAL;
-	if (vq->f.in_order) {
-		uint16_t expect = vq->used_idx;
-		bool w = vq->used_wrap;
-		packed_advance(&expect, &w, vq->batch.ndesc, vq->num);
-		if (e->pos != expect)
-			return -EINVAL;
-		if (vq->batch.count && !vq->batch.last_full)
-			write_batch(vq);
-		vq->batch.count++;
-		vq->batch.ndesc += e->ndesc;
-		vq->batch.last_id = e->id;
-		vq->batch.last_len = len;
-		vq->batch.last_full = len == e->in_len;
-		vq->batch.last_write = e->in_len > 0;
-	} else {
-		write_used(vq, e->id, len, e->in_len > 0, e->ndesc);
+	struct vhu_dev_chain *chains = vq->chain;
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		uint32_t id = u[k].id, len = u[k].len;
+		if (id >= vq->num || !chains[id].ndesc || len > chains[id].in_len)
+			break;
+		struct vhu_dev_chain *c = &chains[id];
+		if (in_order) {
+			uint16_t expect = vq->used_idx;
+			bool w = vq->used_wrap;
+			packed_advance(&expect, &w, vq->batch.ndesc, vq->num);
+			if (c->pos != expect)
+				break;
+			if (vq->batch.count && !vq->batch.last_full)
+				write_batch(vq);
+			vq->batch.count++;
+			vq->batch.ndesc += c->ndesc;
+			vq->batch.last_id = (uint16_t)id;
+			vq->batch.last_len = len;
+			vq->batch.last_full = len == c->in_len;
+			vq->batch.last_write = c->in_len > 0;
+		} else {
+			write_used(vq, (uint16_t)id, len, c->in_len > 0, c->ndesc);
+		}
+		vq->inflight -= c->ndesc;
+		c->ndesc = 0;
 	}
-	vq->inflight -= e->ndesc;
-	return 0;
+	return k;
+}
+
+/* Without IN_ORDER: one used descriptor each, the ring state in locals;
+ * the first one's flags wait for the flush, as write_used() does. */
+static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
+{
+	const uint16_t num = vq->num;
+	struct vhu_vring_packed_desc *desc = vq->pk.desc;
+	struct vhu_dev_chain *chains = vq->chain;
+	uint16_t used_idx = vq->used_idx;
+	bool used_wrap = vq->used_wrap, pending = vq->pending;
+	uint32_t slots = 0;
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		uint32_t id = u[k].id, len = u[k].len;
+		if (id >= num || !chains[id].ndesc || len > chains[id].in_len)
+			break;
+		struct vhu_dev_chain *c = &chains[id];
+		struct vhu_vring_packed_desc *d = &desc[used_idx];
+		uint16_t flags = used_wrap ? VHU_VRING_PACKED_DESC_F_AVAIL | VHU_VRING_PACKED_DESC_F_USED : 0;
+		/* §2.8.6: WRITE in a used descriptor says len is meaningful */
+		if (c->in_len)
+			flags |= VHU_VRING_DESC_F_WRITE;
+		st16(&d->id, (uint16_t)id);
+		st32(&d->len, len);
+		if (!pending) {
+			pending = true;
+			vq->pending_pos = used_idx;
+			vq->pending_flags = flags;
+		} else {
+			st16_rel(&d->flags, flags);
+		}
+		packed_advance(&used_idx, &used_wrap, c->ndesc, num);
+		slots += c->ndesc;
+		c->ndesc = 0;
+	}
+	vq->used_idx = used_idx;
+	vq->used_wrap = used_wrap;
+	vq->pending = pending;
+	vq->used_slots += slots;
+	vq->inflight -= slots;
+	return k;
+}
+
+int packed_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
+{
+	return (int)(vq->f.in_order ? push_run(vq, u, n, true) : push_each(vq, u, n));
 }
 
 void packed_dev_flush(struct vhu_dev_vq *vq)

@@ -14,8 +14,8 @@ static uint16_t avail_bits(bool wrap)
 	return wrap ? VHU_VRING_PACKED_DESC_F_AVAIL : VHU_VRING_PACKED_DESC_F_USED;
 }
 
-int packed_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
-		   unsigned in, void *token)
+static inline __attribute__((always_inline)) int add_one(struct vhu_drv_vq *vq,
+	const struct vhu_sg *sg, unsigned out, unsigned in, void *token, bool in_order)
 {
 	unsigned total = out + in, need;
 	bool ind = drv_use_indirect(vq, total);
@@ -29,7 +29,7 @@ int packed_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 		return -ENOSPC;
 	/* With IN_ORDER the id is the head offset, so the driver can walk a
 	 * batch by ring position (§2.8.9); otherwise any free id. */
-	id = vq->f.in_order ? head : vq->next[--vq->free_head];
+	id = in_order ? head : vq->next[--vq->free_head];
 
 	if (ind) {
 		struct vhu_vring_packed_desc *t =
@@ -76,6 +76,88 @@ int packed_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 	return 0;
 }
 
+static inline __attribute__((always_inline)) int add_run(struct vhu_drv_vq *vq,
+	const struct vhu_drv_buf *b, unsigned n, bool in_order)
+{
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		int r = drv_buf_check(&b[k]);
+		if (!r)
+			r = add_one(vq, b[k].sg, b[k].out, b[k].in, b[k].token, in_order);
+		if (r < 0)
+			return k ? (int)k : r;
+	}
+	return (int)k;
+}
+
+/* Without IN_ORDER, the ring state in locals: one-segment buffers are
+ * written here, any other takes add_one() with the state written back. */
+static int add_free_ids_run(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
+{
+	const uint16_t num = vq->num;
+	struct vhu_vring_packed_desc *desc = vq->pk.desc;
+	struct vhu_drv_slot *slots = vq->slot;
+	const uint16_t *free_ids = vq->next;
+	uint16_t pos = vq->next_avail, free_top = vq->free_head, num_free = vq->num_free;
+	bool wrap = vq->avail_wrap, single_indirect = drv_use_indirect(vq, 1);
+	uint32_t added = 0;
+	unsigned k;
+	int r = 0;
+
+	for (k = 0; k < n; k++) {
+		const struct vhu_drv_buf *x = &b[k];
+		if ((r = drv_buf_check(x)) < 0)
+			break;
+		if ((unsigned)x->out + x->in != 1 || single_indirect) {
+			vq->next_avail = pos;
+			vq->avail_wrap = wrap;
+			vq->free_head = free_top;
+			vq->num_free = num_free;
+			vq->added += added;
+			added = 0;
+			r = add_one(vq, x->sg, x->out, x->in, x->token, false);
+			pos = vq->next_avail;
+			wrap = vq->avail_wrap;
+			free_top = vq->free_head;
+			num_free = vq->num_free;
+			if (r < 0)
+				break;
+			continue;
+		}
+		if (!num_free) {
+			r = -ENOSPC;
+			break;
+		}
+		uint16_t id = free_ids[--free_top];
+		const struct vhu_sg *g = x->sg;
+		struct vhu_vring_packed_desc *d = &desc[pos];
+		st64(&d->addr, g->addr);
+		st32(&d->len, g->len);
+		st16(&d->id, id);
+		slots[id] = (struct vhu_drv_slot){ .token = x->token, .in_len = x->in ? g->len : 0, .ndesc = 1 };
+		/* §2.8.21.1: the flags last, after every other write */
+		st16_rel(&d->flags, avail_bits(wrap) | (x->in ? VHU_VRING_DESC_F_WRITE : 0));
+		if (++pos == num) {
+			pos = 0;
+			wrap = !wrap;
+		}
+		num_free--;
+		added++;
+	}
+	vq->next_avail = pos;
+	vq->avail_wrap = wrap;
+	vq->free_head = free_top;
+	vq->num_free = num_free;
+	vq->added += added;
+	return k ? (int)k : r;
+}
+
+int packed_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
+{
+	return vq->f.in_order ? add_run(vq, b, n, true) : add_free_ids_run(vq, b, n);
+}
+
 bool packed_drv_kick_prepare(struct vhu_drv_vq *vq)
 {
 	uint32_t n = vq->added;
@@ -98,23 +180,24 @@ bool packed_drv_kick_prepare(struct vhu_drv_vq *vq)
 	return true;
 }
 
-static void complete(struct vhu_drv_vq *vq, uint16_t id)
+static inline __attribute__((always_inline)) void complete(struct vhu_drv_vq *vq, uint16_t id, bool in_order)
 {
 	struct vhu_drv_slot *s = &vq->slot[id];
 
 	packed_advance(&vq->last_used, &vq->used_wrap, s->ndesc, vq->num);
 	vq->num_free += s->ndesc;
-	if (!vq->f.in_order)
+	if (!in_order)
 		vq->next[vq->free_head++] = id;
 	s->token = NULL;
 }
 
-int packed_drv_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
+static inline __attribute__((always_inline)) int get_one(struct vhu_drv_vq *vq,
+	void **token, uint32_t *len, bool in_order)
 {
 	uint16_t id;
 	uint32_t l;
 
-	if (vq->f.in_order && vq->batch) {
+	if (in_order && vq->batch) {
 		/* §2.8.9: buffers before the batch's last have no used
 		 * descriptor of their own and were used completely */
 		id = vq->last_used;
@@ -136,7 +219,7 @@ int packed_drv_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 		if (uid >= vq->num)
 			return broken(vq, -ERANGE);
 		id = (uint16_t)uid;
-		if (vq->f.in_order && id != vq->last_used) {
+		if (in_order && id != vq->last_used) {
 			if (!vq->slot[id].token)
 				return broken(vq, -ENOENT);
 			vq->batch = true;
@@ -152,8 +235,72 @@ int packed_drv_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 		return broken(vq, -EOVERFLOW);
 	*token = vq->slot[id].token;
 	*len = l;
-	complete(vq, id);
+	complete(vq, id, in_order);
 	return 1;
+}
+
+static inline __attribute__((always_inline)) int get_run(struct vhu_drv_vq *vq,
+	void **tokens, uint32_t *lens, unsigned n, bool in_order)
+{
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		int r = get_one(vq, &tokens[k], &lens[k], in_order);
+		if (r <= 0)
+			return k ? (int)k : r;
+	}
+	return (int)k;
+}
+
+/* Without IN_ORDER, the ring state in locals. */
+static int get_free_ids_run(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
+{
+	const uint16_t num = vq->num;
+	const struct vhu_vring_packed_desc *desc = vq->pk.desc;
+	struct vhu_drv_slot *slots = vq->slot;
+	uint16_t *free_ids = vq->next;
+	uint16_t last = vq->last_used, free_top = vq->free_head, num_free = vq->num_free;
+	bool wrap = vq->used_wrap;
+	unsigned k;
+	int r = 0;
+
+	for (k = 0; k < n; k++) {
+		const struct vhu_vring_packed_desc *d = &desc[last];
+		uint16_t flags = ld16_acq(&d->flags);
+		if (!packed_is_used(flags, wrap))
+			break;
+		uint32_t id = ld16(&d->id);
+		uint32_t l = (flags & VHU_VRING_DESC_F_WRITE) ? ld32(&d->len) : 0;
+		if (id >= num) {
+			r = broken(vq, -ERANGE);
+			break;
+		}
+		struct vhu_drv_slot *s = &slots[id];
+		if (!s->token) {
+			r = broken(vq, -ENOENT);
+			break;
+		}
+		if (l > s->in_len) {
+			r = broken(vq, -EOVERFLOW);
+			break;
+		}
+		tokens[k] = s->token;
+		lens[k] = l;
+		packed_advance(&last, &wrap, s->ndesc, num);
+		num_free += s->ndesc;
+		free_ids[free_top++] = (uint16_t)id;
+		s->token = NULL;
+	}
+	vq->last_used = last;
+	vq->used_wrap = wrap;
+	vq->free_head = free_top;
+	vq->num_free = num_free;
+	return k ? (int)k : r;
+}
+
+int packed_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
+{
+	return vq->f.in_order ? get_run(vq, tokens, lens, n, true) : get_free_ids_run(vq, tokens, lens, n);
 }
 
 bool packed_drv_has_used(struct vhu_drv_vq *vq)

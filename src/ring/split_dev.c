@@ -81,47 +81,118 @@ static int walk(struct vhu_dev_vq *vq, uint16_t head, struct chain_map *m, int *
 	}
 }
 
-int split_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
+/* The avail window: how many buffers the driver has made available beyond
+ * last (§2.7.6: never more than the queue size). With nothing there and
+ * kicks wanted under EVENT_IDX, arms avail_event and looks again. */
+static int avail_window(struct vhu_dev_vq *vq, uint16_t last, unsigned want)
 {
 	uint16_t avail_idx = vq->shadow_avail;
 
-	if (avail_idx == vq->last_avail) {
-		avail_idx = ld16_acq(&vq->split.avail->idx);
-		if (avail_idx == vq->last_avail && vq->notify_enabled && vq->f.event_idx)
-			avail_idx = arm_avail_event(vq, avail_idx);
-		/* §2.7.6: the driver cannot have more than num buffers ready */
-		if ((uint16_t)(avail_idx - vq->last_avail) > vq->num)
-			return broken(vq, -EDOM);
-		vq->shadow_avail = avail_idx;
-		if (avail_idx == vq->last_avail)
-			return 0;
-	}
-	/* Buffers in flight are the driver's too: more than num at once means
-	 * it re-offered a head we still hold. */
-	if (vq->inflight >= vq->num)
+	if ((uint16_t)(avail_idx - last) >= want)
+		return (uint16_t)(avail_idx - last);
+	avail_idx = ld16_acq(&vq->split.avail->idx);
+	if (avail_idx == last && vq->notify_enabled && vq->f.event_idx)
+		avail_idx = arm_avail_event(vq, avail_idx);
+	if ((uint16_t)(avail_idx - last) > vq->num)
 		return broken(vq, -EDOM);
+	vq->shadow_avail = avail_idx;
+	return (uint16_t)(avail_idx - last);
+}
 
-	uint16_t head = ld16(&vq->split.avail->ring[vq->last_avail & (vq->num - 1)]);
-	if (head >= vq->num)
-		return broken(vq, -ERANGE);
-
+/* Map the chain at head into *m, by the fast path or the full walker.
+ * Returns 0 or a buffer error (the chain is still taken); a malformed
+ * chain's code comes back in *ring_err. */
+static int map_chain(struct vhu_dev_vq *vq, uint16_t head, struct chain_map *m, int *ring_err)
+{
 	uint16_t ndesc, unused_id;
 	int buf_err = 0;
-	if (!chain_map_fast(vq, head, false, iov, max, e, 0, &ndesc, &unused_id)) {
-		struct chain_map m;
-		chain_map_start(&m, iov, max);
-		int r = walk(vq, head, &m, &buf_err);
-		if (r < 0)
-			return broken(vq, r);
-		chain_map_finish(&m, e);
+
+	if (chain_map_fast(vq, head, false, m, 0, &ndesc, &unused_id))
+		return 0;
+	chain_map_start(m, m->iov, m->max);
+	*ring_err = walk(vq, head, m, &buf_err);
+	return buf_err;
+}
+
+int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
+			struct iovec *iov, unsigned iov_len, unsigned iov_max)
+{
+	/* everything the loop reads of the queue, in locals: the stores to
+	 * iovecs and elements could alias it for the compiler */
+	const uint16_t num = vq->num, mask = num - 1;
+	const struct vhu_vring_desc *desc = vq->split.desc;
+	const uint16_t *ring = vq->split.avail->ring;
+	struct vhu_dev_chain *chains = vq->chain;
+	struct vhu_xlate_window win[2] = { vq->xl.win[0], vq->xl.win[1] };
+	uint16_t last = vq->last_avail;
+	uint32_t inflight = vq->inflight;
+	unsigned taken = 0;
+	int ret = 0;
+
+	int ready = avail_window(vq, last, n);
+	if (ready <= 0)
+		return ready;
+	if ((unsigned)ready < n)
+		n = (unsigned)ready;
+	while (taken < n) {
+		/* a chain is started only with all its iovecs' room */
+		if (iov && taken && iov_len < iov_max)
+			break;
+		/* Buffers in flight are the driver's too: more than num at
+		 * once means it re-offered a head we still hold. */
+		if (inflight >= num) {
+			ret = broken(vq, -EDOM);
+			break;
+		}
+		uint16_t head = ld16(&ring[last & mask]);
+		if (head >= num) {
+			ret = broken(vq, -ERANGE);
+			break;
+		}
+		if (chains[head].ndesc) {
+			ret = broken(vq, -EEXIST);
+			break;
+		}
+		struct vhu_vq_elem *e = &elems[taken];
+		/* into the shared array, or into the element's own */
+		struct iovec *ciov = iov ? iov : e->iov;
+		unsigned room = iov && iov_len < iov_max ? iov_len : iov_max;
+		const struct vhu_vring_desc *d = &desc[head];
+		int buf_err = 0;
+		unsigned used_iov = 1;
+		if (!(room && take_one_desc(win, ld64(&d->addr), ld32(&d->len), ld16(&d->flags), ciov, e))) {
+			struct chain_map m;
+			int ring_err = 0;
+			chain_map_start(&m, ciov, room);
+			buf_err = map_chain(vq, head, &m, &ring_err);
+			win[0] = vq->xl.win[0];   /* a miss moved them */
+			win[1] = vq->xl.win[1];
+			if (ring_err < 0) {
+				ret = broken(vq, ring_err);
+				break;
+			}
+			if (buf_err && taken)
+				break;   /* first in the next burst, with its code */
+			chain_map_finish(&m, e);
+			used_iov = m.n;
+		}
+		e->id = head;
+		chains[head] = (struct vhu_dev_chain){ .in_len = e->in_len, .ndesc = 1, .pos = last };
+		taken++;
+		last++;
+		inflight++;
+		if (iov) {
+			iov += used_iov;
+			iov_len -= used_iov;
+		}
+		if (buf_err) {
+			ret = buf_err;
+			break;
+		}
 	}
-	e->id = head;
-	e->ndesc = 1;
-	e->pos = vq->last_avail;
-	e->wrap = false;
-	vq->last_avail++;
-	vq->inflight++;
-	return buf_err ? buf_err : 1;
+	vq->last_avail = last;
+	vq->inflight = inflight;
+	return burst_result(vq, ret, taken);
 }
 
 static void write_used(struct vhu_dev_vq *vq, uint16_t id, uint32_t len)
@@ -141,26 +212,65 @@ static void write_batch(struct vhu_dev_vq *vq)
 	vq->batch.count = 0;
 }
 
-int split_dev_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *e, uint32_t len)
+/* IN_ORDER: buffers batched into one used entry while fully written. */
+static inline __attribute__((always_inline)) unsigned push_run(struct vhu_dev_vq *vq,
+	const struct vhu_vq_used *u, unsigned n, bool in_order)
 {
-	if (len > e->in_len || vq->inflight == 0 || e->id >= vq->num)
-		return -EINVAL;
-	if (vq->f.in_order) {
-		if (e->pos != (uint16_t)(vq->used_idx + vq->batch.count))
-			return -EINVAL;
-		/* Only a fully written buffer may be skipped (§2.7.9). */
-		if (vq->batch.count && !vq->batch.last_full)
-			write_batch(vq);
-		vq->batch.count++;
-		vq->batch.last_id = e->id;
-		vq->batch.last_len = len;
-		vq->batch.last_full = len == e->in_len;
-	} else {
-		write_used(vq, e->id, len);
-		vq->used_idx++;
+	struct vhu_dev_chain *chains = vq->chain;
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		uint32_t id = u[k].id, len = u[k].len;
+		if (id >= vq->num || !chains[id].ndesc || len > chains[id].in_len)
+			break;
+		struct vhu_dev_chain *c = &chains[id];
+		if (in_order) {
+			if (c->pos != (uint16_t)(vq->used_idx + vq->batch.count))
+				break;
+			/* Only a fully written buffer may be skipped (§2.7.9). */
+			if (vq->batch.count && !vq->batch.last_full)
+				write_batch(vq);
+			vq->batch.count++;
+			vq->batch.last_id = (uint16_t)id;
+			vq->batch.last_len = len;
+			vq->batch.last_full = len == c->in_len;
+		} else {
+			write_used(vq, (uint16_t)id, len);
+			vq->used_idx++;
+		}
+		c->ndesc = 0;
 	}
-	vq->inflight--;
-	return 0;
+	vq->inflight -= k;
+	return k;
+}
+
+/* Without IN_ORDER: one used entry each, the ring state in locals. */
+static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
+{
+	const uint16_t num = vq->num, mask = num - 1;
+	struct vhu_vring_used_elem *ring = vq->split.used->ring;
+	struct vhu_dev_chain *chains = vq->chain;
+	uint16_t used_idx = vq->used_idx;
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		uint32_t id = u[k].id, len = u[k].len;
+		if (id >= num || !chains[id].ndesc || len > chains[id].in_len)
+			break;
+		chains[id].ndesc = 0;
+		struct vhu_vring_used_elem *e = &ring[used_idx & mask];
+		st32(&e->id, id);
+		st32(&e->len, len);
+		used_idx++;
+	}
+	vq->used_idx = used_idx;
+	vq->inflight -= k;
+	return k;
+}
+
+int split_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
+{
+	return (int)(vq->f.in_order ? push_run(vq, u, n, true) : push_each(vq, u, n));
 }
 
 void split_dev_flush(struct vhu_dev_vq *vq)

@@ -17,8 +17,8 @@ static void write_desc(struct vhu_vring_desc *d, uint64_t addr, uint32_t len,
 	st16(&d->next, next);
 }
 
-int split_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
-		  unsigned in, void *token)
+static inline __attribute__((always_inline)) int add_one(struct vhu_drv_vq *vq,
+	const struct vhu_sg *sg, unsigned out, unsigned in, void *token, bool in_order)
 {
 	unsigned total = out + in, need;
 	bool ind = drv_use_indirect(vq, total);
@@ -31,7 +31,7 @@ int split_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 		return -ENOSPC;
 
 	/* §2.7.5: with IN_ORDER the driver uses the table in ring order */
-	head = vq->f.in_order ? vq->next_avail : vq->free_head;
+	head = in_order ? vq->next_avail : vq->free_head;
 	if (ind) {
 		struct vhu_vring_desc *t = vq->ind_host + (size_t)head * vq->ind_max;
 		for (unsigned k = 0; k < total; k++)
@@ -46,7 +46,7 @@ int split_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 	} else {
 		i = head;
 		for (unsigned k = 0;; k++) {
-			uint16_t nx = vq->f.in_order ? (uint16_t)((i + 1) & mask) : vq->next[i];
+			uint16_t nx = in_order ? (uint16_t)((i + 1) & mask) : vq->next[i];
 			vq->next[i] = nx;   /* private link, also the chain order */
 			write_desc(&vq->split.desc[i], sg[k].addr, sg[k].len,
 				   (k + 1 < total ? VHU_VRING_DESC_F_NEXT : 0) |
@@ -56,7 +56,7 @@ int split_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 			i = nx;
 		}
 	}
-	if (vq->f.in_order)
+	if (in_order)
 		vq->next_avail = (uint16_t)((i + 1) & mask);
 	else
 		vq->free_head = vq->next[i];
@@ -70,6 +70,117 @@ int split_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 	vq->avail_idx++;
 	vq->added++;
 	return 0;
+}
+
+static inline __attribute__((always_inline)) int add_run(struct vhu_drv_vq *vq,
+	const struct vhu_drv_buf *b, unsigned n, bool in_order)
+{
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		int r = drv_buf_check(&b[k]);
+		if (!r)
+			r = add_one(vq, b[k].sg, b[k].out, b[k].in, b[k].token, in_order);
+		if (r < 0)
+			return k ? (int)k : r;
+	}
+	return (int)k;
+}
+
+/*
+ * The burst without IN_ORDER, the ring state in locals (stores to the ring
+ * could alias the queue's fields for the compiler). Direct chains are
+ * written here; a buffer that goes into an indirect table takes add_one()
+ * with the state written back around it.
+ */
+static int add_free_list_run(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
+{
+	const uint16_t num = vq->num, mask = num - 1;
+	struct vhu_vring_desc *desc = vq->split.desc;
+	uint16_t *ring = vq->split.avail->ring, *next = vq->next;
+	struct vhu_drv_slot *slots = vq->slot;
+	uint16_t free_head = vq->free_head, num_free = vq->num_free, avail_idx = vq->avail_idx;
+	unsigned k;
+	int r = 0;
+
+	bool single_indirect = drv_use_indirect(vq, 1);
+
+	for (k = 0; k < n; k++) {
+		const struct vhu_drv_buf *x = &b[k];
+		unsigned total = (unsigned)x->out + x->in;
+		if ((r = drv_buf_check(x)) < 0)
+			break;
+		if (total == 1 && !single_indirect) {
+			/* the commonest buffer: one segment, one descriptor */
+			if (!num_free) {
+				r = -ENOSPC;
+				break;
+			}
+			uint16_t head = free_head;
+			const struct vhu_sg *g = x->sg;
+			free_head = next[head];
+			write_desc(&desc[head], g->addr, g->len, x->in ? VHU_VRING_DESC_F_WRITE : 0, free_head);
+			num_free--;
+			slots[head] = (struct vhu_drv_slot){
+				.token = x->token, .in_len = x->in ? g->len : 0, .ndesc = 1, .last = head,
+			};
+			st16(&ring[avail_idx & mask], head);
+			avail_idx++;
+			continue;
+		}
+		if (drv_use_indirect(vq, total)) {
+			vq->free_head = free_head;
+			vq->num_free = num_free;
+			vq->avail_idx = avail_idx;
+			r = add_one(vq, x->sg, x->out, x->in, x->token, false);
+			free_head = vq->free_head;
+			num_free = vq->num_free;
+			avail_idx = vq->avail_idx;
+			if (r < 0)
+				break;
+			continue;
+		}
+		if (total > num) {
+			r = -EINVAL;  /* §2.7.5.2: no chain longer than the queue */
+			break;
+		}
+		if (total > num_free) {
+			r = -ENOSPC;
+			break;
+		}
+		uint16_t head = free_head, i = head;
+		uint64_t in_len = 0;
+		for (unsigned j = 0;; j++) {
+			const struct vhu_sg *g = &x->sg[j];
+			uint16_t nx = next[i];   /* the free list is the chain order */
+			bool wr = j >= x->out;
+			in_len += wr ? g->len : 0;
+			write_desc(&desc[i], g->addr, g->len,
+				   (j + 1 < total ? VHU_VRING_DESC_F_NEXT : 0) | (wr ? VHU_VRING_DESC_F_WRITE : 0), nx);
+			if (j + 1 == total)
+				break;
+			i = nx;
+		}
+		free_head = next[i];
+		num_free -= total;
+		slots[head] = (struct vhu_drv_slot){
+			.token = x->token, .in_len = in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)in_len,
+			.ndesc = (uint16_t)total, .last = i,
+		};
+		/* The device reads this entry only after our release of avail->idx. */
+		st16(&ring[avail_idx & mask], head);
+		avail_idx++;
+	}
+	vq->added += (uint16_t)(avail_idx - vq->avail_idx);
+	vq->free_head = free_head;
+	vq->num_free = num_free;
+	vq->avail_idx = avail_idx;
+	return k ? (int)k : r;
+}
+
+int split_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
+{
+	return vq->f.in_order ? add_run(vq, b, n, true) : add_free_list_run(vq, b, n);
 }
 
 bool split_drv_kick_prepare(struct vhu_drv_vq *vq)
@@ -107,20 +218,14 @@ static void free_chain(struct vhu_drv_vq *vq, uint16_t head)
 	s->token = NULL;
 }
 
-int split_drv_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
+/* One used buffer at last_used, which the window says is there. */
+static inline __attribute__((always_inline)) int get_one(struct vhu_drv_vq *vq,
+	void **token, uint32_t *len, bool in_order)
 {
 	uint16_t mask = vq->num - 1, head;
 	uint32_t l;
 
-	if (vq->last_used == vq->shadow_used) {
-		uint16_t u = ld16_acq(&vq->split.used->idx);
-		if ((uint16_t)(u - vq->last_used) > vq->num)
-			return broken(vq, -EDOM);
-		vq->shadow_used = u;
-		if (u == vq->last_used)
-			return 0;
-	}
-	if (vq->f.in_order) {
+	if (in_order) {
 		/* §2.7.9: one entry may stand for a batch ending with its id */
 		if (!vq->batch) {
 			struct vhu_vring_used_elem *u = &vq->split.used->ring[vq->last_used & mask];
@@ -159,6 +264,85 @@ int split_drv_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 	free_chain(vq, head);
 	vq->last_used++;
 	return 1;
+}
+
+static inline __attribute__((always_inline)) int get_run(struct vhu_drv_vq *vq,
+	void **tokens, uint32_t *lens, unsigned n, bool in_order)
+{
+	uint16_t ready = (uint16_t)(vq->shadow_used - vq->last_used);
+
+	if (ready < n) {
+		uint16_t u = ld16_acq(&vq->split.used->idx);
+		if ((uint16_t)(u - vq->last_used) > vq->num)
+			return broken(vq, -EDOM);
+		vq->shadow_used = u;
+		ready = (uint16_t)(u - vq->last_used);
+	}
+	if (n > ready)
+		n = ready;
+	for (unsigned k = 0; k < n; k++) {
+		int r = get_one(vq, &tokens[k], &lens[k], in_order);
+		if (r < 0)
+			return k ? (int)k : r;
+	}
+	return (int)n;
+}
+
+/* The burst without IN_ORDER, the ring state in locals. */
+static int get_free_list_run(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
+{
+	const uint16_t num = vq->num, mask = num - 1;
+	const struct vhu_vring_used_elem *ring = vq->split.used->ring;
+	uint16_t *next = vq->next;
+	struct vhu_drv_slot *slots = vq->slot;
+	uint16_t last = vq->last_used, free_head = vq->free_head, num_free = vq->num_free;
+	uint16_t ready = (uint16_t)(vq->shadow_used - last);
+	unsigned k;
+	int r = 0;
+
+	if (ready < n) {
+		uint16_t u = ld16_acq(&vq->split.used->idx);
+		if ((uint16_t)(u - last) > num)
+			return broken(vq, -EDOM);
+		vq->shadow_used = u;
+		ready = (uint16_t)(u - last);
+	}
+	if (n > ready)
+		n = ready;
+	for (k = 0; k < n; k++) {
+		const struct vhu_vring_used_elem *u = &ring[last & mask];
+		uint32_t id = ld32(&u->id), l = ld32(&u->len);
+		if (id >= num) {
+			r = broken(vq, -ERANGE);
+			break;
+		}
+		struct vhu_drv_slot *s = &slots[id];
+		if (!s->token) {
+			r = broken(vq, -ENOENT);
+			break;
+		}
+		/* §2.7.8.2: a device claiming more than the writable part is lying */
+		if (l > s->in_len) {
+			r = broken(vq, -EOVERFLOW);
+			break;
+		}
+		tokens[k] = s->token;
+		lens[k] = l;
+		next[s->last] = free_head;
+		free_head = (uint16_t)id;
+		num_free += s->ndesc;
+		s->token = NULL;
+		last++;
+	}
+	vq->last_used = last;
+	vq->free_head = free_head;
+	vq->num_free = num_free;
+	return k ? (int)k : r;
+}
+
+int split_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
+{
+	return vq->f.in_order ? get_run(vq, tokens, lens, n, true) : get_free_list_run(vq, tokens, lens, n);
 }
 
 bool split_drv_has_used(struct vhu_drv_vq *vq)

@@ -38,7 +38,7 @@ int vq_config_check(const struct vhu_vq_config *cfg, bool device)
 	if (packed ? !aligned(cfg->driver_area, 4) || !aligned(cfg->device_area, 4)
 		   : !aligned(cfg->driver_area, 2) || !aligned(cfg->device_area, 4))
 		return -EINVAL;
-	if (device && !cfg->translate)
+	if (device && !cfg->translate && !cfg->mem)
 		return -EINVAL;
 	return 0;
 }

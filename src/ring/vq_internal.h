@@ -98,6 +98,20 @@ static inline void read_packed_desc(const struct vhu_vring_packed_desc *d, struc
 	c->next_or_id = ld16(&d->id);
 }
 
+/* The engine's bookkeeping of a chain the device holds, by id: what push
+ * needs to check and account for it, so the element the device keeps can
+ * stay small. ndesc 0: the id is not in flight. */
+struct vhu_dev_chain {
+	uint32_t in_len;   /* the most a push may report written */
+	uint16_t ndesc;    /* ring slots it took (packed), 1 (split) */
+	uint16_t pos;      /* split: avail index; packed: ring offset of head */
+};
+
+static inline void *dev_xlate(struct vhu_dev_vq *vq, uint64_t addr, uint64_t *len, bool write)
+{
+	return vhu_xlate(&vq->xl, addr, len, write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
+}
+
 /* Device-side mapping of one chain into iovecs (desc_map.c). */
 struct chain_map {
 	struct iovec *iov;
@@ -118,22 +132,25 @@ static inline void chain_map_start(struct chain_map *m, struct iovec *iov, unsig
 }
 
 /*
- * Add one descriptor's buffer. The common case (in order, small, one
- * region) is inline; straddling buffers and every error go to
- * chain_map_slow(), which applies the same rules.
+ * One descriptor's buffer, the common case only: device-readable before
+ * writable, not empty, room for an iovec, and inside the translation
+ * window. Returns false, having changed nothing, for anything else, which
+ * the caller then leaves to the full rules of chain_map_slow().
  */
-static inline int chain_map_add(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
-				uint32_t len, bool write)
+static inline __attribute__((always_inline)) bool chain_map_try(struct vhu_dev_vq *vq,
+	struct chain_map *m, uint64_t addr, uint32_t len, uint16_t flags)
 {
+	bool write = flags & VHU_VRING_DESC_F_WRITE;
+
 	/* §2.7.4.2 / §2.8.6: device-writable elements follow every readable one */
-	if (__builtin_expect((!write && m->seen_write) || len == 0 || m->n == m->max ||
-			     m->out_len + m->in_len + len > UINT32_MAX || addr + len < addr, 0))
-		return chain_map_slow(vq, m, addr, len, write);
+	if (__builtin_expect((flags & VHU_VRING_DESC_F_INDIRECT) || (!write && m->seen_write) ||
+			     len == 0 || m->n == m->max ||
+			     m->out_len + m->in_len + len > UINT32_MAX, 0))
+		return false;
 	uint64_t chunk = len;
-	void *p = vq->translate(vq->translate_opaque, addr, &chunk,
-				write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
+	void *p = dev_xlate(vq, addr, &chunk, write);
 	if (__builtin_expect(!p || chunk != len, 0))
-		return chain_map_slow(vq, m, addr, len, write);
+		return false;
 	m->iov[m->n].iov_base = p;
 	m->iov[m->n].iov_len = len;
 	m->n++;
@@ -144,36 +161,83 @@ static inline int chain_map_add(struct vhu_dev_vq *vq, struct chain_map *m, uint
 		m->out_len += len;
 		m->out_num = m->n;
 	}
-	return 0;
+	return true;
+}
+
+/* Add one descriptor's buffer: inline in the common case; a buffer
+ * straddling regions and every error go to chain_map_slow(). */
+static inline int chain_map_add(struct vhu_dev_vq *vq, struct chain_map *m, uint64_t addr,
+				uint32_t len, bool write)
+{
+	if (__builtin_expect(addr + len >= addr, 1) &&
+	    chain_map_try(vq, m, addr, len, write ? VHU_VRING_DESC_F_WRITE : 0))
+		return 0;
+	return chain_map_slow(vq, m, addr, len, write);
 }
 
 static inline void chain_map_finish(const struct chain_map *m, struct vhu_vq_elem *e)
 {
 	e->iov = m->iov;
-	e->out_num = m->out_num;
-	e->in_num = m->n - m->out_num;
-	e->out_len = m->out_len;
-	e->in_len = m->in_len;
+	e->out_num = (uint16_t)m->out_num;
+	e->in_num = (uint16_t)(m->n - m->out_num);
+	e->out_len = (uint32_t)m->out_len;
+	e->in_len = (uint32_t)m->in_len;
 }
 
 /*
- * Fast path for the commonest chain: direct descriptors, each buffer inside
- * one region, nothing unusual. Walks with everything in locals and returns
- * true with *e filled, or false as soon as anything is out of the ordinary;
- * the caller then runs the full walker from scratch, which alone decides
- * errors. Both read the same descriptors, so a driver rewriting them in
- * between only changes which path's answer counts, never memory safety.
- * ring_desc: split table or packed ring; packed descriptors are consecutive
- * slots starting at head, split ones follow next.
+ * Fast path for an indirect table (§2.7.5.3, §2.8.7) standing alone at the
+ * head of a chain: contiguous and aligned in one translation window, every
+ * entry a plain buffer. Same answer as the full walker or false.
  */
-static inline __attribute__((always_inline)) bool chain_map_fast(struct vhu_dev_vq *vq, uint16_t head, bool packed,
-				  struct iovec *iov, unsigned max, struct vhu_vq_elem *e,
-				  uint16_t first_flags, uint16_t *ndesc, uint16_t *id)
+static inline __attribute__((always_inline)) bool table_map_fast(struct vhu_dev_vq *vq,
+	struct chain_map *m, uint64_t addr, uint32_t len, bool packed)
 {
-	uint64_t out_len = 0, in_len = 0;
-	unsigned n = 0, out_num = 0;
+	if (len == 0 || len % 16 || len / 16 > VHU_VQ_MAX_INDIRECT || addr + len < addr)
+		return false;
+	uint64_t chunk = len;
+	const unsigned char *t = dev_xlate(vq, addr, &chunk, false);
+	if (!t || chunk != len || ((uintptr_t)t & 7))
+		return false;
+	uint32_t count = len / 16, i = 0;
+	for (uint32_t k = 0; k < count; k++) {
+		struct desc_copy c;
+		if (packed) {
+			const struct vhu_vring_packed_desc *d = (const void *)(t + 16u * k);
+			read_packed_desc(d, &c);
+			/* a packed table ignores NEXT; INDIRECT in it is an error */
+			c.flags = ld16(&d->flags) & (VHU_VRING_DESC_F_WRITE | VHU_VRING_DESC_F_INDIRECT);
+			if (!chain_map_try(vq, m, c.addr, c.len, c.flags))
+				return false;
+			continue;
+		}
+		read_split_desc((const void *)(t + 16u * i), &c);
+		if (!chain_map_try(vq, m, c.addr, c.len, c.flags))
+			return false;
+		if (!(c.flags & VHU_VRING_DESC_F_NEXT))
+			return true;
+		i = c.next_or_id;
+		if (i >= count)
+			return false;
+	}
+	return packed;
+}
+
+/*
+ * Fast path for the common chains: direct descriptors, or one indirect
+ * table alone, each buffer inside the translation window, nothing unusual.
+ * Walks with everything in locals and returns true with *m filled, or false
+ * as soon as anything is out of the ordinary; the caller then runs the full
+ * walker from scratch, which alone decides errors. Both read the same
+ * descriptors, so a driver rewriting them in between only changes which
+ * path's answer counts, never memory safety. ring_desc: split table or
+ * packed ring; packed descriptors are consecutive slots starting at head,
+ * split ones follow next.
+ */
+static inline __attribute__((always_inline)) bool chain_map_fast(struct vhu_dev_vq *vq,
+	uint16_t head, bool packed, struct chain_map *m, uint16_t first_flags,
+	uint16_t *ndesc, uint16_t *id)
+{
 	uint32_t i = head;
-	bool seen_write = false;
 
 	for (unsigned count = 0; count < vq->num; count++) {
 		struct desc_copy d;
@@ -183,31 +247,15 @@ static inline __attribute__((always_inline)) bool chain_map_fast(struct vhu_dev_
 		} else {
 			read_split_desc(&vq->split.desc[i], &d);
 		}
-		bool write = d.flags & VHU_VRING_DESC_F_WRITE;
-		if ((d.flags & VHU_VRING_DESC_F_INDIRECT) || (!write && seen_write) ||
-		    d.len == 0 || n == max || out_len + in_len + d.len > UINT32_MAX)
-			return false;
-		uint64_t chunk = d.len;
-		void *p = vq->translate(vq->translate_opaque, d.addr, &chunk,
-					write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
-		if (!p || chunk != d.len)
-			return false;
-		iov[n].iov_base = p;
-		iov[n].iov_len = d.len;
-		n++;
-		if (write) {
-			seen_write = true;
-			in_len += d.len;
-		} else {
-			out_len += d.len;
-			out_num = n;
+		if (count == 0 && (d.flags & VHU_VRING_DESC_F_INDIRECT)) {
+			*ndesc = 1;
+			*id = d.next_or_id;
+			return !(d.flags & VHU_VRING_DESC_F_NEXT) && vq->f.indirect &&
+			       table_map_fast(vq, m, d.addr, d.len, packed);
 		}
+		if (d.addr + d.len < d.addr || !chain_map_try(vq, m, d.addr, d.len, d.flags))
+			return false;
 		if (!(d.flags & VHU_VRING_DESC_F_NEXT)) {
-			e->iov = iov;
-			e->out_num = out_num;
-			e->in_num = n - out_num;
-			e->out_len = out_len;
-			e->in_len = in_len;
 			*ndesc = (uint16_t)(count + 1);
 			*id = d.next_or_id;
 			return true;
@@ -224,6 +272,34 @@ static inline __attribute__((always_inline)) bool chain_map_fast(struct vhu_dev_
 	return false;
 }
 
+/*
+ * The commonest chain of all, one direct descriptor, with nothing in
+ * memory but the iovec and the element: flags without NEXT or INDIRECT, a
+ * length, and a buffer inside the translation window of its direction.
+ * False, having written nothing, for anything else (the general path then
+ * decides). win: the queue's translation windows, copied into locals by
+ * the burst (stores to iovecs could otherwise alias them for the compiler).
+ */
+static inline __attribute__((always_inline)) bool take_one_desc(const struct vhu_xlate_window *win,
+	uint64_t addr, uint32_t len, uint16_t flags, struct iovec *iov, struct vhu_vq_elem *e)
+{
+	if (flags & (VHU_VRING_DESC_F_NEXT | VHU_VRING_DESC_F_INDIRECT))
+		return false;
+	bool write = flags & VHU_VRING_DESC_F_WRITE;
+	const struct vhu_xlate_window *w = &win[write];
+	uint64_t off = addr - w->gpa;
+	if (len == 0 || off >= w->len || len > w->len - off)
+		return false;
+	iov->iov_base = w->host + off;
+	iov->iov_len = len;
+	e->iov = iov;
+	e->out_num = !write;
+	e->in_num = write;
+	e->out_len = write ? 0 : len;
+	e->in_len = write ? len : 0;
+	return true;
+}
+
 /* An indirect table opened for reading (desc_map.c). */
 struct ind_table {
 	const unsigned char *host;  /* contiguous and aligned, or NULL */
@@ -238,16 +314,29 @@ int vq_config_check(const struct vhu_vq_config *cfg, bool device);
 struct vhu_vq_flags vq_flags_from(uint64_t features);
 
 /* Split/packed implementations behind the public dispatchers. */
-int split_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max);
-int split_dev_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *e, uint32_t len);
+/* What a pop burst returns when it stopped on code ret (0 if it did not)
+ * after taking `taken` chains: a buffer error is only ever elems[0]'s (the
+ * queue is not broken); a malformed ring after good chains waits for the
+ * next call, which returns it (it is sticky). */
+static inline int burst_result(const struct vhu_dev_vq *vq, int ret, unsigned taken)
+{
+	if (ret && (!vq->broken || !taken))
+		return ret;
+	return (int)taken;
+}
+
+int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
+			struct iovec *iov, unsigned iov_len, unsigned iov_max);
+int split_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n);
 void split_dev_flush(struct vhu_dev_vq *vq);
 bool split_dev_should_notify(struct vhu_dev_vq *vq);
 void split_dev_set_notify(struct vhu_dev_vq *vq, bool enable);
 bool split_dev_has_avail(struct vhu_dev_vq *vq);
 int split_dev_notification_data(struct vhu_dev_vq *vq, uint16_t next);
 
-int packed_dev_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max);
-int packed_dev_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *e, uint32_t len);
+int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
+			 struct iovec *iov, unsigned iov_len, unsigned iov_max);
+int packed_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n);
 void packed_dev_flush(struct vhu_dev_vq *vq);
 bool packed_dev_should_notify(struct vhu_dev_vq *vq);
 void packed_dev_set_notify(struct vhu_dev_vq *vq, bool enable);
@@ -295,17 +384,23 @@ struct vhu_drv_slot {
 };
 
 bool drv_use_indirect(const struct vhu_drv_vq *vq, unsigned total);
+
+static inline int drv_buf_check(const struct vhu_drv_buf *b)
+{
+	unsigned total = (unsigned)b->out + b->in;
+	return !b->token || !b->sg || total == 0 || total > 0xffff ? -EINVAL : 0;
+}
 uint32_t drv_sg_in_len(const struct vhu_sg *sg, unsigned out, unsigned in);
 
-int split_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out, unsigned in, void *token);
+int split_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n);
 bool split_drv_kick_prepare(struct vhu_drv_vq *vq);
-int split_drv_get(struct vhu_drv_vq *vq, void **token, uint32_t *len);
+int split_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n);
 bool split_drv_has_used(struct vhu_drv_vq *vq);
 void split_drv_set_cb(struct vhu_drv_vq *vq, bool enable);
 
-int packed_drv_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out, unsigned in, void *token);
+int packed_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n);
 bool packed_drv_kick_prepare(struct vhu_drv_vq *vq);
-int packed_drv_get(struct vhu_drv_vq *vq, void **token, uint32_t *len);
+int packed_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n);
 bool packed_drv_has_used(struct vhu_drv_vq *vq);
 void packed_drv_set_cb(struct vhu_drv_vq *vq, bool enable);
 
