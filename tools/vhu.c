@@ -416,6 +416,8 @@ static void *bench_thread(void *arg)
 	uint64_t seq = span * w->qi / w->d->nq, seed = 0x1234567ull + w->qi;
 	uint64_t *t_sub = calloc(o->iodepth, sizeof(uint64_t)), *gpa = calloc(o->iodepth, sizeof(uint64_t));
 	unsigned *free_k = calloc(o->iodepth, sizeof(unsigned)), nfree = 0;
+	struct vhu_sg *sgs = calloc(o->iodepth, sizeof(*sgs));
+	struct vhu_blk_request *reqs = calloc(o->iodepth, sizeof(*reqs));
 
 	for (unsigned k = 0; k < o->iodepth; k++) {
 		if (!vhu_fe_alloc(w->d->fe, o->bs, 4096, &gpa[k])) {
@@ -425,17 +427,23 @@ static void *bench_thread(void *arg)
 		free_k[nfree++] = k;
 	}
 	while (!atomic_load_explicit(&stop_bench, memory_order_relaxed)) {
-		while (nfree) {
-			unsigned k = free_k[nfree - 1];
+		/* everything free goes to the ring in one burst */
+		unsigned nreq = 0;
+		uint64_t t0 = now_ns();
+		while (nreq < nfree) {
+			unsigned k = free_k[nfree - 1 - nreq];
 			uint64_t blk = rnd ? rng_next(&seed) % span : seq++ % span;
 			bool this_wr = mixed ? (rng_next(&seed) & 1) : wr;
-			struct vhu_sg sg = { gpa[k], (uint32_t)o->bs };
-			t_sub[k] = now_ns();
-			if (vhu_blk_submit(q, this_wr ? VHU_BLK_T_OUT : VHU_BLK_T_IN, blk * o->bs / 512, &sg, 1,
-					   (void *)(uintptr_t)(k + 1)) < 0)
-				break;
-			nfree--;
+			sgs[nreq] = (struct vhu_sg){ gpa[k], (uint32_t)o->bs };
+			reqs[nreq] = (struct vhu_blk_request){ this_wr ? VHU_BLK_T_OUT : VHU_BLK_T_IN,
+							       blk * o->bs / 512, &sgs[nreq], 1,
+							       (void *)(uintptr_t)(k + 1) };
+			t_sub[k] = t0;
+			nreq++;
 		}
+		int queued = nreq ? vhu_blk_submit_burst(q, reqs, nreq) : 0;
+		if (queued > 0)
+			nfree -= (unsigned)queued;
 		vhu_blk_kick(q);
 		struct vhu_blk_completion c[256];
 		int n = reap(q, c, 256);
@@ -463,6 +471,8 @@ static void *bench_thread(void *arg)
 	free(t_sub);
 	free(gpa);
 	free(free_k);
+	free(sgs);
+	free(reqs);
 	return NULL;
 }
 

@@ -24,6 +24,8 @@
 #include "blk_pool.h"
 
 #define POP_IOV BLK_MAX_IOV
+/* chains taken from the ring per call */
+#define POP_BURST 32
 
 struct blk_queue;
 
@@ -44,6 +46,10 @@ struct blk_queue {
 	struct blk_slot *slots;
 	uint16_t *free;
 	unsigned nslots, nfree, inflight;
+	/* answered requests not yet returned: one burst to the ring, one
+	 * release store, before the handler decides on a notification */
+	struct vhu_vq_used *used;
+	unsigned nused;
 	bool uring;
 	struct io_uring ring;
 	int efd;                  /* io_uring or pool completions */
@@ -68,8 +74,23 @@ static void complete(struct blk_queue *bq, struct blk_slot *s, uint8_t status)
 		 * (the status byte is its last byte) */
 		len = (uint32_t)s->e.in_len;
 	}
-	vhu_queue_push(bq->q, &s->e, len);
+	bq->used[bq->nused++] = (struct vhu_vq_used){ s->e.id, len };
 	bq->free[bq->nfree++] = (uint16_t)(s - bq->slots);
+}
+
+/* Return the answered requests to the ring and tell the driver if it
+ * wants to hear. */
+static void publish(struct blk_queue *bq)
+{
+	if (bq->nused) {
+		int r = vhu_queue_push_burst(bq->q, bq->used, bq->nused);
+		if (r != (int)bq->nused && !vhu_dev_vq_broken(vhu_queue_vq(bq->q)))
+			vhu_device_log(vhu_queue_device(bq->q), VHU_LOG_ERROR,
+				       "queue %u: %u of %u answers refused by the ring", vhu_queue_index(bq->q),
+				       bq->nused - (unsigned)(r < 0 ? 0 : r), bq->nused);
+		bq->nused = 0;
+	}
+	vhu_queue_notify(bq->q);
 }
 
 static uint8_t sync_rw(struct blk_dev *d, struct blk_slot *s)
@@ -317,28 +338,37 @@ static void blk_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned eve
 			pool_reap(bq);
 	}
 	while (bq->nfree) {
-		struct blk_slot *s = &bq->slots[bq->free[bq->nfree - 1]];
-		int r = vhu_queue_pop(q, &s->e, s->iov, POP_IOV);
-		if (r == 0)
+		/* the free slots on top of the stack, each chain into its own
+		 * slot's iovecs */
+		struct vhu_vq_elem es[POP_BURST];
+		struct blk_slot *ss[POP_BURST];
+		unsigned want = bq->nfree < POP_BURST ? bq->nfree : POP_BURST;
+		for (unsigned i = 0; i < want; i++) {
+			ss[i] = &bq->slots[bq->free[bq->nfree - 1 - i]];
+			es[i].iov = ss[i]->iov;
+		}
+		int r = vhu_queue_pop_burst(q, es, want, NULL, 0, POP_IOV);
+		if (r == 0 || (r < 0 && vhu_dev_vq_broken(vhu_queue_vq(q))))
 			break;
-		bq->nfree--;
 		if (r < 0) {
-			if (vhu_dev_vq_broken(vhu_queue_vq(q))) {
-				bq->free[bq->nfree++] = (uint16_t)(s - bq->slots);
-				break;
-			}
 			/* a bad buffer: taken, so answer it (§2.7.8 allows 0) */
-			s->r.status = NULL;
-			complete(bq, s, VHU_BLK_S_IOERR);
+			bq->nfree--;
+			ss[0]->e = es[0];
+			ss[0]->r.status = NULL;
+			complete(bq, ss[0], VHU_BLK_S_IOERR);
 			continue;
 		}
-		start(bq, s);
+		bq->nfree -= (unsigned)r;
+		for (int i = 0; i < r; i++) {
+			ss[i]->e = es[i];
+			start(bq, ss[i]);
+		}
 	}
 	if (bq->uring && bq->inflight) {
 		io_uring_submit(&bq->ring);
 		uring_reap(bq);
 	}
-	vhu_queue_notify(q);
+	publish(bq);
 }
 
 static int blk_queue_start(struct vhu_device *dev, struct vhu_queue *q)
@@ -356,7 +386,8 @@ static int blk_queue_start(struct vhu_device *dev, struct vhu_queue *q)
 	bq->nslots = n;
 	bq->slots = calloc(n, sizeof(*bq->slots));
 	bq->free = calloc(n, sizeof(*bq->free));
-	if (!bq->slots || !bq->free)
+	bq->used = calloc(n, sizeof(*bq->used));
+	if (!bq->slots || !bq->free || !bq->used)
 		goto fail;
 	for (unsigned i = 0; i < n; i++)
 		bq->free[bq->nfree++] = (uint16_t)i;
@@ -395,6 +426,7 @@ fail:
 			close(bq->efd);
 		free(bq->slots);
 		free(bq->free);
+		free(bq->used);
 		free(bq);
 	}
 	vhu_queue_set_priv(q, NULL);
@@ -408,9 +440,9 @@ static void blk_drain(struct vhu_device *dev, struct vhu_queue *q)
 	struct blk_queue *bq = vhu_queue_priv(q);
 	(void)dev;
 
-	if (!bq || !bq->inflight)
+	if (!bq)
 		return;
-	if (bq->uring) {
+	if (bq->uring && bq->inflight) {
 		io_uring_submit(&bq->ring);
 		for (unsigned waited = 0; bq->inflight;) {
 			/* Requests the device took are finished, never dropped:
@@ -428,7 +460,7 @@ static void blk_drain(struct vhu_device *dev, struct vhu_queue *q)
 				break;
 			uring_reap(bq);
 		}
-	} else {
+	} else if (bq->inflight) {
 		while (bq->inflight) {
 			struct pollfd p = { .fd = bq->efd, .events = POLLIN };
 			uint64_t v;
@@ -437,7 +469,7 @@ static void blk_drain(struct vhu_device *dev, struct vhu_queue *q)
 			pool_reap(bq);
 		}
 	}
-	vhu_queue_notify(q);
+	publish(bq);
 }
 
 static void blk_queue_stop(struct vhu_device *dev, struct vhu_queue *q)
@@ -454,6 +486,7 @@ static void blk_queue_stop(struct vhu_device *dev, struct vhu_queue *q)
 	pthread_mutex_destroy(&bq->done_lock);
 	free(bq->slots);
 	free(bq->free);
+	free(bq->used);
 	free(bq);
 	vhu_queue_set_priv(q, NULL);
 }

@@ -47,6 +47,18 @@ void vhu_blk_queue_free(struct vhu_blk_queue *q);
  * writable (IN, GET_ID). -ENOSPC when the ring or the slots are full. */
 int vhu_blk_submit(struct vhu_blk_queue *q, uint32_t type, uint64_t sector, const struct vhu_sg *data,
 		   unsigned ndata, void *user);
+/* One request of a burst, as vhu_blk_submit() takes it. */
+struct vhu_blk_request {
+	uint32_t type;
+	uint64_t sector;
+	const struct vhu_sg *data;
+	unsigned ndata;
+	void *user;
+};
+/* Queue up to n requests through the ring's burst path. Returns how many
+ * were queued (fewer when the ring or the slots filled up, or before one
+ * with too many segments), or vhu_blk_submit()'s error for the first. */
+int vhu_blk_submit_burst(struct vhu_blk_queue *q, const struct vhu_blk_request *reqs, unsigned n);
 int vhu_blk_kick(struct vhu_blk_queue *q);
 /* Take up to max completed requests (no waiting). */
 int vhu_blk_complete(struct vhu_blk_queue *q, struct vhu_blk_completion *c, unsigned max);

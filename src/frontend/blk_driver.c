@@ -10,6 +10,10 @@
 #include "vhu/virtio.h"
 
 #define MAX_SEG 256
+/* Requests go to the ring in bursts of up to BURST, their segments laid
+ * out in the queue's scratch list. */
+#define BURST 64
+#define SG_SCRATCH (4 * (MAX_SEG + 2))
 
 uint64_t vhu_blk_driver_features(void)
 {
@@ -65,6 +69,7 @@ struct vhu_blk_queue {
 	uint64_t hdrs_gpa;
 	struct blk_slot *slots;
 	unsigned nslots, free_head, inflight;
+	struct vhu_sg *sg;          /* a burst's segments */
 };
 
 struct vhu_blk_queue *vhu_blk_queue_new(struct vhu_fe *fe, unsigned index)
@@ -80,8 +85,9 @@ struct vhu_blk_queue *vhu_blk_queue_new(struct vhu_fe *fe, unsigned index)
 	q->fq = fq;
 	q->nslots = vhu_fe_queue_vq(fq)->num;
 	q->slots = calloc(q->nslots, sizeof(*q->slots));
+	q->sg = calloc(SG_SCRATCH, sizeof(*q->sg));
 	q->hdrs = vhu_fe_alloc(fe, q->nslots * sizeof(struct slot_hdr), 64, &q->hdrs_gpa);
-	if (!q->slots || !q->hdrs) {
+	if (!q->slots || !q->sg || !q->hdrs) {
 		vhu_blk_queue_free(q);
 		return NULL;
 	}
@@ -94,6 +100,7 @@ void vhu_blk_queue_free(struct vhu_blk_queue *q)
 {
 	if (q) {
 		free(q->slots);
+		free(q->sg);
 		free(q);
 	}
 }
@@ -103,32 +110,72 @@ static bool data_in(uint32_t type)
 	return type == VHU_BLK_T_IN || type == VHU_BLK_T_GET_ID;
 }
 
+/* Header, data segments and status of one request into sg; returns how
+ * many of them are device-readable. */
+static unsigned build_request(struct vhu_blk_queue *q, unsigned i, const struct vhu_blk_request *r,
+			      struct vhu_sg *sg)
+{
+	struct slot_hdr *h = &q->hdrs[i];
+	h->hdr.type = htole32(r->type);
+	h->hdr.reserved = 0;
+	h->hdr.sector = htole64(r->sector);
+	h->status = 0xff;     /* the device must overwrite it */
+	sg[0] = (struct vhu_sg){ q->hdrs_gpa + i * sizeof(*h), sizeof(h->hdr) };
+	memcpy(&sg[1], r->data, r->ndata * sizeof(*r->data));
+	sg[1 + r->ndata] = (struct vhu_sg){ q->hdrs_gpa + i * sizeof(*h) + offsetof(struct slot_hdr, status), 1 };
+	return data_in(r->type) ? 1 : 1 + r->ndata;
+}
+
+int vhu_blk_submit_burst(struct vhu_blk_queue *q, const struct vhu_blk_request *reqs, unsigned n)
+{
+	unsigned done = 0;
+
+	while (done < n) {
+		struct vhu_drv_buf bufs[BURST];
+		unsigned nb = 0, nsg = 0, i = q->free_head;
+		int err = 0;
+		while (done + nb < n && nb < BURST) {
+			const struct vhu_blk_request *r = &reqs[done + nb];
+			if (r->ndata > MAX_SEG) {
+				err = -EINVAL;
+				break;
+			}
+			if (i >= q->nslots) {
+				err = -ENOSPC;
+				break;
+			}
+			if (nsg + r->ndata + 2 > SG_SCRATCH)
+				break;
+			struct vhu_sg *sg = &q->sg[nsg];
+			unsigned out = build_request(q, i, r, sg);
+			bufs[nb++] = (struct vhu_drv_buf){ sg, (uint16_t)out, (uint16_t)(r->ndata + 2 - out),
+							   &q->slots[i] };
+			nsg += r->ndata + 2;
+			i = q->slots[i].next_free;
+		}
+		int k = nb ? vhu_drv_vq_add_burst(vhu_fe_queue_vq(q->fq), bufs, nb) : err;
+		if (k < 0)
+			return done ? (int)done : k;
+		/* the slots were taken from the free list in order */
+		for (int j = 0; j < k; j++) {
+			struct blk_slot *s = bufs[j].token;
+			s->user = reqs[done + (unsigned)j].user;
+			q->free_head = s->next_free;
+		}
+		q->inflight += (unsigned)k;
+		done += (unsigned)k;
+		if ((unsigned)k < nb || err)
+			break;
+	}
+	return (int)done;
+}
+
 int vhu_blk_submit(struct vhu_blk_queue *q, uint32_t type, uint64_t sector, const struct vhu_sg *data,
 		   unsigned ndata, void *user)
 {
-	struct vhu_sg sg[MAX_SEG + 2];
-
-	if (ndata > MAX_SEG)
-		return -EINVAL;
-	if (q->free_head >= q->nslots)
-		return -ENOSPC;
-	unsigned i = q->free_head;
-	struct slot_hdr *h = &q->hdrs[i];
-	h->hdr.type = htole32(type);
-	h->hdr.reserved = 0;
-	h->hdr.sector = htole64(sector);
-	h->status = 0xff;     /* the device must overwrite it */
-	sg[0] = (struct vhu_sg){ q->hdrs_gpa + i * sizeof(*h), sizeof(h->hdr) };
-	memcpy(&sg[1], data, ndata * sizeof(*data));
-	sg[1 + ndata] = (struct vhu_sg){ q->hdrs_gpa + i * sizeof(*h) + offsetof(struct slot_hdr, status), 1 };
-	unsigned out = data_in(type) ? 1 : 1 + ndata;
-	int rc = vhu_drv_vq_add(vhu_fe_queue_vq(q->fq), sg, out, ndata + 2 - out, &q->slots[i]);
-	if (rc < 0)
-		return rc;
-	q->free_head = q->slots[i].next_free;
-	q->slots[i].user = user;
-	q->inflight++;
-	return 0;
+	struct vhu_blk_request r = { type, sector, data, ndata, user };
+	int k = vhu_blk_submit_burst(q, &r, 1);
+	return k == 1 ? 0 : k;
 }
 
 int vhu_blk_kick(struct vhu_blk_queue *q)
@@ -139,23 +186,26 @@ int vhu_blk_kick(struct vhu_blk_queue *q)
 int vhu_blk_complete(struct vhu_blk_queue *q, struct vhu_blk_completion *c, unsigned max)
 {
 	unsigned n = 0;
+
 	while (n < max) {
-		void *tok;
-		uint32_t len;
-		int rc = vhu_drv_vq_get(vhu_fe_queue_vq(q->fq), &tok, &len);
-		if (rc < 0)
-			return rc;
-		if (rc == 0)
+		void *tok[BURST];
+		uint32_t len[BURST];
+		int k = vhu_drv_vq_get_burst(vhu_fe_queue_vq(q->fq), tok, len, max - n < BURST ? max - n : BURST);
+		if (k < 0)
+			return n ? (int)n : k;
+		for (int j = 0; j < k; j++) {
+			struct blk_slot *s = tok[j];
+			unsigned i = (unsigned)(s - q->slots);
+			c[n].user = s->user;
+			c[n].status = q->hdrs[i].status;
+			c[n].len = len[j];
+			s->next_free = q->free_head;
+			q->free_head = i;
+			n++;
+		}
+		q->inflight -= (unsigned)k;
+		if (k < BURST)
 			break;
-		struct blk_slot *s = tok;
-		unsigned i = (unsigned)(s - q->slots);
-		c[n].user = s->user;
-		c[n].status = q->hdrs[i].status;
-		c[n].len = len;
-		s->next_free = q->free_head;
-		q->free_head = i;
-		q->inflight--;
-		n++;
 	}
 	return (int)n;
 }
