@@ -8,9 +8,10 @@
  * repeatable for the same binary, whatever else the machine is doing, so
  * they measure the engine where this project's noisy machines cannot time
  * it. bench/ring-insns runs it under callgrind, linked as programs link
- * libvhu (shared) and statically.
+ * libvhu (shared) and statically, through the one-buffer calls (single) or
+ * the burst calls (burst: one call per batch and role).
  *
- * Usage: ring_insns split|packed [batches]
+ * Usage: ring_insns split|packed [batches [single|burst]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,23 @@ __attribute__((noinline)) void driver_add(void);
 __attribute__((noinline)) void device_serve(void);
 __attribute__((noinline)) void driver_get(void);
 
+static bool burst;   /* the burst API, else one call per buffer */
+
 void driver_add(void)
 {
+	if (burst) {
+		struct vhu_sg sg[BATCH];
+		struct vhu_drv_buf b[BATCH];
+		for (unsigned i = 0; i < BATCH; i++) {
+			unsigned slot = (unsigned)(sent++ % QSIZE);
+			sg[i] = (struct vhu_sg){ reg.gpa + slot * 64u, 64 };
+			b[i] = (struct vhu_drv_buf){ &sg[i], 1, 0, &tokens[slot] };
+		}
+		if (vhu_drv_vq_add_burst(&drv, b, BATCH) != BATCH)
+			exit(1);
+		vhu_drv_vq_publish(&drv);
+		return;
+	}
 	for (unsigned i = 0; i < BATCH; i++) {
 		unsigned slot = (unsigned)(sent++ % QSIZE);
 		struct vhu_sg sg = { reg.gpa + slot * 64u, 64 };
@@ -49,6 +65,18 @@ void device_serve(void)
 {
 	struct vhu_vq_elem e;
 	struct iovec iov[4];
+	if (burst) {
+		struct vhu_vq_elem es[BATCH];
+		struct vhu_vq_used u[BATCH];
+		struct iovec iovs[BATCH * 4];
+		if (vhu_dev_vq_pop_burst(&dev, es, BATCH, iovs, BATCH * 4, 4) != BATCH)
+			exit(1);
+		for (unsigned i = 0; i < BATCH; i++)
+			u[i] = (struct vhu_vq_used){ es[i].id, 0 };
+		if (vhu_dev_vq_push_burst(&dev, u, BATCH) != BATCH)
+			exit(1);
+		return;
+	}
 	for (unsigned i = 0; i < BATCH; i++) {
 		if (vhu_dev_vq_pop(&dev, &e, iov, 4) != 1)
 			exit(1);
@@ -61,6 +89,13 @@ void driver_get(void)
 {
 	void *tok;
 	uint32_t len;
+	if (burst) {
+		void *toks[BATCH];
+		uint32_t lens[BATCH];
+		if (vhu_drv_vq_get_burst(&drv, toks, lens, BATCH) != BATCH)
+			exit(1);
+		return;
+	}
 	for (unsigned i = 0; i < BATCH; i++)
 		if (vhu_drv_vq_get(&drv, &tok, &len) != 1)
 			exit(1);
@@ -69,11 +104,12 @@ void driver_get(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2 || (strcmp(argv[1], "split") && strcmp(argv[1], "packed"))) {
-		fprintf(stderr, "usage: ring_insns split|packed [batches]\n");
+		fprintf(stderr, "usage: ring_insns split|packed [batches [single|burst]]\n");
 		return 2;
 	}
 	bool packed = !strcmp(argv[1], "packed");
 	long batches = argc > 2 ? strtol(argv[2], NULL, 10) : 2000;
+	burst = argc > 3 && !strcmp(argv[3], "burst");
 	struct vhu_vq_layout l;
 	vhu_vq_layout(QSIZE, packed, &l);
 	unsigned char *ring = aligned_alloc(4096, l.size);
@@ -95,6 +131,7 @@ int main(int argc, char **argv)
 	}
 	printf("%s: %ld descriptors\n", argv[1], batches * BATCH);
 	vhu_drv_vq_destroy(&drv);
+	vhu_dev_vq_destroy(&dev);
 	free(ring);
 	free(reg.host);
 	return 0;
