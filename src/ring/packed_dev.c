@@ -101,8 +101,58 @@ static int walk(struct vhu_dev_vq *vq, uint16_t pos, uint16_t flags, struct chai
 	return buf_err;
 }
 
-int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
-			 struct iovec *iov, unsigned iov_len, unsigned iov_max)
+/*
+ * The run of one-descriptor chains from pos, up to limit (see split_dev.c's
+ * take_simple_run): available, id in range and not held, buffer in a
+ * translation window. Returns how many were taken; *pos and *wrap follow.
+ */
+static inline __attribute__((always_inline)) unsigned take_simple_run(const struct vhu_vring_packed_desc *desc,
+	struct vhu_dev_chain *chains, uint16_t num, uint16_t *posp, bool *wrapp,
+	const struct vhu_xlate_window *win, struct vhu_vq_elem *e, unsigned limit, struct iovec *iov,
+	bool own)
+{
+	uint16_t pos = *posp;
+	bool wrap = *wrapp;
+	unsigned k;
+
+	for (k = 0; k < limit; k++) {
+		const struct vhu_vring_packed_desc *d = &desc[pos];
+		uint16_t flags = ld16_acq(&d->flags);
+		if (!packed_is_avail(flags, wrap))
+			break;
+		uint16_t id = ld16(&d->id);
+		if (id >= num || chains[id].ndesc ||
+		    !take_one_desc(win, ld64(&d->addr), ld32(&d->len), flags, own ? e[k].iov : iov + k, &e[k]))
+			break;
+		e[k].id = id;
+		chains[id] = (struct vhu_dev_chain){ .in_len = e[k].in_len, .ndesc = 1, .pos = pos };
+		if (++pos == num) {
+			pos = 0;
+			wrap = !wrap;
+		}
+	}
+	*posp = pos;
+	*wrapp = wrap;
+	return k;
+}
+
+/* The chain at pos by the fast walker or the full one (as walk()). Out of
+ * line: the burst's loop for one-descriptor chains keeps its registers. */
+static __attribute__((noinline)) int map_chain(struct vhu_dev_vq *vq, uint16_t pos, uint16_t flags,
+	struct chain_map *m, uint16_t *ndesc, uint16_t *id, int *ring_err)
+{
+	*id = 0;
+	if (chain_map_fast(vq, pos, true, m, flags, ndesc, id))
+		return 0;
+	chain_map_start(m, m->iov, m->max);
+	return walk(vq, pos, flags, m, ndesc, id, ring_err);
+}
+
+/* own: each chain into its element's own iovecs (iov is NULL); a template
+ * parameter, so each loop is compiled for its case. */
+static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
+	struct vhu_vq_elem *elems, unsigned n, struct iovec *iov, unsigned iov_len, unsigned iov_max,
+	bool own)
 {
 	/* the queue's fields the loop reads, in locals (see split_dev.c) */
 	const uint16_t num = vq->num;
@@ -116,7 +166,18 @@ int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsig
 	int ret = 0;
 
 	while (taken < n) {
-		if (iov && taken && iov_len < iov_max)
+		unsigned k = take_simple_run(desc, chains, num, &pos, &wrap, win, elems + taken,
+					     simple_limit(n - taken, inflight, num, own, !taken, iov_len, iov_max),
+					     iov, own);
+		taken += k;
+		inflight += k;
+		if (!own) {
+			iov += k;
+			iov_len -= k;
+		}
+		if (taken == n)
+			break;
+		if (!own && taken && iov_len < iov_max)
 			break;
 		const struct vhu_vring_packed_desc *d = &desc[pos];
 		uint16_t flags = ld16_acq(&d->flags);
@@ -129,53 +190,43 @@ int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsig
 		}
 		struct vhu_vq_elem *e = &elems[taken];
 		/* into the shared array, or into the element's own */
-		struct iovec *ciov = iov ? iov : e->iov;
-		unsigned room = iov && iov_len < iov_max ? iov_len : iov_max;
-		uint16_t id = ld16(&d->id), ndesc = 1;
-		int buf_err = 0;
-		unsigned used_iov = 1;
-		if (!(room && id < num && !chains[id].ndesc && inflight < num &&
-		      take_one_desc(win, ld64(&d->addr), ld32(&d->len), flags, ciov, e))) {
-			struct chain_map m;
-			int ring_err = 0;
-			chain_map_start(&m, ciov, room);
-			id = 0;
-			if (!chain_map_fast(vq, pos, true, &m, flags, &ndesc, &id)) {
-				chain_map_start(&m, ciov, room);
-				buf_err = walk(vq, pos, flags, &m, &ndesc, &id, &ring_err);
-			}
-			win[0] = vq->xl.win[0];   /* a miss moved them */
-			win[1] = vq->xl.win[1];
-			if (ring_err < 0) {
-				ret = broken(vq, ring_err);
-				break;
-			}
-			if (id >= num) {
-				ret = broken(vq, -ERANGE);
-				break;
-			}
-			/* The driver cannot offer more slots than the ring has:
-			 * slots we hold showing "available" again means it
-			 * rewrote them. */
-			if (inflight + ndesc > num) {
-				ret = broken(vq, -EDOM);
-				break;
-			}
-			if (chains[id].ndesc) {
-				ret = broken(vq, -EEXIST);
-				break;
-			}
-			if (buf_err && taken)
-				break;   /* first in the next burst, with its code */
-			chain_map_finish(&m, e);
-			used_iov = m.n;
+		struct iovec *ciov = own ? e->iov : iov;
+		unsigned room = !own && iov_len < iov_max ? iov_len : iov_max;
+		uint16_t id = 0, ndesc = 1;
+		struct chain_map m;
+		int ring_err = 0;
+		chain_map_start(&m, ciov, room);
+		int buf_err = map_chain(vq, pos, flags, &m, &ndesc, &id, &ring_err);
+		win[0] = vq->xl.win[0];   /* a miss moved them */
+		win[1] = vq->xl.win[1];
+		if (ring_err < 0) {
+			ret = broken(vq, ring_err);
+			break;
 		}
+		if (id >= num) {
+			ret = broken(vq, -ERANGE);
+			break;
+		}
+		/* The driver cannot offer more slots than the ring has: slots we
+		 * hold showing "available" again means it rewrote them. */
+		if (inflight + ndesc > num) {
+			ret = broken(vq, -EDOM);
+			break;
+		}
+		if (chains[id].ndesc) {
+			ret = broken(vq, -EEXIST);
+			break;
+		}
+		if (buf_err && taken)
+			break;   /* first in the next burst, with its code */
+		chain_map_finish(&m, e);
+		unsigned used_iov = m.n;
 		e->id = id;
 		chains[id] = (struct vhu_dev_chain){ .in_len = e->in_len, .ndesc = ndesc, .pos = pos };
 		taken++;
 		packed_advance(&pos, &wrap, ndesc, num);
 		inflight += ndesc;
-		if (iov) {
+		if (!own) {
 			iov += used_iov;
 			iov_len -= used_iov;
 		}
@@ -188,6 +239,13 @@ int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsig
 	vq->avail_wrap = wrap;
 	vq->inflight = inflight;
 	return burst_result(vq, ret, taken);
+}
+
+int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
+			 struct iovec *iov, unsigned iov_len, unsigned iov_max)
+{
+	return iov ? pop_run(vq, elems, n, iov, iov_len, iov_max, false)
+		   : pop_run(vq, elems, n, NULL, 0, iov_max, true);
 }
 
 /* Write one used descriptor at the used offset and skip the chain's slots.

@@ -101,8 +101,9 @@ static int avail_window(struct vhu_dev_vq *vq, uint16_t last, unsigned want)
 
 /* Map the chain at head into *m, by the fast path or the full walker.
  * Returns 0 or a buffer error (the chain is still taken); a malformed
- * chain's code comes back in *ring_err. */
-static int map_chain(struct vhu_dev_vq *vq, uint16_t head, struct chain_map *m, int *ring_err)
+ * chain's code comes back in *ring_err. Out of line: the burst's loop for
+ * one-descriptor chains keeps its registers. */
+static __attribute__((noinline)) int map_chain(struct vhu_dev_vq *vq, uint16_t head, struct chain_map *m, int *ring_err)
 {
 	uint16_t ndesc, unused_id;
 	int buf_err = 0;
@@ -114,8 +115,42 @@ static int map_chain(struct vhu_dev_vq *vq, uint16_t head, struct chain_map *m, 
 	return buf_err;
 }
 
-int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
-			struct iovec *iov, unsigned iov_len, unsigned iov_max)
+/*
+ * The run of one-descriptor chains at the front of the avail window, up to
+ * limit: each head checked, its descriptor read once and its buffer inside
+ * a translation window, with nothing else written but the iovec, the
+ * element and the record. Stops at the first chain that is anything else,
+ * which the caller takes through the full path (reading it afresh, which
+ * alone decides). Returns how many were taken.
+ */
+static inline __attribute__((always_inline)) unsigned take_simple_run(const struct vhu_vring_desc *desc,
+	const uint16_t *ring, struct vhu_dev_chain *chains, uint16_t num, uint16_t last,
+	const struct vhu_xlate_window *win, struct vhu_vq_elem *e, unsigned limit, struct iovec *iov,
+	bool own)
+{
+	const uint16_t mask = num - 1;
+	unsigned k;
+
+	for (k = 0; k < limit; k++) {
+		uint16_t pos = (uint16_t)(last + k);
+		uint16_t head = ld16(&ring[pos & mask]);
+		if (head >= num || chains[head].ndesc)
+			break;
+		const struct vhu_vring_desc *d = &desc[head];
+		if (!take_one_desc(win, ld64(&d->addr), ld32(&d->len), ld16(&d->flags),
+				   own ? e[k].iov : iov + k, &e[k]))
+			break;
+		e[k].id = head;
+		chains[head] = (struct vhu_dev_chain){ .in_len = e[k].in_len, .ndesc = 1, .pos = pos };
+	}
+	return k;
+}
+
+/* own: each chain into its element's own iovecs (iov is NULL); a template
+ * parameter, so each loop is compiled for its case. */
+static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
+	struct vhu_vq_elem *elems, unsigned n, struct iovec *iov, unsigned iov_len, unsigned iov_max,
+	bool own)
 {
 	/* everything the loop reads of the queue, in locals: the stores to
 	 * iovecs and elements could alias it for the compiler */
@@ -135,8 +170,20 @@ int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsign
 	if ((unsigned)ready < n)
 		n = (unsigned)ready;
 	while (taken < n) {
+		unsigned k = take_simple_run(desc, ring, chains, num, last, win, elems + taken,
+					     simple_limit(n - taken, inflight, num, own, !taken, iov_len, iov_max),
+					     iov, own);
+		taken += k;
+		last = (uint16_t)(last + k);
+		inflight += k;
+		if (!own) {
+			iov += k;
+			iov_len -= k;
+		}
+		if (taken == n)
+			break;
 		/* a chain is started only with all its iovecs' room */
-		if (iov && taken && iov_len < iov_max)
+		if (!own && taken && iov_len < iov_max)
 			break;
 		/* Buffers in flight are the driver's too: more than num at
 		 * once means it re-offered a head we still hold. */
@@ -155,33 +202,28 @@ int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsign
 		}
 		struct vhu_vq_elem *e = &elems[taken];
 		/* into the shared array, or into the element's own */
-		struct iovec *ciov = iov ? iov : e->iov;
-		unsigned room = iov && iov_len < iov_max ? iov_len : iov_max;
-		const struct vhu_vring_desc *d = &desc[head];
-		int buf_err = 0;
-		unsigned used_iov = 1;
-		if (!(room && take_one_desc(win, ld64(&d->addr), ld32(&d->len), ld16(&d->flags), ciov, e))) {
-			struct chain_map m;
-			int ring_err = 0;
-			chain_map_start(&m, ciov, room);
-			buf_err = map_chain(vq, head, &m, &ring_err);
-			win[0] = vq->xl.win[0];   /* a miss moved them */
-			win[1] = vq->xl.win[1];
-			if (ring_err < 0) {
-				ret = broken(vq, ring_err);
-				break;
-			}
-			if (buf_err && taken)
-				break;   /* first in the next burst, with its code */
-			chain_map_finish(&m, e);
-			used_iov = m.n;
+		struct iovec *ciov = own ? e->iov : iov;
+		unsigned room = !own && iov_len < iov_max ? iov_len : iov_max;
+		struct chain_map m;
+		int ring_err = 0;
+		chain_map_start(&m, ciov, room);
+		int buf_err = map_chain(vq, head, &m, &ring_err);
+		win[0] = vq->xl.win[0];   /* a miss moved them */
+		win[1] = vq->xl.win[1];
+		if (ring_err < 0) {
+			ret = broken(vq, ring_err);
+			break;
 		}
+		if (buf_err && taken)
+			break;   /* first in the next burst, with its code */
+		chain_map_finish(&m, e);
+		unsigned used_iov = m.n;
 		e->id = head;
 		chains[head] = (struct vhu_dev_chain){ .in_len = e->in_len, .ndesc = 1, .pos = last };
 		taken++;
 		last++;
 		inflight++;
-		if (iov) {
+		if (!own) {
 			iov += used_iov;
 			iov_len -= used_iov;
 		}
@@ -193,6 +235,13 @@ int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsign
 	vq->last_avail = last;
 	vq->inflight = inflight;
 	return burst_result(vq, ret, taken);
+}
+
+int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
+			struct iovec *iov, unsigned iov_len, unsigned iov_max)
+{
+	return iov ? pop_run(vq, elems, n, iov, iov_len, iov_max, false)
+		   : pop_run(vq, elems, n, NULL, 0, iov_max, true);
 }
 
 static void write_used(struct vhu_dev_vq *vq, uint16_t id, uint32_t len)

@@ -300,6 +300,28 @@ static inline __attribute__((always_inline)) bool take_one_desc(const struct vhu
 	return true;
 }
 
+/*
+ * How many one-descriptor chains a burst may take in a row from here
+ * without a check per chain: no more than n, than the ring has room in
+ * flight for (the next one then gets -EDOM from the full path), and, into a
+ * shared iovec array of `left`, only while iov_max remain (every chain but
+ * a burst's first; a one-descriptor chain uses one).
+ */
+static inline unsigned simple_limit(unsigned n, uint32_t inflight, uint16_t num, bool own,
+				    bool first, unsigned left, unsigned iov_max)
+{
+	unsigned lim = inflight >= num ? 0 : n < num - inflight ? n : num - inflight;
+
+	if (iov_max == 0)
+		return 0;
+	if (!own) {
+		unsigned room = left >= iov_max ? left - iov_max + 1 : first && left;
+		if (lim > room)
+			lim = room;
+	}
+	return lim;
+}
+
 /* An indirect table opened for reading (desc_map.c). */
 struct ind_table {
 	const unsigned char *host;  /* contiguous and aligned, or NULL */
