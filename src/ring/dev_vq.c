@@ -83,8 +83,11 @@ int vhu_dev_vq_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsig
 int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
 		   struct iovec *iov, unsigned iov_max)
 {
-	int r = vhu_dev_vq_pop_burst(vq, elem, 1, iov, iov_max, iov_max);
-	return r > 0 ? 1 : r;
+	if (vq->broken)
+		return vq->broken;
+	if (iov_max > IOV_CAP)
+		iov_max = IOV_CAP;
+	return vq->packed ? packed_dev_pop_one(vq, elem, iov, iov_max) : split_dev_pop_one(vq, elem, iov, iov_max);
 }
 
 int vhu_dev_vq_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *used, unsigned n)

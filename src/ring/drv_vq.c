@@ -87,7 +87,9 @@ int vhu_drv_vq_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 	if (out > 0xffff || in > 0xffff)
 		return -EINVAL;
 	struct vhu_drv_buf b = { sg, (uint16_t)out, (uint16_t)in, token };
-	int r = vhu_drv_vq_add_burst(vq, &b, 1);
+	if (vq->broken)
+		return vq->broken;
+	int r = vq->packed ? packed_drv_add_one(vq, &b) : split_drv_add_one(vq, &b);
 	return r > 0 ? 0 : r;
 }
 
@@ -126,7 +128,9 @@ int vhu_drv_vq_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, u
 
 int vhu_drv_vq_get(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 {
-	return vhu_drv_vq_get_burst(vq, token, len, 1);
+	if (vq->broken)
+		return vq->broken;
+	return vq->packed ? packed_drv_get_one(vq, token, len) : split_drv_get_one(vq, token, len);
 }
 
 bool vhu_drv_vq_has_used(struct vhu_drv_vq *vq)

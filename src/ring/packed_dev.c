@@ -241,6 +241,12 @@ static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 	return burst_result(vq, ret, taken);
 }
 
+/* One chain (vhu_dev_vq_pop): the burst's loop compiled for n = 1 */
+int packed_dev_pop_one(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
+{
+	return pop_run(vq, e, 1, iov, max, max, false);
+}
+
 int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
 			 struct iovec *iov, unsigned iov_len, unsigned iov_max)
 {

@@ -93,7 +93,7 @@ static inline __attribute__((always_inline)) int add_run(struct vhu_drv_vq *vq,
 
 /* Without IN_ORDER, the ring state in locals: one-segment buffers are
  * written here, any other takes add_one() with the state written back. */
-static int add_free_ids_run(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
+static inline __attribute__((always_inline)) int add_free_ids_run(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
 {
 	const uint16_t num = vq->num;
 	struct vhu_vring_packed_desc *desc = vq->pk.desc;
@@ -253,7 +253,7 @@ static inline __attribute__((always_inline)) int get_run(struct vhu_drv_vq *vq,
 }
 
 /* Without IN_ORDER, the ring state in locals. */
-static int get_free_ids_run(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
+static inline __attribute__((always_inline)) int get_free_ids_run(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
 {
 	const uint16_t num = vq->num;
 	const struct vhu_vring_packed_desc *desc = vq->pk.desc;
@@ -323,4 +323,15 @@ void packed_drv_set_cb(struct vhu_drv_vq *vq, bool enable)
 	} else {
 		st16_rel(&vq->pk.driver->flags, VHU_RING_EVENT_FLAGS_ENABLE);
 	}
+}
+
+/* One buffer (vhu_drv_vq_add, vhu_drv_vq_get): the bursts compiled for n = 1 */
+int packed_drv_add_one(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b)
+{
+	return vq->f.in_order ? add_run(vq, b, 1, true) : add_free_ids_run(vq, b, 1);
+}
+
+int packed_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len)
+{
+	return vq->f.in_order ? get_run(vq, token, len, 1, true) : get_free_ids_run(vq, token, len, 1);
 }

@@ -93,7 +93,7 @@ static inline __attribute__((always_inline)) int add_run(struct vhu_drv_vq *vq,
  * written here; a buffer that goes into an indirect table takes add_one()
  * with the state written back around it.
  */
-static int add_free_list_run(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
+static inline __attribute__((always_inline)) int add_free_list_run(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
 {
 	const uint16_t num = vq->num, mask = num - 1;
 	struct vhu_vring_desc *desc = vq->split.desc;
@@ -289,7 +289,7 @@ static inline __attribute__((always_inline)) int get_run(struct vhu_drv_vq *vq,
 }
 
 /* The burst without IN_ORDER, the ring state in locals. */
-static int get_free_list_run(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
+static inline __attribute__((always_inline)) int get_free_list_run(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
 {
 	const uint16_t num = vq->num, mask = num - 1;
 	const struct vhu_vring_used_elem *ring = vq->split.used->ring;
@@ -362,4 +362,15 @@ void split_drv_set_cb(struct vhu_drv_vq *vq, bool enable)
 		return;
 	}
 	st16(&vq->split.avail->flags, enable ? 0 : VHU_VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+/* One buffer (vhu_drv_vq_add, vhu_drv_vq_get): the bursts compiled for n = 1 */
+int split_drv_add_one(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b)
+{
+	return vq->f.in_order ? add_run(vq, b, 1, true) : add_free_list_run(vq, b, 1);
+}
+
+int split_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len)
+{
+	return vq->f.in_order ? get_run(vq, token, len, 1, true) : get_free_list_run(vq, token, len, 1);
 }

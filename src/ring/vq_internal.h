@@ -349,6 +349,7 @@ static inline int burst_result(const struct vhu_dev_vq *vq, int ret, unsigned ta
 
 int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
 			struct iovec *iov, unsigned iov_len, unsigned iov_max);
+int split_dev_pop_one(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max);
 int split_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n);
 void split_dev_flush(struct vhu_dev_vq *vq);
 bool split_dev_should_notify(struct vhu_dev_vq *vq);
@@ -358,6 +359,7 @@ int split_dev_notification_data(struct vhu_dev_vq *vq, uint16_t next);
 
 int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
 			 struct iovec *iov, unsigned iov_len, unsigned iov_max);
+int packed_dev_pop_one(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max);
 int packed_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n);
 void packed_dev_flush(struct vhu_dev_vq *vq);
 bool packed_dev_should_notify(struct vhu_dev_vq *vq);
@@ -415,12 +417,16 @@ static inline int drv_buf_check(const struct vhu_drv_buf *b)
 uint32_t drv_sg_in_len(const struct vhu_sg *sg, unsigned out, unsigned in);
 
 int split_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n);
+int split_drv_add_one(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b);
+int split_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len);
 bool split_drv_kick_prepare(struct vhu_drv_vq *vq);
 int split_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n);
 bool split_drv_has_used(struct vhu_drv_vq *vq);
 void split_drv_set_cb(struct vhu_drv_vq *vq, bool enable);
 
 int packed_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n);
+int packed_drv_add_one(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b);
+int packed_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len);
 bool packed_drv_kick_prepare(struct vhu_drv_vq *vq);
 int packed_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n);
 bool packed_drv_has_used(struct vhu_drv_vq *vq);
