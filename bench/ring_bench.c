@@ -14,7 +14,7 @@
  *     and completions), the least any shared-memory queue can do;
  *   - a cache-line ping-pong: the cost of moving one line between the
  *     cores and back, the floor under everything.
- * Each number is the median of RUNS runs. The last line is
+ * Each number is the median of RUNS runs, the variants' runs interleaved. The last line is
  *   ring-vs-floor batch=64 split=R packed=R
  * with R = vhu ns/descriptor (the better of its two APIs) / minimal
  * virtqueue (same format) ns/descriptor. Built twice: ring_bench links
@@ -488,11 +488,22 @@ int main(int argc, char **argv)
 	       "single", "burst", "min-packed", "single", "burst", "split/min", "pk/min");
 	for (size_t i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
 		unsigned b = batches[i];
-		double sq = median(mini_adapter, false, b);
-		double ms = median(run_minvq, false, b);
-		double s1 = median(vhu_single, false, b), sb = median(vhu_burst, false, b);
-		double mp = median(run_minvq, true, b);
-		double p1 = median(vhu_single, true, b), pb = median(vhu_burst, true, b);
+		/* the variants' runs interleaved, so that a slow spell of this
+		 * shared machine falls on all of them, not on one */
+		struct { double (*fn)(bool, unsigned); bool packed; } var[] = {
+			{ mini_adapter, false }, { run_minvq, false }, { vhu_single, false },
+			{ vhu_burst, false }, { run_minvq, true }, { vhu_single, true }, { vhu_burst, true },
+		};
+		enum { NV = sizeof(var) / sizeof(var[0]) };
+		double v[NV][16], med[NV];
+		for (int r = 0; r < runs; r++)
+			for (int k = 0; k < NV; k++)
+				v[k][r] = var[k].fn(var[k].packed, b);
+		for (int k = 0; k < NV; k++) {
+			qsort(v[k], runs, sizeof(double), cmp_double);
+			med[k] = v[k][runs / 2];
+		}
+		double sq = med[0], ms = med[1], s1 = med[2], sb = med[3], mp = med[4], p1 = med[5], pb = med[6];
 		double rs = (s1 < sb ? s1 : sb) / ms, rp = (p1 < pb ? p1 : pb) / mp;
 		printf("%-6u %7.2f %9.2f %9.2f %9.2f %10.2f %9.2f %9.2f %9.2f %7.2f\n", b, sq, ms, s1, sb,
 		       mp, p1, pb, rs, rp);
