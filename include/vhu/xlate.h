@@ -72,7 +72,8 @@ void *vhu_xlate_miss(struct vhu_xlate *x, uint64_t addr, uint64_t *len, int acce
 /* vhu_translate_fn's contract, inline when [addr, ...) starts inside the
  * window of the last translation of this direction. access must be
  * VHU_ACCESS_READ or VHU_ACCESS_WRITE. */
-static inline void *vhu_xlate(struct vhu_xlate *x, uint64_t addr, uint64_t *len, int access)
+static inline __attribute__((always_inline)) void *vhu_xlate(struct vhu_xlate *x, uint64_t addr, uint64_t *len,
+							   int access)
 {
 	const struct vhu_xlate_window *w = &x->win[(access >> 1) & 1];
 	uint64_t off = addr - w->gpa;   /* wraps far out of range below gpa */

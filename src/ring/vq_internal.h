@@ -107,7 +107,7 @@ struct vhu_dev_chain {
 	uint16_t pos;      /* split: avail index; packed: ring offset of head */
 };
 
-static inline void *dev_xlate(struct vhu_dev_vq *vq, uint64_t addr, uint64_t *len, bool write)
+static inline __attribute__((always_inline)) void *dev_xlate(struct vhu_dev_vq *vq, uint64_t addr, uint64_t *len, bool write)
 {
 	return vhu_xlate(&vq->xl, addr, len, write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
 }
