@@ -78,18 +78,24 @@ static void complete(struct blk_queue *bq, struct blk_slot *s, uint8_t status)
 	bq->free[bq->nfree++] = (uint16_t)(s - bq->slots);
 }
 
-/* Return the answered requests to the ring and tell the driver if it
- * wants to hear. */
+/* Return the answered requests to the ring: visible to a driver that
+ * polls it, one release store for all of them. */
+static void return_used(struct blk_queue *bq)
+{
+	if (!bq->nused)
+		return;
+	int r = vhu_queue_push_burst(bq->q, bq->used, bq->nused);
+	if (r != (int)bq->nused && !vhu_dev_vq_broken(vhu_queue_vq(bq->q)))
+		vhu_device_log(vhu_queue_device(bq->q), VHU_LOG_ERROR,
+			       "queue %u: %u of %u answers refused by the ring", vhu_queue_index(bq->q),
+			       bq->nused - (unsigned)(r < 0 ? 0 : r), bq->nused);
+	bq->nused = 0;
+}
+
+/* ... and tell the driver if it wants to hear. */
 static void publish(struct blk_queue *bq)
 {
-	if (bq->nused) {
-		int r = vhu_queue_push_burst(bq->q, bq->used, bq->nused);
-		if (r != (int)bq->nused && !vhu_dev_vq_broken(vhu_queue_vq(bq->q)))
-			vhu_device_log(vhu_queue_device(bq->q), VHU_LOG_ERROR,
-				       "queue %u: %u of %u answers refused by the ring", vhu_queue_index(bq->q),
-				       bq->nused - (unsigned)(r < 0 ? 0 : r), bq->nused);
-		bq->nused = 0;
-	}
+	return_used(bq);
 	vhu_queue_notify(bq->q);
 }
 
@@ -363,6 +369,10 @@ static void blk_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned eve
 			ss[i]->e = es[i];
 			start(bq, ss[i]);
 		}
+		/* what the burst answered at once (null, sync engines) goes
+		 * back now, so a polling driver refills while we take the
+		 * next burst; the notification waits for the round's end */
+		return_used(bq);
 	}
 	if (bq->uring && bq->inflight) {
 		io_uring_submit(&bq->ring);
