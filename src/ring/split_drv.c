@@ -72,21 +72,6 @@ static inline __attribute__((always_inline)) int add_one(struct vhu_drv_vq *vq,
 	return 0;
 }
 
-static inline __attribute__((always_inline)) int add_run(struct vhu_drv_vq *vq,
-	const struct vhu_drv_buf *b, unsigned n, bool in_order)
-{
-	unsigned k;
-
-	for (k = 0; k < n; k++) {
-		int r = drv_buf_check(&b[k]);
-		if (!r)
-			r = add_one(vq, b[k].sg, b[k].out, b[k].in, b[k].token, in_order);
-		if (r < 0)
-			return k ? (int)k : r;
-	}
-	return (int)k;
-}
-
 /*
  * The burst without IN_ORDER, the ring state in locals (stores to the ring
  * could alias the queue's fields for the compiler). Direct chains are
@@ -180,7 +165,7 @@ static inline __attribute__((always_inline)) int add_free_list_run(struct vhu_dr
 
 int split_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
 {
-	return vq->f.in_order ? add_run(vq, b, n, true) : add_free_list_run(vq, b, n);
+	return vq->f.in_order ? drv_add_each(vq, b, n, true, add_one) : add_free_list_run(vq, b, n);
 }
 
 bool split_drv_kick_prepare(struct vhu_drv_vq *vq)
@@ -367,7 +352,7 @@ void split_drv_set_cb(struct vhu_drv_vq *vq, bool enable)
 /* One buffer (vhu_drv_vq_add, vhu_drv_vq_get): the bursts compiled for n = 1 */
 int split_drv_add_one(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b)
 {
-	return vq->f.in_order ? add_run(vq, b, 1, true) : add_free_list_run(vq, b, 1);
+	return vq->f.in_order ? drv_add_each(vq, b, 1, true, add_one) : add_free_list_run(vq, b, 1);
 }
 
 int split_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len)

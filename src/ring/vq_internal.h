@@ -414,6 +414,28 @@ static inline int drv_buf_check(const struct vhu_drv_buf *b)
 	unsigned total = (unsigned)b->out + b->in;
 	return !b->token || !b->sg || total == 0 || total > 0xffff ? -EINVAL : 0;
 }
+
+/* A format's way of adding one buffer (split_drv.c, packed_drv.c). */
+typedef int (*drv_add_one_fn)(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
+			      unsigned in, void *token, bool in_order);
+
+/* A burst added one buffer at a time through the format's add_one (the
+ * IN_ORDER paths): the count added, or the first buffer's error. Inlined
+ * with add_one known, so nothing is called through the pointer. */
+static inline __attribute__((always_inline)) int drv_add_each(struct vhu_drv_vq *vq,
+	const struct vhu_drv_buf *b, unsigned n, bool in_order, drv_add_one_fn add_one)
+{
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		int r = drv_buf_check(&b[k]);
+		if (!r)
+			r = add_one(vq, b[k].sg, b[k].out, b[k].in, b[k].token, in_order);
+		if (r < 0)
+			return k ? (int)k : r;
+	}
+	return (int)k;
+}
 uint32_t drv_sg_in_len(const struct vhu_sg *sg, unsigned out, unsigned in);
 
 int split_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n);
