@@ -256,19 +256,9 @@ static inline __attribute__((always_inline)) int get_free_ids_run(struct vhu_drv
 			break;
 		uint32_t id = ld16(&d->id);
 		uint32_t l = (flags & VHU_VRING_DESC_F_WRITE) ? ld32(&d->len) : 0;
-		if (id >= num) {
-			r = broken(vq, -ERANGE);
+		struct vhu_drv_slot *s;
+		if ((r = drv_used_slot(vq, slots, num, id, l, &s)) < 0)
 			break;
-		}
-		struct vhu_drv_slot *s = &slots[id];
-		if (!s->token) {
-			r = broken(vq, -ENOENT);
-			break;
-		}
-		if (l > s->in_len) {
-			r = broken(vq, -EOVERFLOW);
-			break;
-		}
 		tokens[k] = s->token;
 		lens[k] = l;
 		packed_advance(&last, &wrap, s->ndesc, num);

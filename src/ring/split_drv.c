@@ -297,20 +297,9 @@ static inline __attribute__((always_inline)) int get_free_list_run(struct vhu_dr
 	for (k = 0; k < n; k++) {
 		const struct vhu_vring_used_elem *u = &ring[last & mask];
 		uint32_t id = ld32(&u->id), l = ld32(&u->len);
-		if (id >= num) {
-			r = broken(vq, -ERANGE);
+		struct vhu_drv_slot *s;
+		if ((r = drv_used_slot(vq, slots, num, id, l, &s)) < 0)
 			break;
-		}
-		struct vhu_drv_slot *s = &slots[id];
-		if (!s->token) {
-			r = broken(vq, -ENOENT);
-			break;
-		}
-		/* §2.7.8.2: a device claiming more than the writable part is lying */
-		if (l > s->in_len) {
-			r = broken(vq, -EOVERFLOW);
-			break;
-		}
 		tokens[k] = s->token;
 		lens[k] = l;
 		next[s->last] = free_head;

@@ -415,6 +415,26 @@ static inline int drv_buf_check(const struct vhu_drv_buf *b)
 	return !b->token || !b->sg || total == 0 || total > 0xffff ? -EINVAL : 0;
 }
 
+/* A used entry the device returned, (id, len) as read once: the id in range
+ * and in flight, the length within the writable part (§2.7.8.2, §2.8.6);
+ * else the queue breaks with the code of what is wrong. */
+static inline __attribute__((always_inline)) int drv_used_slot(struct vhu_drv_vq *vq,
+	struct vhu_drv_slot *slots, uint16_t num, uint32_t id, uint32_t len, struct vhu_drv_slot **out)
+{
+	int err = 0;
+
+	if (id >= num)
+		err = -ERANGE;
+	else if (!slots[id].token)
+		err = -ENOENT;
+	else if (len > slots[id].in_len)
+		err = -EOVERFLOW;   /* a device claiming more than it may write */
+	if (err)
+		return vq->broken = err;
+	*out = &slots[id];
+	return 0;
+}
+
 /* A format's way of adding one buffer (split_drv.c, packed_drv.c). */
 typedef int (*drv_add_one_fn)(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 			      unsigned in, void *token, bool in_order);
