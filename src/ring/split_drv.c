@@ -72,91 +72,63 @@ static inline __attribute__((always_inline)) int add_one(struct vhu_drv_vq *vq,
 	return 0;
 }
 
+/* Any buffer but a one-segment direct one, out of line so the burst's loop
+ * keeps its registers: add_one() with the ring state written back. */
+static __attribute__((noinline)) int add_general(struct vhu_drv_vq *vq, const struct vhu_drv_buf *x,
+	uint16_t *free_head, uint16_t *num_free, uint16_t *avail_idx)
+{
+	vq->free_head = *free_head;
+	vq->num_free = *num_free;
+	vq->avail_idx = *avail_idx;
+	int r = add_one(vq, x->sg, x->out, x->in, x->token, false);
+	*free_head = vq->free_head;
+	*num_free = vq->num_free;
+	*avail_idx = vq->avail_idx;
+	return r;
+}
+
 /*
  * The burst without IN_ORDER, the ring state in locals (stores to the ring
- * could alias the queue's fields for the compiler). Direct chains are
- * written here; a buffer that goes into an indirect table takes add_one()
- * with the state written back around it.
+ * could alias the queue's fields for the compiler): one-segment buffers,
+ * the commonest, are written here, any other by add_general().
  */
 static inline __attribute__((always_inline)) int add_free_list_run(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n)
 {
-	const uint16_t num = vq->num, mask = num - 1;
+	const uint16_t mask = vq->num - 1;
 	struct vhu_vring_desc *desc = vq->split.desc;
 	uint16_t *ring = vq->split.avail->ring, *next = vq->next;
 	struct vhu_drv_slot *slots = vq->slot;
 	uint16_t free_head = vq->free_head, num_free = vq->num_free, avail_idx = vq->avail_idx;
-	unsigned k;
-	int r = 0;
-
 	bool single_indirect = drv_use_indirect(vq, 1);
+	unsigned k, simple = 0;
+	int r = 0;
 
 	for (k = 0; k < n; k++) {
 		const struct vhu_drv_buf *x = &b[k];
-		unsigned total = (unsigned)x->out + x->in;
 		if ((r = drv_buf_check(x)) < 0)
 			break;
-		if (total == 1 && !single_indirect) {
-			/* the commonest buffer: one segment, one descriptor */
-			if (!num_free) {
-				r = -ENOSPC;
-				break;
-			}
-			uint16_t head = free_head;
-			const struct vhu_sg *g = x->sg;
-			free_head = next[head];
-			write_desc(&desc[head], g->addr, g->len, x->in ? VHU_VRING_DESC_F_WRITE : 0, free_head);
-			num_free--;
-			slots[head] = (struct vhu_drv_slot){
-				.token = x->token, .in_len = x->in ? g->len : 0, .ndesc = 1, .last = head,
-			};
-			st16(&ring[avail_idx & mask], head);
-			avail_idx++;
-			continue;
-		}
-		if (drv_use_indirect(vq, total)) {
-			vq->free_head = free_head;
-			vq->num_free = num_free;
-			vq->avail_idx = avail_idx;
-			r = add_one(vq, x->sg, x->out, x->in, x->token, false);
-			free_head = vq->free_head;
-			num_free = vq->num_free;
-			avail_idx = vq->avail_idx;
-			if (r < 0)
+		if ((unsigned)x->out + x->in != 1 || single_indirect) {
+			if ((r = add_general(vq, x, &free_head, &num_free, &avail_idx)) < 0)
 				break;
 			continue;
 		}
-		if (total > num) {
-			r = -EINVAL;  /* §2.7.5.2: no chain longer than the queue */
-			break;
-		}
-		if (total > num_free) {
+		if (!num_free) {
 			r = -ENOSPC;
 			break;
 		}
-		uint16_t head = free_head, i = head;
-		uint64_t in_len = 0;
-		for (unsigned j = 0;; j++) {
-			const struct vhu_sg *g = &x->sg[j];
-			uint16_t nx = next[i];   /* the free list is the chain order */
-			bool wr = j >= x->out;
-			in_len += wr ? g->len : 0;
-			write_desc(&desc[i], g->addr, g->len,
-				   (j + 1 < total ? VHU_VRING_DESC_F_NEXT : 0) | (wr ? VHU_VRING_DESC_F_WRITE : 0), nx);
-			if (j + 1 == total)
-				break;
-			i = nx;
-		}
-		free_head = next[i];
-		num_free -= total;
-		slots[head] = (struct vhu_drv_slot){
-			.token = x->token, .in_len = in_len > UINT32_MAX ? UINT32_MAX : (uint32_t)in_len,
-			.ndesc = (uint16_t)total, .last = i,
-		};
+		uint16_t head = free_head;
+		const struct vhu_sg *g = x->sg;
+		uint32_t len = g->len, in_len = x->in ? len : 0;
+		free_head = next[head];
+		write_desc(&desc[head], g->addr, len, x->in ? VHU_VRING_DESC_F_WRITE : 0, free_head);
+		num_free--;
+		slots[head] = (struct vhu_drv_slot){ .token = x->token, .in_len = in_len, .ndesc = 1, .last = head };
 		/* The device reads this entry only after our release of avail->idx. */
 		st16(&ring[avail_idx & mask], head);
 		avail_idx++;
+		simple++;
 	}
-	vq->added += (uint16_t)(avail_idx - vq->avail_idx);
+	vq->added += simple;
 	vq->free_head = free_head;
 	vq->num_free = num_free;
 	vq->avail_idx = avail_idx;
