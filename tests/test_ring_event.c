@@ -197,6 +197,9 @@ static void save_restore_inflight(void **state)
 		struct vhu_vq_pos back;
 		assert_int_equal(vhu_vq_pos_decode(base, packed, 16, &back), 0);
 		vhu_dev_vq_destroy(&rp.dev);
+		/* a destroyed queue answers, it does not reach freed memory */
+		assert_int_equal(vhu_dev_vq_pop(&rp.dev, &e[0], iov[0], 4), -ESHUTDOWN);
+		assert_int_equal(vhu_dev_vq_push(&rp.dev, &e[0], 0), -ESHUTDOWN);
 		assert_int_equal(vhu_dev_vq_init(&rp.dev, &rp.cfg), 0);
 		assert_int_equal(vhu_dev_vq_set_pos(&rp.dev, &back), 0);
 		/* the in-flight ones (e0, e2, e3) are still owed to the driver */

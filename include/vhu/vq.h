@@ -143,7 +143,7 @@ struct vhu_dev_vq {
 };
 
 /* Set up a queue; allocates the per-id side array (-ENOMEM), which
- * vhu_dev_vq_destroy() frees. */
+ * vhu_dev_vq_destroy() frees (pop and push then return -ESHUTDOWN). */
 int vhu_dev_vq_init(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg);
 void vhu_dev_vq_destroy(struct vhu_dev_vq *vq);
 /* The same ring seen through new mappings (a new memory table): the ring

@@ -50,6 +50,8 @@ void vhu_dev_vq_destroy(struct vhu_dev_vq *vq)
 {
 	free(vq->chain);
 	vq->chain = NULL;
+	/* a pop or push after this answers instead of reaching freed memory */
+	vq->broken = -ESHUTDOWN;
 }
 
 int vhu_dev_vq_remap(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)

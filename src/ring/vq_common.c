@@ -129,6 +129,8 @@ const char *vhu_vq_strerror(int err)
 	case EMSGSIZE: return "indirect table too long";
 	case EOPNOTSUPP: return "INDIRECT without VIRTIO_F_INDIRECT_DESC";
 	case ENOENT: return "buffer id not in flight";
+	case EEXIST: return "buffer id offered again while the device holds it";
+	case ESHUTDOWN: return "queue destroyed";
 	case ENXIO: return "notification for another queue";
 	case EBADE: return "notification data disagrees with the ring";
 	case ENOSPC: return "ring full";
