@@ -200,6 +200,8 @@ static void save_restore_inflight(void **state)
 		/* a destroyed queue answers, it does not reach freed memory */
 		assert_int_equal(vhu_dev_vq_pop(&rp.dev, &e[0], iov[0], 4), -ESHUTDOWN);
 		assert_int_equal(vhu_dev_vq_push(&rp.dev, &e[0], 0), -ESHUTDOWN);
+		assert_int_equal(vhu_dev_vq_set_pos(&rp.dev, &back), -ESHUTDOWN);
+		assert_int_equal(vhu_dev_vq_pop(&rp.dev, &e[0], iov[0], 4), -ESHUTDOWN);
 		assert_int_equal(vhu_dev_vq_init(&rp.dev, &rp.cfg), 0);
 		assert_int_equal(vhu_dev_vq_set_pos(&rp.dev, &back), 0);
 		/* the in-flight ones (e0, e2, e3) are still owed to the driver */

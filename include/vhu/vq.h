@@ -239,8 +239,9 @@ int vhu_dev_vq_notification_data(struct vhu_dev_vq *vq, uint32_t data);
 
 /* Save and restore the position (stop/start, migration, reconnect). Flush
  * first: get_pos reports what was published. Split: set_pos takes the used
- * index from the ring, which is its truth (§2.7.8). -EINVAL if the position
- * is out of range for the queue. */
+ * index from the ring, which is its truth (§2.7.8). set_pos forgets the
+ * chains the queue held (they stay counted in flight). -EINVAL if the
+ * position is out of range for the queue, -ESHUTDOWN after destroy. */
 void vhu_dev_vq_get_pos(const struct vhu_dev_vq *vq, struct vhu_vq_pos *pos);
 int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos);
 

@@ -175,6 +175,11 @@ int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos)
 {
 	uint32_t inflight;
 
+	/* destroyed: the records are gone, and clearing broken below would
+	 * let a pop reach them */
+	if (!vq->chain)
+		return -ESHUTDOWN;
+
 	if (vq->packed) {
 		if (pos->avail >= vq->num || pos->used >= vq->num)
 			return -EINVAL;
