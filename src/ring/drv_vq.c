@@ -84,11 +84,11 @@ int vhu_drv_vq_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *bufs, 
 int vhu_drv_vq_add(struct vhu_drv_vq *vq, const struct vhu_sg *sg, unsigned out,
 		   unsigned in, void *token)
 {
+	if (vq->broken)
+		return vq->broken;
 	if (out > 0xffff || in > 0xffff)
 		return -EINVAL;
 	struct vhu_drv_buf b = { sg, (uint16_t)out, (uint16_t)in, token };
-	if (vq->broken)
-		return vq->broken;
 	int r = vq->packed ? packed_drv_add_one(vq, &b) : split_drv_add_one(vq, &b);
 	return r > 0 ? 0 : r;
 }

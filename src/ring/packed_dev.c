@@ -289,34 +289,29 @@ static void write_batch(struct vhu_dev_vq *vq)
 }
 
 /* IN_ORDER: buffers batched into one used descriptor while fully written. */
-static inline __attribute__((always_inline)) unsigned push_run(struct vhu_dev_vq *vq,
-	const struct vhu_vq_used *u, unsigned n, bool in_order)
+static unsigned push_in_order(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
 {
 	struct vhu_dev_chain *chains = vq->chain;
 	unsigned k;
 
 	for (k = 0; k < n; k++) {
 		uint32_t id = u[k].id, len = u[k].len;
-		if (id >= vq->num || !chains[id].ndesc || len > chains[id].in_len)
+		if (!dev_used_ok(chains, vq->num, id, len))
 			break;
 		struct vhu_dev_chain *c = &chains[id];
-		if (in_order) {
-			uint16_t expect = vq->used_idx;
-			bool w = vq->used_wrap;
-			packed_advance(&expect, &w, vq->batch.ndesc, vq->num);
-			if (c->pos != expect)
-				break;
-			if (vq->batch.count && !vq->batch.last_full)
-				write_batch(vq);
-			vq->batch.count++;
-			vq->batch.ndesc += c->ndesc;
-			vq->batch.last_id = (uint16_t)id;
-			vq->batch.last_len = len;
-			vq->batch.last_full = len == c->in_len;
-			vq->batch.last_write = c->in_len > 0;
-		} else {
-			write_used(vq, (uint16_t)id, len, c->in_len > 0, c->ndesc);
-		}
+		uint16_t expect = vq->used_idx;
+		bool w = vq->used_wrap;
+		packed_advance(&expect, &w, vq->batch.ndesc, vq->num);
+		if (c->pos != expect)
+			break;
+		if (vq->batch.count && !vq->batch.last_full)
+			write_batch(vq);
+		vq->batch.count++;
+		vq->batch.ndesc += c->ndesc;
+		vq->batch.last_id = (uint16_t)id;
+		vq->batch.last_len = len;
+		vq->batch.last_full = len == c->in_len;
+		vq->batch.last_write = c->in_len > 0;
 		vq->inflight -= c->ndesc;
 		c->ndesc = 0;
 	}
@@ -337,7 +332,7 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 
 	for (k = 0; k < n; k++) {
 		uint32_t id = u[k].id, len = u[k].len;
-		if (id >= num || !chains[id].ndesc || len > chains[id].in_len)
+		if (!dev_used_ok(chains, num, id, len))
 			break;
 		struct vhu_dev_chain *c = &chains[id];
 		struct vhu_vring_packed_desc *d = &desc[used_idx];
@@ -368,7 +363,7 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 
 int packed_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
 {
-	return (int)(vq->f.in_order ? push_run(vq, u, n, true) : push_each(vq, u, n));
+	return (int)(vq->f.in_order ? push_in_order(vq, u, n) : push_each(vq, u, n));
 }
 
 void packed_dev_flush(struct vhu_dev_vq *vq)

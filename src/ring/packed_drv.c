@@ -165,27 +165,18 @@ bool packed_drv_kick_prepare(struct vhu_drv_vq *vq)
 	return true;
 }
 
-static inline __attribute__((always_inline)) void complete(struct vhu_drv_vq *vq, uint16_t id, bool in_order)
+/*
+ * IN_ORDER (§2.8.9): the next buffer taken, from its own used descriptor or
+ * as one skipped by a batch's (those before the batch's last have none of
+ * their own and were used completely). Ids are head offsets, so the buffer
+ * is always the one at last_used. 1, 0 when none, or the broken code.
+ */
+static int get_in_order_one(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 {
-	struct vhu_drv_slot *s = &vq->slot[id];
-
-	packed_advance(&vq->last_used, &vq->used_wrap, s->ndesc, vq->num);
-	vq->num_free += s->ndesc;
-	if (!in_order)
-		vq->next[vq->free_head++] = id;
-	s->token = NULL;
-}
-
-static inline __attribute__((always_inline)) int get_one(struct vhu_drv_vq *vq,
-	void **token, uint32_t *len, bool in_order)
-{
-	uint16_t id;
+	uint16_t id = vq->last_used;
 	uint32_t l;
 
-	if (in_order && vq->batch) {
-		/* §2.8.9: buffers before the batch's last have no used
-		 * descriptor of their own and were used completely */
-		id = vq->last_used;
+	if (vq->batch) {
 		if (!vq->slot[id].token)
 			return broken(vq, -ENOENT);
 		if (id == vq->batch_last) {
@@ -203,14 +194,12 @@ static inline __attribute__((always_inline)) int get_one(struct vhu_drv_vq *vq,
 		l = (flags & VHU_VRING_DESC_F_WRITE) ? ld32(&d->len) : 0;
 		if (uid >= vq->num)
 			return broken(vq, -ERANGE);
-		id = (uint16_t)uid;
-		if (in_order && id != vq->last_used) {
-			if (!vq->slot[id].token)
+		if (uid != id) {
+			if (!vq->slot[uid].token)
 				return broken(vq, -ENOENT);
 			vq->batch = true;
-			vq->batch_last = id;
+			vq->batch_last = (uint16_t)uid;
 			vq->batch_len = l;
-			id = vq->last_used;
 			l = vq->slot[id].in_len;
 		}
 		if (!vq->slot[id].token)
@@ -218,19 +207,22 @@ static inline __attribute__((always_inline)) int get_one(struct vhu_drv_vq *vq,
 	}
 	if (l > vq->slot[id].in_len)
 		return broken(vq, -EOVERFLOW);
-	*token = vq->slot[id].token;
+	struct vhu_drv_slot *s = &vq->slot[id];
+	*token = s->token;
 	*len = l;
-	complete(vq, id, in_order);
+	packed_advance(&vq->last_used, &vq->used_wrap, s->ndesc, vq->num);
+	vq->num_free += s->ndesc;
+	s->token = NULL;
 	return 1;
 }
 
-static inline __attribute__((always_inline)) int get_run(struct vhu_drv_vq *vq,
-	void **tokens, uint32_t *lens, unsigned n, bool in_order)
+static inline __attribute__((always_inline)) int get_in_order_run(struct vhu_drv_vq *vq,
+	void **tokens, uint32_t *lens, unsigned n)
 {
 	unsigned k;
 
 	for (k = 0; k < n; k++) {
-		int r = get_one(vq, &tokens[k], &lens[k], in_order);
+		int r = get_in_order_one(vq, &tokens[k], &lens[k]);
 		if (r <= 0)
 			return k ? (int)k : r;
 	}
@@ -275,7 +267,7 @@ static inline __attribute__((always_inline)) int get_free_ids_run(struct vhu_drv
 
 int packed_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
 {
-	return vq->f.in_order ? get_run(vq, tokens, lens, n, true) : get_free_ids_run(vq, tokens, lens, n);
+	return vq->f.in_order ? get_in_order_run(vq, tokens, lens, n) : get_free_ids_run(vq, tokens, lens, n);
 }
 
 bool packed_drv_has_used(struct vhu_drv_vq *vq)
@@ -308,5 +300,5 @@ int packed_drv_add_one(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b)
 
 int packed_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 {
-	return vq->f.in_order ? get_run(vq, token, len, 1, true) : get_free_ids_run(vq, token, len, 1);
+	return vq->f.in_order ? get_in_order_run(vq, token, len, 1) : get_free_ids_run(vq, token, len, 1);
 }

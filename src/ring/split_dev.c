@@ -268,31 +268,25 @@ static void write_batch(struct vhu_dev_vq *vq)
 }
 
 /* IN_ORDER: buffers batched into one used entry while fully written. */
-static inline __attribute__((always_inline)) unsigned push_run(struct vhu_dev_vq *vq,
-	const struct vhu_vq_used *u, unsigned n, bool in_order)
+static unsigned push_in_order(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
 {
 	struct vhu_dev_chain *chains = vq->chain;
 	unsigned k;
 
 	for (k = 0; k < n; k++) {
 		uint32_t id = u[k].id, len = u[k].len;
-		if (id >= vq->num || !chains[id].ndesc || len > chains[id].in_len)
+		if (!dev_used_ok(chains, vq->num, id, len))
 			break;
 		struct vhu_dev_chain *c = &chains[id];
-		if (in_order) {
-			if (c->pos != (uint16_t)(vq->used_idx + vq->batch.count))
-				break;
-			/* Only a fully written buffer may be skipped (§2.7.9). */
-			if (vq->batch.count && !vq->batch.last_full)
-				write_batch(vq);
-			vq->batch.count++;
-			vq->batch.last_id = (uint16_t)id;
-			vq->batch.last_len = len;
-			vq->batch.last_full = len == c->in_len;
-		} else {
-			write_used(vq, (uint16_t)id, len);
-			vq->used_idx++;
-		}
+		if (c->pos != (uint16_t)(vq->used_idx + vq->batch.count))
+			break;
+		/* Only a fully written buffer may be skipped (§2.7.9). */
+		if (vq->batch.count && !vq->batch.last_full)
+			write_batch(vq);
+		vq->batch.count++;
+		vq->batch.last_id = (uint16_t)id;
+		vq->batch.last_len = len;
+		vq->batch.last_full = len == c->in_len;
 		c->ndesc = 0;
 	}
 	vq->inflight -= k;
@@ -310,7 +304,7 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 
 	for (k = 0; k < n; k++) {
 		uint32_t id = u[k].id, len = u[k].len;
-		if (id >= num || !chains[id].ndesc || len > chains[id].in_len)
+		if (!dev_used_ok(chains, num, id, len))
 			break;
 		chains[id].ndesc = 0;
 		struct vhu_vring_used_elem *e = &ring[used_idx & mask];
@@ -325,7 +319,7 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 
 int split_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
 {
-	return (int)(vq->f.in_order ? push_run(vq, u, n, true) : push_each(vq, u, n));
+	return (int)(vq->f.in_order ? push_in_order(vq, u, n) : push_each(vq, u, n));
 }
 
 void split_dev_flush(struct vhu_dev_vq *vq)

@@ -175,44 +175,50 @@ static void free_chain(struct vhu_drv_vq *vq, uint16_t head)
 	s->token = NULL;
 }
 
-/* One used buffer at last_used, which the window says is there. */
-static inline __attribute__((always_inline)) int get_one(struct vhu_drv_vq *vq,
-	void **token, uint32_t *len, bool in_order)
+/* The used window: how many entries the device has published beyond
+ * last_used, read from used->idx only when the shadow has fewer than want
+ * (§2.7.8: never more than the queue size). */
+static int used_window(struct vhu_drv_vq *vq, unsigned want)
+{
+	uint16_t ready = (uint16_t)(vq->shadow_used - vq->last_used);
+
+	if (ready < want) {
+		uint16_t u = ld16_acq(&vq->split.used->idx);
+		if ((uint16_t)(u - vq->last_used) > vq->num)
+			return broken(vq, -EDOM);
+		vq->shadow_used = u;
+		ready = (uint16_t)(u - vq->last_used);
+	}
+	return ready;
+}
+
+/* IN_ORDER (§2.7.9): the next buffer, one the window says is there; an
+ * entry may stand for a batch ending with its id, the buffers before it
+ * fully used. */
+static int get_in_order_one(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 {
 	uint16_t mask = vq->num - 1, head;
 	uint32_t l;
 
-	if (in_order) {
-		/* §2.7.9: one entry may stand for a batch ending with its id */
-		if (!vq->batch) {
-			struct vhu_vring_used_elem *u = &vq->split.used->ring[vq->last_used & mask];
-			uint32_t id = ld32(&u->id);
-			if (id >= vq->num)
-				return broken(vq, -ERANGE);
-			vq->batch_last = (uint16_t)id;
-			vq->batch_len = ld32(&u->len);
-			vq->batch = true;
-		}
-		head = vq->next_done;
-		if (!vq->slot[head].token)
-			return broken(vq, -ENOENT);
-		if (head == vq->batch_last) {
-			l = vq->batch_len;
-			vq->batch = false;
-		} else {
-			l = vq->slot[head].in_len;  /* skipped: fully used */
-		}
-		vq->next_done = (uint16_t)((head + vq->slot[head].ndesc) & mask);
-	} else {
+	if (!vq->batch) {
 		struct vhu_vring_used_elem *u = &vq->split.used->ring[vq->last_used & mask];
 		uint32_t id = ld32(&u->id);
-		l = ld32(&u->len);
 		if (id >= vq->num)
 			return broken(vq, -ERANGE);
-		head = (uint16_t)id;
-		if (!vq->slot[head].token)
-			return broken(vq, -ENOENT);
+		vq->batch_last = (uint16_t)id;
+		vq->batch_len = ld32(&u->len);
+		vq->batch = true;
 	}
+	head = vq->next_done;
+	if (!vq->slot[head].token)
+		return broken(vq, -ENOENT);
+	if (head == vq->batch_last) {
+		l = vq->batch_len;
+		vq->batch = false;
+	} else {
+		l = vq->slot[head].in_len;  /* skipped: fully used */
+	}
+	vq->next_done = (uint16_t)((head + vq->slot[head].ndesc) & mask);
 	/* §2.7.8.2: a device claiming more than the writable part is lying */
 	if (l > vq->slot[head].in_len)
 		return broken(vq, -EOVERFLOW);
@@ -223,22 +229,17 @@ static inline __attribute__((always_inline)) int get_one(struct vhu_drv_vq *vq,
 	return 1;
 }
 
-static inline __attribute__((always_inline)) int get_run(struct vhu_drv_vq *vq,
-	void **tokens, uint32_t *lens, unsigned n, bool in_order)
+static inline __attribute__((always_inline)) int get_in_order_run(struct vhu_drv_vq *vq,
+	void **tokens, uint32_t *lens, unsigned n)
 {
-	uint16_t ready = (uint16_t)(vq->shadow_used - vq->last_used);
+	int ready = used_window(vq, n);
 
-	if (ready < n) {
-		uint16_t u = ld16_acq(&vq->split.used->idx);
-		if ((uint16_t)(u - vq->last_used) > vq->num)
-			return broken(vq, -EDOM);
-		vq->shadow_used = u;
-		ready = (uint16_t)(u - vq->last_used);
-	}
-	if (n > ready)
-		n = ready;
+	if (ready < 0)
+		return ready;
+	if (n > (unsigned)ready)
+		n = (unsigned)ready;
 	for (unsigned k = 0; k < n; k++) {
-		int r = get_one(vq, &tokens[k], &lens[k], in_order);
+		int r = get_in_order_one(vq, &tokens[k], &lens[k]);
 		if (r < 0)
 			return k ? (int)k : r;
 	}
@@ -253,19 +254,14 @@ static inline __attribute__((always_inline)) int get_free_list_run(struct vhu_dr
 	uint16_t *next = vq->next;
 	struct vhu_drv_slot *slots = vq->slot;
 	uint16_t last = vq->last_used, free_head = vq->free_head, num_free = vq->num_free;
-	uint16_t ready = (uint16_t)(vq->shadow_used - last);
+	int ready = used_window(vq, n);
 	unsigned k;
 	int r = 0;
 
-	if (ready < n) {
-		uint16_t u = ld16_acq(&vq->split.used->idx);
-		if ((uint16_t)(u - last) > num)
-			return broken(vq, -EDOM);
-		vq->shadow_used = u;
-		ready = (uint16_t)(u - last);
-	}
-	if (n > ready)
-		n = ready;
+	if (ready < 0)
+		return ready;
+	if (n > (unsigned)ready)
+		n = (unsigned)ready;
 	for (k = 0; k < n; k++) {
 		const struct vhu_vring_used_elem *u = &ring[last & mask];
 		uint32_t id = ld32(&u->id), l = ld32(&u->len);
@@ -288,7 +284,7 @@ static inline __attribute__((always_inline)) int get_free_list_run(struct vhu_dr
 
 int split_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n)
 {
-	return vq->f.in_order ? get_run(vq, tokens, lens, n, true) : get_free_list_run(vq, tokens, lens, n);
+	return vq->f.in_order ? get_in_order_run(vq, tokens, lens, n) : get_free_list_run(vq, tokens, lens, n);
 }
 
 bool split_drv_has_used(struct vhu_drv_vq *vq)
@@ -318,5 +314,5 @@ int split_drv_add_one(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b)
 
 int split_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 {
-	return vq->f.in_order ? get_run(vq, token, len, 1, true) : get_free_list_run(vq, token, len, 1);
+	return vq->f.in_order ? get_in_order_run(vq, token, len, 1) : get_free_list_run(vq, token, len, 1);
 }

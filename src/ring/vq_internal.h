@@ -107,6 +107,13 @@ struct vhu_dev_chain {
 	uint16_t pos;      /* split: avail index; packed: ring offset of head */
 };
 
+/* A used pair the device returns is one the engine gave it: the id in range
+ * and in flight, the length within what the chain can take. */
+static inline bool dev_used_ok(const struct vhu_dev_chain *chains, uint16_t num, uint32_t id, uint32_t len)
+{
+	return id < num && chains[id].ndesc && len <= chains[id].in_len;
+}
+
 static inline __attribute__((always_inline)) void *dev_xlate(struct vhu_dev_vq *vq, uint64_t addr, uint64_t *len, bool write)
 {
 	return vhu_xlate(&vq->xl, addr, len, write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
