@@ -90,6 +90,7 @@ struct vhu_vq_flags {
 /* Device side. The struct is public so it can be embedded; its fields are
  * the engine's own. */
 struct vhu_dev_chain;
+struct vhu_dev_inflight;
 
 struct vhu_dev_vq {
 	uint16_t num, index;
@@ -109,6 +110,7 @@ struct vhu_dev_vq {
 	};
 	struct vhu_xlate xl;       /* buffers and indirect tables */
 	struct vhu_dev_chain *chain;  /* per id: the chains the device holds */
+	struct vhu_dev_inflight *ifl; /* the inflight region kept, or NULL */
 
 	/* consumer position */
 	uint16_t last_avail;       /* split: free-running; packed: offset */
@@ -244,6 +246,29 @@ int vhu_dev_vq_notification_data(struct vhu_dev_vq *vq, uint32_t data);
  * position is out of range for the queue, -ESHUTDOWN after destroy. */
 void vhu_dev_vq_get_pos(const struct vhu_dev_vq *vq, struct vhu_vq_pos *pos);
 int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos);
+
+/*
+ * Keep this queue's part of a vhost-user inflight region (vhu/inflight.h),
+ * at least vhu_inflight_queue_size(num, packed) bytes, 8-byte aligned, in
+ * step with the queue: call after init and set_pos. A fresh region
+ * (version 0) is laid out at the current position. A region in use is
+ * recovered: checked entry by entry, its last batch settled or rolled back
+ * ("When reconnecting"), the ring position rebuilt from it and the ring
+ * (so the position set_pos was given does not count), and each request it
+ * records as taken but not used queued: the next pops return those first,
+ * in the order they were first taken, with their ids; the device serves
+ * them as any other. Every pop then records, every push and flush settles,
+ * in an order that a crash at any instruction leaves recoverable.
+ * Returns how many were queued, or a negative errno, the queue then broken
+ * with it: -EPROTONOSUPPORT a version or features vhu does not know,
+ * -EINVAL region too small or misaligned, or desc_num not the queue size,
+ * -EBADMSG an entry out of range, a list that loops or leaks, a chain
+ * whose count, links, flags or id disagree, two with one id or counter,
+ * -ENOMEM. set_pos and destroy detach the region.
+ */
+int vhu_dev_vq_inflight_attach(struct vhu_dev_vq *vq, void *region, size_t len);
+/* Requests recovered from the region and not yet popped again. */
+unsigned vhu_dev_vq_resubmit_pending(const struct vhu_dev_vq *vq);
 
 static inline int vhu_dev_vq_broken(const struct vhu_dev_vq *vq) { return vq->broken; }
 static inline uint32_t vhu_dev_vq_inflight(const struct vhu_dev_vq *vq) { return vq->inflight; }

@@ -2,7 +2,7 @@
 /* Device-side virtqueue: set-up, position, and dispatch by ring format. */
 #include <stdlib.h>
 
-#include "vq_internal.h"
+#include "inflight_internal.h"
 
 static void set_rings(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
 {
@@ -46,8 +46,15 @@ int vhu_dev_vq_init(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
 	return 0;
 }
 
+static void detach_inflight(struct vhu_dev_vq *vq)
+{
+	ifl_free(vq->ifl);
+	vq->ifl = NULL;
+}
+
 void vhu_dev_vq_destroy(struct vhu_dev_vq *vq)
 {
+	detach_inflight(vq);
 	free(vq->chain);
 	vq->chain = NULL;
 	/* a pop or push after this answers instead of reaching freed memory */
@@ -78,6 +85,8 @@ int vhu_dev_vq_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsig
 		iov_max = IOV_CAP;
 	if (n == 0)
 		return 0;
+	if (__builtin_expect(vq->ifl && vhu_dev_vq_resubmit_pending(vq), 0))
+		return ifl_pop_resubmitted(vq, elems, n, iov, iov_len, iov_max);
 	return vq->packed ? packed_dev_pop_burst(vq, elems, n, iov, iov_len, iov_max)
 			  : split_dev_pop_burst(vq, elems, n, iov, iov_len, iov_max);
 }
@@ -89,6 +98,8 @@ int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
 		return vq->broken;
 	if (iov_max > IOV_CAP)
 		iov_max = IOV_CAP;
+	if (__builtin_expect(vq->ifl && vhu_dev_vq_resubmit_pending(vq), 0))
+		return ifl_pop_resubmitted(vq, elem, 1, iov, iov_max, iov_max);
 	return vq->packed ? packed_dev_pop_one(vq, elem, iov, iov_max) : split_dev_pop_one(vq, elem, iov, iov_max);
 }
 
@@ -149,6 +160,8 @@ bool vhu_dev_vq_has_avail(struct vhu_dev_vq *vq)
 {
 	if (vq->broken)
 		return false;
+	if (vhu_dev_vq_resubmit_pending(vq))
+		return true;
 	return vq->packed ? packed_dev_has_avail(vq) : split_dev_has_avail(vq);
 }
 
@@ -179,6 +192,7 @@ int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos)
 	 * let a pop reach them */
 	if (!vq->chain)
 		return -ESHUTDOWN;
+	detach_inflight(vq);
 
 	if (vq->packed) {
 		if (pos->avail >= vq->num || pos->used >= vq->num)

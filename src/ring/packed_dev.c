@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Packed virtqueue, device side (VIRTIO §2.8). */
-#include "vq_internal.h"
+#include "inflight_internal.h"
 
 static int broken(struct vhu_dev_vq *vq, int err)
 {
@@ -101,6 +101,32 @@ static int walk(struct vhu_dev_vq *vq, uint16_t pos, uint16_t flags, struct chai
 	return buf_err;
 }
 
+/* A recovered chain from its copied descriptors (inflight.c): the rules
+ * of walk() on entries linked by next instead of ring slots. */
+int packed_dev_map_copies(struct vhu_dev_vq *vq, const struct desc_copy *copy, const uint16_t *next,
+			  uint16_t head, unsigned n, struct chain_map *m, int *ring_err)
+{
+	int buf_err = 0;
+	uint16_t e = head;
+
+	for (unsigned j = 0; j < n; j++, e = next[e]) {
+		const struct desc_copy *d = &copy[e];
+		if (d->flags & VHU_VRING_DESC_F_INDIRECT) {
+			if (n > 1 || (d->flags & VHU_VRING_DESC_F_NEXT))
+				return *ring_err = -EPROTO, 0;
+			if (!vq->f.indirect)
+				return *ring_err = -EOPNOTSUPP, 0;
+			int r = map_indirect(vq, d, m, &buf_err);
+			if (r < 0)
+				*ring_err = r;
+			return buf_err;
+		}
+		if (!buf_err)
+			buf_err = chain_map_add(vq, m, d->addr, d->len, d->flags & VHU_VRING_DESC_F_WRITE);
+	}
+	return buf_err;
+}
+
 /*
  * The run of one-descriptor chains from pos, up to limit (see split_dev.c's
  * take_simple_run): available, id in range and not held, buffer in a
@@ -109,7 +135,7 @@ static int walk(struct vhu_dev_vq *vq, uint16_t pos, uint16_t flags, struct chai
 static inline __attribute__((always_inline)) unsigned take_simple_run(const struct vhu_vring_packed_desc *desc,
 	struct vhu_dev_chain *chains, uint16_t num, uint16_t *posp, bool *wrapp,
 	const struct vhu_xlate_window *win, struct vhu_vq_elem *e, unsigned limit, struct iovec *iov,
-	bool own)
+	bool own, struct vhu_dev_inflight *track)
 {
 	uint16_t pos = *posp;
 	bool wrap = *wrapp;
@@ -126,6 +152,8 @@ static inline __attribute__((always_inline)) unsigned take_simple_run(const stru
 			break;
 		e[k].id = id;
 		chains[id] = (struct vhu_dev_chain){ .in_len = e[k].in_len, .ndesc = 1, .pos = pos };
+		if (track)
+			ifl_packed_take(track, desc, pos, 1, id);
 		if (++pos == num) {
 			pos = 0;
 			wrap = !wrap;
@@ -148,12 +176,20 @@ static __attribute__((noinline)) int map_chain(struct vhu_dev_vq *vq, uint16_t p
 	return walk(vq, pos, flags, m, ndesc, id, ring_err);
 }
 
-/* own: each chain into its element's own iovecs (iov is NULL); a template
- * parameter, so each loop is compiled for its case. */
+/* own: each chain into its element's own iovecs (iov is NULL); track: the
+ * inflight region is kept. Template parameters, so each loop is compiled
+ * for its case. */
 static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 	struct vhu_vq_elem *elems, unsigned n, struct iovec *iov, unsigned iov_len, unsigned iov_max,
-	bool own)
+	bool own, bool track)
 {
+	struct vhu_dev_inflight *ifl = track ? vq->ifl : NULL;
+
+	/* The region's free list serves takes and uses alike, and its old_*
+	 * state is one snapshot: settle used buffers before taking more, so
+	 * a roll-back never undoes a take. */
+	if (track && ifl->open)
+		packed_dev_flush(vq);
 	/* the queue's fields the loop reads, in locals (see split_dev.c) */
 	const uint16_t num = vq->num;
 	const struct vhu_vring_packed_desc *desc = vq->pk.desc;
@@ -168,7 +204,7 @@ static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 	while (taken < n) {
 		unsigned k = take_simple_run(desc, chains, num, &pos, &wrap, win, elems + taken,
 					     simple_limit(n - taken, inflight, num, own, !taken, iov_len, iov_max),
-					     iov, own);
+					     iov, own, ifl);
 		taken += k;
 		inflight += k;
 		if (!own) {
@@ -223,6 +259,8 @@ static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 		unsigned used_iov = m.n;
 		e->id = id;
 		chains[id] = (struct vhu_dev_chain){ .in_len = e->in_len, .ndesc = ndesc, .pos = pos };
+		if (track)
+			ifl_packed_take(ifl, desc, pos, ndesc, id);
 		taken++;
 		packed_advance(&pos, &wrap, ndesc, num);
 		inflight += ndesc;
@@ -244,14 +282,18 @@ static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 /* One chain (vhu_dev_vq_pop): the burst's loop compiled for n = 1 */
 int packed_dev_pop_one(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
 {
-	return pop_run(vq, e, 1, iov, max, max, false);
+	return vq->ifl ? pop_run(vq, e, 1, iov, max, max, false, true)
+		       : pop_run(vq, e, 1, iov, max, max, false, false);
 }
 
 int packed_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
 			 struct iovec *iov, unsigned iov_len, unsigned iov_max)
 {
-	return iov ? pop_run(vq, elems, n, iov, iov_len, iov_max, false)
-		   : pop_run(vq, elems, n, NULL, 0, iov_max, true);
+	if (vq->ifl)
+		return iov ? pop_run(vq, elems, n, iov, iov_len, iov_max, false, true)
+			   : pop_run(vq, elems, n, NULL, 0, iov_max, true, true);
+	return iov ? pop_run(vq, elems, n, iov, iov_len, iov_max, false, false)
+		   : pop_run(vq, elems, n, NULL, 0, iov_max, true, false);
 }
 
 /* Write one used descriptor at the used offset and skip the chain's slots.
@@ -312,6 +354,8 @@ static unsigned push_in_order(struct vhu_dev_vq *vq, const struct vhu_vq_used *u
 		vq->batch.last_len = len;
 		vq->batch.last_full = len == c->in_len;
 		vq->batch.last_write = c->in_len > 0;
+		if (vq->ifl)
+			ifl_packed_push(vq->ifl, (uint16_t)id, c->ndesc);
 		vq->inflight -= c->ndesc;
 		c->ndesc = 0;
 	}
@@ -335,6 +379,8 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 		if (!dev_used_ok(chains, num, id, len))
 			break;
 		struct vhu_dev_chain *c = &chains[id];
+		if (vq->ifl)
+			ifl_packed_push(vq->ifl, (uint16_t)id, c->ndesc);
 		struct vhu_vring_packed_desc *d = &desc[used_idx];
 		uint16_t flags = used_wrap ? VHU_VRING_PACKED_DESC_F_AVAIL | VHU_VRING_PACKED_DESC_F_USED : 0;
 		/* §2.8.6: WRITE in a used descriptor says len is meaningful */
@@ -374,6 +420,8 @@ void packed_dev_flush(struct vhu_dev_vq *vq)
 		st16_rel(&vq->pk.desc[vq->pending_pos].flags, vq->pending_flags);
 		vq->pending = false;
 	}
+	if (vq->ifl)
+		ifl_packed_published(vq->ifl);
 }
 
 bool packed_dev_should_notify(struct vhu_dev_vq *vq)

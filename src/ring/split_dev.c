@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Split virtqueue, device side (VIRTIO §2.7). */
-#include "vq_internal.h"
+#include "inflight_internal.h"
 
 static int broken(struct vhu_dev_vq *vq, int err)
 {
@@ -115,6 +115,11 @@ static __attribute__((noinline)) int map_chain(struct vhu_dev_vq *vq, uint16_t h
 	return buf_err;
 }
 
+int split_dev_map_head(struct vhu_dev_vq *vq, uint16_t head, struct chain_map *m, int *ring_err)
+{
+	return map_chain(vq, head, m, ring_err);
+}
+
 /*
  * The run of one-descriptor chains at the front of the avail window, up to
  * limit: each head checked, its descriptor read once and its buffer inside
@@ -126,7 +131,7 @@ static __attribute__((noinline)) int map_chain(struct vhu_dev_vq *vq, uint16_t h
 static inline __attribute__((always_inline)) unsigned take_simple_run(const struct vhu_vring_desc *desc,
 	const uint16_t *ring, struct vhu_dev_chain *chains, uint16_t num, uint16_t last,
 	const struct vhu_xlate_window *win, struct vhu_vq_elem *e, unsigned limit, struct iovec *iov,
-	bool own)
+	bool own, struct vhu_dev_inflight *track)
 {
 	const uint16_t mask = num - 1;
 	unsigned k;
@@ -142,16 +147,20 @@ static inline __attribute__((always_inline)) unsigned take_simple_run(const stru
 			break;
 		e[k].id = head;
 		chains[head] = (struct vhu_dev_chain){ .in_len = e[k].in_len, .ndesc = 1, .pos = pos };
+		if (track)
+			ifl_split_take(track, head);
 	}
 	return k;
 }
 
-/* own: each chain into its element's own iovecs (iov is NULL); a template
- * parameter, so each loop is compiled for its case. */
+/* own: each chain into its element's own iovecs (iov is NULL); track: the
+ * inflight region is kept (vq->ifl). Template parameters, so each loop is
+ * compiled for its case and an untracked queue pays nothing for it. */
 static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 	struct vhu_vq_elem *elems, unsigned n, struct iovec *iov, unsigned iov_len, unsigned iov_max,
-	bool own)
+	bool own, bool track)
 {
+	struct vhu_dev_inflight *ifl = track ? vq->ifl : NULL;
 	/* everything the loop reads of the queue, in locals: the stores to
 	 * iovecs and elements could alias it for the compiler */
 	const uint16_t num = vq->num, mask = num - 1;
@@ -172,7 +181,7 @@ static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 	while (taken < n) {
 		unsigned k = take_simple_run(desc, ring, chains, num, last, win, elems + taken,
 					     simple_limit(n - taken, inflight, num, own, !taken, iov_len, iov_max),
-					     iov, own);
+					     iov, own, ifl);
 		taken += k;
 		last = (uint16_t)(last + k);
 		inflight += k;
@@ -220,6 +229,8 @@ static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 		unsigned used_iov = m.n;
 		e->id = head;
 		chains[head] = (struct vhu_dev_chain){ .in_len = e->in_len, .ndesc = 1, .pos = last };
+		if (track)
+			ifl_split_take(ifl, head);
 		taken++;
 		last++;
 		inflight++;
@@ -240,14 +251,18 @@ static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 /* One chain (vhu_dev_vq_pop): the burst's loop compiled for n = 1 */
 int split_dev_pop_one(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
 {
-	return pop_run(vq, e, 1, iov, max, max, false);
+	return vq->ifl ? pop_run(vq, e, 1, iov, max, max, false, true)
+		       : pop_run(vq, e, 1, iov, max, max, false, false);
 }
 
 int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsigned n,
 			struct iovec *iov, unsigned iov_len, unsigned iov_max)
 {
-	return iov ? pop_run(vq, elems, n, iov, iov_len, iov_max, false)
-		   : pop_run(vq, elems, n, NULL, 0, iov_max, true);
+	if (vq->ifl)
+		return iov ? pop_run(vq, elems, n, iov, iov_len, iov_max, false, true)
+			   : pop_run(vq, elems, n, NULL, 0, iov_max, true, true);
+	return iov ? pop_run(vq, elems, n, iov, iov_len, iov_max, false, false)
+		   : pop_run(vq, elems, n, NULL, 0, iov_max, true, false);
 }
 
 static void write_used(struct vhu_dev_vq *vq, uint16_t id, uint32_t len)
@@ -288,6 +303,8 @@ static unsigned push_in_order(struct vhu_dev_vq *vq, const struct vhu_vq_used *u
 		vq->batch.last_len = len;
 		vq->batch.last_full = len == c->in_len;
 		c->ndesc = 0;
+		if (vq->ifl)
+			ifl_split_push(vq->ifl, (uint16_t)id);
 	}
 	vq->inflight -= k;
 	return k;
@@ -307,6 +324,8 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 		if (!dev_used_ok(chains, num, id, len))
 			break;
 		chains[id].ndesc = 0;
+		if (vq->ifl)
+			ifl_split_push(vq->ifl, (uint16_t)id);
 		struct vhu_vring_used_elem *e = &ring[used_idx & mask];
 		st32(&e->id, id);
 		st32(&e->len, len);
@@ -317,9 +336,33 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 	return k;
 }
 
+static unsigned push_some(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
+{
+	return vq->f.in_order ? push_in_order(vq, u, n) : push_each(vq, u, n);
+}
+
 int split_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n)
 {
-	return (int)(vq->f.in_order ? push_in_order(vq, u, n) : push_each(vq, u, n));
+	struct vhu_dev_inflight *f = vq->ifl;
+	unsigned done = 0;
+
+	if (!f)
+		return (int)push_some(vq, u, n);
+	/* a batch the region lists is at most a ring of heads: a driver
+	 * re-offering heads before seeing them used could make it longer */
+	while (done < n) {
+		unsigned room = vq->num - f->batch_n;
+		if (!room) {
+			split_dev_flush(vq);
+			continue;
+		}
+		unsigned want = n - done < room ? n - done : room;
+		unsigned k = push_some(vq, u + done, want);
+		done += k;
+		if (k < want)
+			break;
+	}
+	return (int)done;
 }
 
 void split_dev_flush(struct vhu_dev_vq *vq)
@@ -330,6 +373,8 @@ void split_dev_flush(struct vhu_dev_vq *vq)
 		/* §2.7.8.2: len and id before idx */
 		st16_rel(&vq->split.used->idx, vq->used_idx);
 		vq->published_used = vq->used_idx;
+		if (vq->ifl)
+			ifl_split_published(vq->ifl, vq->used_idx);
 	}
 }
 
