@@ -25,7 +25,7 @@
 
 struct opts {
 	const char *sock;
-	bool json, server, packed;
+	bool json, server, packed, reconnect, no_event_idx;
 	enum vhu_fe_notify notify;
 	unsigned queues, iodepth, runtime, queue_size, verbose, spin_us;
 	uint64_t size, bs;
@@ -186,7 +186,8 @@ static int dev_open(const struct opts *o, struct dev *d, size_t buf_mem)
 		return -1;
 	}
 	struct vhu_fe_setup s = {
-		.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_EVENT_IDX) | VHU_BIT(VHU_F_INDIRECT_DESC) |
+		.features = VHU_BIT(VHU_F_VERSION_1) | (o->no_event_idx ? 0 : VHU_BIT(VHU_F_EVENT_IDX)) |
+			    VHU_BIT(VHU_F_INDIRECT_DESC) |
 			    (o->packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) | vhu_blk_driver_features(),
 		.num_queues = (uint16_t)o->queues, .queue_size = (uint16_t)o->queue_size, .notify = o->notify,
 		.mem_size = buf_mem + (size_t)o->queues * o->queue_size * 64, .indirect_max = 8,
@@ -365,6 +366,254 @@ static int cmd_verify(const struct opts *o)
 	}
 	free(vs);
 	return bad ? 1 : 0;
+}
+
+/* ---- verify --reconnect ------------------------------------------------------- */
+
+/*
+ * Random writes and reads of whole blocks for --runtime seconds, carried on
+ * across back-end restarts: a wait that finds the back-end gone reconnects
+ * (vhu_fe_reconnect) and the requests in flight stay in flight, to be
+ * completed by the new process. Each block's last acknowledged write is
+ * remembered; a read (never while a write to its block is in flight) must
+ * return exactly it, and at the end every block written is read back once.
+ */
+struct rslot {
+	unsigned char *buf;
+	uint64_t gpa, blk, gen;
+	bool writing;
+};
+
+struct rstate {
+	struct dev *d;
+	uint64_t nblk, *acked, next_gen, rng;
+	bool *busy;
+	struct rslot **slot;
+	unsigned **free, *nfree;
+	uint64_t writes, reads, bad, failed, carried;
+	unsigned reconnects;
+};
+
+static uint64_t rs_rand(struct rstate *s)
+{
+	s->rng ^= s->rng << 13, s->rng ^= s->rng >> 7, s->rng ^= s->rng << 17;
+	return s->rng;
+}
+
+/* What a round submits: random writes and reads, nothing (draining), or
+ * the final reads of every block written, in order. */
+enum rs_mode { RS_RUN, RS_DRAIN, RS_FINAL };
+
+/* A block for the next request: one not busy, or the next written one. */
+static bool rs_pick(struct rstate *s, enum rs_mode mode, uint64_t *cursor, uint64_t *blk)
+{
+	if (mode == RS_DRAIN)
+		return false;
+	if (mode == RS_FINAL) {
+		while (*cursor < s->nblk && (!s->acked[*cursor] || s->busy[*cursor]))
+			++*cursor;
+		if (*cursor >= s->nblk)
+			return false;
+		*blk = (*cursor)++;
+		return true;
+	}
+	for (int tries = 0; tries < 8; tries++) {
+		*blk = rs_rand(s) % s->nblk;
+		if (!s->busy[*blk])
+			return true;
+	}
+	return false;
+}
+
+static void rs_submit(struct rstate *s, unsigned qi, enum rs_mode mode, uint64_t *cursor)
+{
+	struct vhu_blk_queue *q = s->d->q[qi];
+
+	while (s->nfree[qi]) {
+		uint64_t blk;
+		if (!rs_pick(s, mode, cursor, &blk))
+			break;
+		unsigned k = s->free[qi][s->nfree[qi] - 1];
+		struct rslot *sl = &s->slot[qi][k];
+		sl->blk = blk;
+		sl->writing = mode == RS_RUN && (!s->acked[blk] || rs_rand(s) % 2);
+		if (sl->writing) {
+			sl->gen = ++s->next_gen;
+			fill_block(sl->buf, blk * VBLK, sl->gen);
+		} else {
+			memset(sl->buf, 0, VBLK);
+		}
+		struct vhu_sg sg = { sl->gpa, VBLK };
+		if (vhu_blk_submit(q, sl->writing ? VHU_BLK_T_OUT : VHU_BLK_T_IN, blk * VBLK / 512, &sg, 1,
+				   (void *)(uintptr_t)(k + 1)) < 0)
+			break;
+		s->busy[blk] = true;
+		s->nfree[qi]--;
+	}
+}
+
+static void rs_complete(struct rstate *s, unsigned qi, const struct vhu_blk_completion *c)
+{
+	unsigned k = (unsigned)(uintptr_t)c->user - 1;
+	struct rslot *sl = &s->slot[qi][k];
+	uint64_t off = sl->blk * VBLK;
+
+	s->free[qi][s->nfree[qi]++] = k;
+	s->busy[sl->blk] = false;
+	if (c->status != VHU_BLK_S_OK) {
+		printf("offset %" PRIu64 ": %s failed, status %u\n", off, sl->writing ? "write" : "read", c->status);
+		s->failed++;
+	} else if (sl->writing) {
+		s->acked[sl->blk] = sl->gen;   /* acknowledged: it must survive anything now */
+		s->writes++;
+	} else {
+		unsigned char want[VBLK];
+		fill_block(want, off, s->acked[sl->blk]);
+		s->reads++;
+		if (memcmp(want, sl->buf, VBLK)) {
+			s->bad++;
+			report_mismatch(sl->buf, off, s->acked[sl->blk]);
+		}
+	}
+}
+
+static unsigned rs_inflight(const struct rstate *s)
+{
+	unsigned n = 0;
+	for (unsigned qi = 0; qi < s->d->nq; qi++)
+		n += vhu_blk_inflight(s->d->q[qi]);
+	return n;
+}
+
+/* One round on queue qi: submit, kick, collect; reconnects if the
+ * back-end is gone. -1 when it does not come back or answers wrongly. */
+static int rs_round(struct rstate *s, unsigned qi, enum rs_mode mode, uint64_t *cursor)
+{
+	struct vhu_blk_queue *q = s->d->q[qi];
+	struct vhu_blk_completion c[64];
+
+	rs_submit(s, qi, mode, cursor);
+	if (!vhu_blk_inflight(q))
+		return 0;
+	int rc = vhu_blk_kick(q);
+	int n = rc < 0 ? 0 : vhu_blk_complete(q, c, 64);
+	while (rc >= 0 && n == 0) {
+		if ((rc = vhu_blk_wait(q, -1)) >= 0)
+			n = vhu_blk_complete(q, c, 64);
+	}
+	if (n < 0) {
+		fprintf(stderr, "vhu: the back-end returned a bad used buffer: %s\n", vhu_vq_strerror(n));
+		return -1;
+	}
+	if (rc == -ETIMEDOUT) {
+		/* connected, and sitting on requests: a back-end that lost them */
+		printf("%u requests in flight got no answer from a connected back-end: lost\n", vhu_blk_inflight(q));
+		s->failed += vhu_blk_inflight(q);
+		return -1;
+	}
+	if (rc < 0) {
+		unsigned held = rs_inflight(s);
+		if (rc != -ECONNRESET)
+			fprintf(stderr, "vhu: waiting for the back-end: %s; reconnecting\n", strerror(-rc));
+		if ((rc = vhu_fe_reconnect(s->d->fe, 30000)) < 0) {
+			fprintf(stderr, "vhu: the back-end did not come back: %s\n", strerror(-rc));
+			return -1;
+		}
+		s->reconnects++;
+		s->carried += held;
+		/* the ring may already hold answers; kick the restarted back-end */
+		for (unsigned i = 0; i < s->d->nq; i++)
+			vhu_blk_kick(s->d->q[i]);
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		rs_complete(s, qi, &c[i]);
+	return 0;
+}
+
+static int rs_setup(struct rstate *s, struct dev *d, const struct opts *o)
+{
+	uint64_t size = o->size < d->info.capacity * 512 ? o->size : d->info.capacity * 512;
+	memset(s, 0, sizeof(*s));
+	s->d = d;
+	s->nblk = size / VBLK;
+	s->rng = (uint64_t)time(NULL) * 2654435761u | 1;
+	s->next_gen = (uint64_t)time(NULL) << 20;
+	s->acked = calloc(s->nblk, sizeof(*s->acked));
+	s->busy = calloc(s->nblk, sizeof(*s->busy));
+	s->slot = calloc(d->nq, sizeof(*s->slot));
+	s->free = calloc(d->nq, sizeof(*s->free));
+	s->nfree = calloc(d->nq, sizeof(*s->nfree));
+	if (!s->nblk || !s->acked || !s->busy || !s->slot || !s->free || !s->nfree)
+		return -1;
+	for (unsigned qi = 0; qi < d->nq; qi++) {
+		s->slot[qi] = calloc(o->iodepth, sizeof(**s->slot));
+		s->free[qi] = calloc(o->iodepth, sizeof(**s->free));
+		if (!s->slot[qi] || !s->free[qi])
+			return -1;
+		for (unsigned k = 0; k < o->iodepth; k++) {
+			if (!(s->slot[qi][k].buf = vhu_fe_alloc(d->fe, VBLK, 4096, &s->slot[qi][k].gpa)))
+				return -1;
+			s->free[qi][s->nfree[qi]++] = k;
+		}
+	}
+	return 0;
+}
+
+static void rs_free(struct rstate *s)
+{
+	for (unsigned qi = 0; s->slot && qi < s->d->nq; qi++) {
+		free(s->slot[qi]);
+		free(s->free[qi]);
+	}
+	free(s->slot);
+	free(s->free);
+	free(s->nfree);
+	free(s->acked);
+	free(s->busy);
+}
+
+static int cmd_verify_reconnect(const struct opts *o)
+{
+	struct dev d;
+	struct rstate s;
+	int ret = 1;
+
+	if (dev_open(o, &d, (size_t)o->queues * o->iodepth * VBLK * 2) < 0)
+		return 1;
+	if (rs_setup(&s, &d, o) < 0) {
+		fprintf(stderr, "vhu: out of memory\n");
+		goto out;
+	}
+	bool inflight = vhu_fe_protocol_features(d.fe) >> VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD & 1;
+	double t0 = now_s();
+	uint64_t cursor = 0;
+	/* the run, its requests drained, then every block written read back */
+	for (enum rs_mode mode = RS_RUN; mode <= RS_FINAL; mode++) {
+		for (;;) {
+			if (mode == RS_RUN && now_s() - t0 >= o->runtime)
+				break;
+			if (mode != RS_RUN && !rs_inflight(&s) && (mode == RS_DRAIN || cursor >= s.nblk))
+				break;
+			for (unsigned qi = 0; qi < d.nq; qi++)
+				if (rs_round(&s, qi, mode, &cursor) < 0) {
+					s.failed += !s.failed;
+					goto out_report;
+				}
+		}
+	}
+out_report:;
+	bool good = !s.bad && !s.failed;
+	printf("verify --reconnect %s: %" PRIu64 " writes and %" PRIu64 " reads of %u bytes verified in %.1f s; "
+	       "%u reconnects, %" PRIu64 " requests in flight across them all completed (inflight region: %s); "
+	       "%" PRIu64 " failed, %" PRIu64 " mismatches\n",
+	       good ? "ok" : "FAILED", s.writes, s.reads, VBLK, now_s() - t0, s.reconnects, s.carried,
+	       inflight ? "yes" : "no", s.failed, s.bad);
+	ret = good ? 0 : 1;
+out:
+	dev_close(&d);
+	rs_free(&s);
+	return ret;
 }
 
 /* ---- bench ----------------------------------------------------------------- */
@@ -615,12 +864,15 @@ static void usage(FILE *f)
 	fprintf(f, "usage: vhu probe SOCK [--json]\n"
 		   "       vhu verify SOCK [--size=BYTES] [--queues=N] [--iodepth=N] [--ring=split|packed]\n"
 		   "                       [--notify=eventfd|inband|poll]\n"
+		   "       vhu verify SOCK --reconnect [--runtime=SECONDS] [options as above]\n"
+		   "                       write and verify across back-end restarts, reconnecting each time\n"
 		   "       vhu bench SOCK [--rw=read|write|randread|randwrite|randrw] [--bs=BYTES] [--iodepth=N]\n"
 		   "                      [--queues=N] [--runtime=SECONDS] [--size=BYTES] [--ring=...] [--notify=...]\n"
 		   "                      [--json] [--plot=FILE.png]\n"
 		   "  --server          listen at SOCK and wait for the back-end to connect\n"
 		   "  --queue-size=N    ring size (default 256)\n"
 		   "  --spin-us=N       eventfd and inband: watch the used ring N us before sleeping (default 0)\n"
+		   "  --event-idx=on|off  negotiate VIRTIO_F_EVENT_IDX (default on)\n"
 		   "       vhu guest SOCK [options]   a Linux guest under QEMU against the back-end (vhu guest --help)\n");
 }
 
@@ -634,6 +886,7 @@ int main(int argc, char **argv)
 		{ "bs", required_argument, NULL, 'b' }, { "runtime", required_argument, NULL, 't' },
 		{ "queue-size", required_argument, NULL, 'z' }, { "verbose", no_argument, NULL, 'v' },
 		{ "plot", required_argument, NULL, 'P' }, { "spin-us", required_argument, NULL, 'u' },
+		{ "reconnect", no_argument, NULL, 'R' }, { "event-idx", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	struct opts o = { .queues = 1, .iodepth = 16, .runtime = 5, .queue_size = 256, .size = 16u << 20,
@@ -657,6 +910,12 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'j': o.json = true; break;
 		case 'S': o.server = true; break;
+		case 'R': o.reconnect = true; break;
+		case 'E':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				rc = opt_refuse("vhu", "--event-idx", optarg, "takes on or off");
+			o.no_event_idx = !strcmp(optarg, "off");
+			break;
 		case 's':
 			o.size = opt_size(optarg, &ok);
 			if (!ok || o.size < 4096 || o.size % 4096)
@@ -716,6 +975,6 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "probe"))
 		return cmd_probe(&o);
 	if (!strcmp(cmd, "verify"))
-		return cmd_verify(&o);
+		return o.reconnect ? cmd_verify_reconnect(&o) : cmd_verify(&o);
 	return cmd_bench(&o);
 }

@@ -145,6 +145,9 @@ enum vhu_ring_state {
 };
 enum vhu_ring_state vhu_queue_state(const struct vhu_queue *q);
 uint16_t vhu_queue_index(const struct vhu_queue *q);
+/* Requests a restarted device got again from a transport's inflight region
+ * (vhost-user INFLIGHT_SHMFD), since the device was made. */
+unsigned vhu_queue_resubmitted(const struct vhu_queue *q);
 uint16_t vhu_queue_size(const struct vhu_queue *q);
 struct vhu_device *vhu_queue_device(struct vhu_queue *q);
 /* The queue's engine; the device may use it directly. */

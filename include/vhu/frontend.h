@@ -86,6 +86,22 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s);
 int vhu_fe_stop(struct vhu_fe *fe);
 uint64_t vhu_fe_features(const struct vhu_fe *fe);            /* negotiated */
 
+/*
+ * The back-end went away (a wait returned -ECONNRESET, a request failed):
+ * connect to it again (client role: retry the path; server role: accept on
+ * the socket kept listening) until timeout_ms (< 0: the connection's
+ * timeout), and resume the device as it was: negotiation, the same
+ * features, memory, the inflight region the back-end made at the first
+ * start (VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD; kept here across restarts,
+ * as QEMU keeps it), and every ring where it stands. The buffers in flight
+ * stay the caller's: a back-end with the region resubmits what it had
+ * taken; without one, a split ring's buffers after the used index are
+ * taken again. 0, or -ETIMEDOUT, -ENOTCONN (a socket given as cfg.fd
+ * cannot be reopened), -EPROTO (the back-end lost a feature in use).
+ */
+int vhu_fe_reconnect(struct vhu_fe *fe, int timeout_ms);
+unsigned vhu_fe_reconnects(const struct vhu_fe *fe);
+
 /* Buffer memory handed out by a simple bump allocator over the guest
  * memory; host pointer and guest address. NULL when full. */
 void *vhu_fe_alloc(struct vhu_fe *fe, size_t size, size_t align, uint64_t *gpa);

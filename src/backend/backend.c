@@ -234,7 +234,8 @@ static bool process(struct vhu_backend *be, struct vhu_user_msg *m, int recv_err
 
 	rep.msg.hdr.request = m->hdr.request;
 	rep.msg.hdr.flags = VHU_USER_VERSION | VHU_USER_REPLY_MASK;
-	rep.msg.nfds = 0;
+	if (r < 0)
+		vhu_user_msg_close_fds(&rep.msg);   /* only a reply that succeeded carries fds */
 	bool need_ack = (m->hdr.flags & VHU_USER_NEED_REPLY_MASK) && be_pf(be, VHU_USER_PROTOCOL_F_REPLY_ACK);
 	if (!rep.has_body && (need_ack || (ri && ri->replies))) {
 		/* REPLY_ACK: zero on success, non-zero (the errno) on failure;
@@ -244,7 +245,9 @@ static bool process(struct vhu_backend *be, struct vhu_user_msg *m, int recv_err
 		rep.msg.payload.u64 = r < 0 ? (uint64_t)-r : 0;
 		rep.has_body = true;
 	}
-	if (rep.has_body && vhu_user_send(be->conn, &rep.msg) < 0) {
+	bool sent = !rep.has_body || vhu_user_send(be->conn, &rep.msg) == 0;
+	vhu_user_msg_close_fds(&rep.msg);   /* the front-end has its copies */
+	if (!sent) {
 		be_err(be, "reply to %s failed", name);
 		return false;
 	}

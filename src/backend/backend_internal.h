@@ -17,6 +17,7 @@
 
 #include "../device/device_internal.h"
 #include "vhu/backend.h"
+#include "vhu/inflight.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
 
@@ -49,6 +50,11 @@ struct vhu_backend {
 	int backend_fd;             /* back-end channel, or -1 */
 	pthread_mutex_t backend_lock;
 	bool close_conn;            /* a fatal protocol error: drop the front-end */
+	struct {                    /* the inflight region (INFLIGHT_SHMFD), mapped */
+		void *base;
+		size_t map_size;
+		uint16_t num_queues, queue_size;
+	} inflight;
 };
 
 static inline bool be_pf(const struct vhu_backend *be, unsigned bit)
@@ -76,6 +82,15 @@ int be_ring_start(struct vhu_backend *be, struct vhu_queue *q);
 int be_ring_remap(struct vhu_backend *be, struct vhu_queue *q);
 /* The device core's notices, carried in-band where the ring has no eventfd. */
 extern const struct dev_transport be_transport;
+
+/* inflight.c (every queue paused) */
+int be_get_inflight_fd(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep);
+int be_set_inflight_fd(struct vhu_backend *be, struct vhu_user_msg *m);
+void be_inflight_unmap(struct vhu_backend *be);
+/* Queue index's part of the region for a ring of num (NULL, 0 without a
+ * region); -EINVAL if the region has none for it. */
+int be_inflight_part(struct vhu_backend *be, uint16_t index, uint16_t num, bool packed,
+		     void **part, size_t *len);
 
 /* backend.c */
 int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size);

@@ -394,7 +394,20 @@ static void reset_device(struct vhu_backend *be)
 		atomic_store(&vr->inband_call, false);
 		atomic_store(&vr->inband_err, false);
 	}
+	/* the region lives as long as the device: QEMU frees it on a reset
+	 * and makes a new one for the next start */
+	be_inflight_unmap(be);
 	be->features = 0;
+}
+
+HANDLER(get_inflight_fd)
+{
+	return be_get_inflight_fd(be, m, rep);
+}
+
+HANDLER(set_inflight_fd)
+{
+	return be_set_inflight_fd(be, m);
 }
 
 HANDLER(reset_device_msg)
@@ -468,8 +481,8 @@ static const struct be_request requests[VHU_USER_REQUEST_MAX] = {
 	[VHU_USER_POSTCOPY_ADVISE] = NOT("postcopy (PAGEFAULT) is not offered"),
 	[VHU_USER_POSTCOPY_LISTEN] = NOT("postcopy (PAGEFAULT) is not offered"),
 	[VHU_USER_POSTCOPY_END] = NOT("postcopy (PAGEFAULT) is not offered"),
-	[VHU_USER_GET_INFLIGHT_FD] = NOT("inflight tracking (INFLIGHT_SHMFD) is not offered"),
-	[VHU_USER_SET_INFLIGHT_FD] = NOT("inflight tracking (INFLIGHT_SHMFD) is not offered"),
+	[VHU_USER_GET_INFLIGHT_FD] = LIB(get_inflight_fd, .pause_all = true),
+	[VHU_USER_SET_INFLIGHT_FD] = LIB(set_inflight_fd, .pause_all = true),
 	[VHU_USER_GPU_SET_SOCKET] = DEVICE,
 	[VHU_USER_RESET_DEVICE] = LIB(reset_device_msg, .pause_all = true),
 	[VHU_USER_VRING_KICK] = LIB(vring_kick, .queue = QUEUE_IN_STATE),

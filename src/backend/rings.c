@@ -47,9 +47,14 @@ int be_ring_start(struct vhu_backend *be, struct vhu_queue *q)
 		return r;
 	/* §"Ring states": without VHOST_USER_F_PROTOCOL_FEATURES a started
 	 * ring is enabled at once; with it, SET_VRING_ENABLE decides. */
+	void *part;
+	size_t part_len;
+	if ((r = be_inflight_part(be, c.index, c.num, vhu_has_feature(c.features, VHU_F_RING_PACKED),
+				  &part, &part_len)) < 0)
+		return r;
 	if (!be_pf_negotiated_base(be))
 		dq_set_enabled(q, true);
-	return dq_start(q, &c, &vr->base);
+	return dq_start(q, &c, &vr->base, part, part_len);
 }
 
 int be_ring_remap(struct vhu_backend *be, struct vhu_queue *q)

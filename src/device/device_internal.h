@@ -40,6 +40,7 @@ struct vhu_queue {
 	uint16_t num;               /* 0 while started: the ring is not mapped (a remap failed) */
 	struct vhu_dev_vq vq;
 	struct vhu_vq_pos unmapped_pos;
+	unsigned resubmitted;      /* requests recovered from inflight regions */
 	unsigned pending_ev;
 	int kick_fd, call_fd, err_fd;   /* owned; -1: none (kick: the ring is polled) */
 	unsigned kick_gen;
@@ -99,7 +100,9 @@ void dq_wake(struct vhu_queue *q, bool kick);
 /* Start the ring with the transport's mapping and position. A ring the
  * engine refuses is an error (the queue stays stopped); a device that cannot
  * serve it breaks the queue, and the start still succeeds. */
-int dq_start(struct vhu_queue *q, const struct vhu_vq_config *c, const struct vhu_vq_pos *pos);
+/* inflight: the queue's part of a vhost-user inflight region, or NULL */
+int dq_start(struct vhu_queue *q, const struct vhu_vq_config *c, const struct vhu_vq_pos *pos,
+	     void *inflight, size_t inflight_len);
 /* Drain, flush, stop; *pos (if given) gets where the ring stands. */
 void dq_stop(struct vhu_queue *q, struct vhu_vq_pos *pos);
 /* The ring's memory moved (a new memory table, new addresses): map it again

@@ -124,7 +124,8 @@ static void set_running_state(struct vhu_queue *q)
 		q->state = q->enabled ? VHU_RING_ENABLED : VHU_RING_DISABLED;
 }
 
-int dq_start(struct vhu_queue *q, const struct vhu_vq_config *c, const struct vhu_vq_pos *pos)
+int dq_start(struct vhu_queue *q, const struct vhu_vq_config *c, const struct vhu_vq_pos *pos,
+	     void *inflight, size_t inflight_len)
 {
 	struct vhu_device *dev = q->dev;
 	int r;
@@ -148,6 +149,18 @@ int dq_start(struct vhu_queue *q, const struct vhu_vq_config *c, const struct vh
 	q->notify_off = false;
 	q->state = VHU_RING_DISABLED;
 	set_running_state(q);
+	if (inflight) {
+		/* the region decides the position; a region refused breaks the
+		 * ring (§2.1.2) but the request that started it was valid */
+		r = vhu_dev_vq_inflight_attach(&q->vq, inflight, inflight_len);
+		if (r < 0) {
+			dq_fail(q, "its inflight region is refused", r);
+			return 0;
+		}
+		q->resubmitted += (unsigned)r;
+		if (r)
+			dev_info(dev, "queue %u: %d requests taken before a restart are resubmitted", q->index, r);
+	}
 	if (dev->cfg.ops->queue_start && (r = dev->cfg.ops->queue_start(dev, q)) < 0) {
 		/* The ring is sound but the device cannot serve it: VIRTIO
 		 * §2.1.2, the device sets DEVICE_NEEDS_RESET. The transport's
@@ -344,6 +357,7 @@ enum vhu_ring_state vhu_queue_state(const struct vhu_queue *q)
 	return q->state != VHU_RING_STOPPED && q->vq.broken ? VHU_RING_BROKEN : q->state;
 }
 uint16_t vhu_queue_index(const struct vhu_queue *q) { return q->index; }
+unsigned vhu_queue_resubmitted(const struct vhu_queue *q) { return q->resubmitted; }
 uint16_t vhu_queue_size(const struct vhu_queue *q) { return q->num; }
 struct vhu_dev_vq *vhu_queue_vq(struct vhu_queue *q) { return &q->vq; }
 struct vhu_device *vhu_queue_device(struct vhu_queue *q) { return q->dev; }

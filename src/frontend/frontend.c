@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* vhost-user front-end: connection, negotiation, memory, rings, waits. */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -27,12 +28,14 @@
 	 (1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_CONFIG) | \
 	 (1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                           \
 	 (1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |                   \
-	 (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | (1ull << VHU_USER_PROTOCOL_F_STATUS))
+	 (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | (1ull << VHU_USER_PROTOCOL_F_STATUS) | \
+	 (1ull << VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 
 struct vhu_fe_queue {
 	struct vhu_fe *fe;
 	unsigned index;
 	struct vhu_drv_vq drv;
+	struct vhu_vq_config ring;  /* where its ring is, to hand it again on a reconnect */
 	int kick, call;
 	atomic_uint inband_calls;
 	atomic_bool error;
@@ -53,6 +56,12 @@ struct vhu_fe {
 	unsigned nq;
 	enum vhu_fe_notify notify;
 	uint32_t spin_ns;
+	int listen_fd;              /* server role: kept to accept a restarted back-end */
+	/* The inflight region (INFLIGHT_SHMFD): the back-end made it; we
+	 * keep it alive across its restarts and hand it back, as QEMU does. */
+	int inflight_fd;
+	struct vhu_user_inflight inflight;
+	unsigned reconnects;
 };
 
 static void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...)
@@ -157,8 +166,11 @@ static int request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_
 	bool body = ri && ri->replies;
 	bool ack = !body && has_pf(fe, VHU_USER_PROTOCOL_F_REPLY_ACK);
 	struct vhu_user_msg m, r;
+	/* only GET_INFLIGHT_FD's reply carries an fd we keep */
+	bool keep_fds = req == VHU_USER_GET_INFLIGHT_FD && reply;
 	int rc;
 
+	r.nfds = 0;
 	memset(&m.hdr, 0, sizeof(m.hdr));
 	m.hdr.request = req;
 	m.hdr.flags = VHU_USER_VERSION | (ack ? VHU_USER_NEED_REPLY_MASK : 0);
@@ -192,7 +204,8 @@ static int request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_
 	rc = vhu_user_recv(fe->sock, &r, fe->cfg.timeout_ms);
 	if (rc < 0)
 		goto out;
-	vhu_user_msg_close_fds(&r);
+	if (!keep_fds)
+		vhu_user_msg_close_fds(&r);
 	if (r.hdr.request != req || !(r.hdr.flags & VHU_USER_REPLY_MASK) ||
 	    (r.hdr.flags & VHU_USER_VERSION_MASK) != VHU_USER_VERSION) {
 		fe_log(fe, VHU_LOG_ERROR, "%s: back-end answered request %u flags 0x%x", ri ? ri->name : "?",
@@ -220,6 +233,8 @@ static int request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_
 	if (reply)
 		*reply = r;
 out:
+	if (rc < 0 && keep_fds)
+		vhu_user_msg_close_fds(&r);
 	pthread_mutex_unlock(&fe->lock);
 	return rc;
 }
@@ -246,6 +261,62 @@ static int set_state(struct vhu_fe *fe, uint32_t req, uint32_t index, uint32_t n
 
 /* ---- connection ------------------------------------------------------- */
 
+/* The socket to the back-end: connect to it, or accept it (server role,
+ * the listening socket kept for a restarted back-end to come back to). */
+static int open_socket(struct vhu_fe *fe, int timeout_ms)
+{
+	if (fe->cfg.fd >= 0 && !fe->reconnects)
+		return fe->cfg.fd;
+	if (fe->cfg.fd >= 0)
+		return -ENOTCONN;   /* a socket given: nothing to reconnect to */
+	if (!fe->cfg.server)
+		return vhu_user_connect(fe->cfg.path, timeout_ms);
+	if (fe->listen_fd < 0 && (fe->listen_fd = vhu_user_listen(fe->cfg.path)) < 0) {
+		int rc = fe->listen_fd;
+		fe->listen_fd = -1;
+		return rc;
+	}
+	return vhu_user_accept(fe->listen_fd, timeout_ms);
+}
+
+/* What the back-end offers, the protocol features both know, the back-end
+ * channel, SET_OWNER: the session before any device state. */
+static int handshake(struct vhu_fe *fe)
+{
+	int rc;
+
+	fe->pf = 0;
+	if ((rc = get_u64(fe, VHU_USER_GET_FEATURES, &fe->offered)) < 0)
+		return rc;
+	if (fe->offered >> VHU_USER_F_PROTOCOL_FEATURES & 1) {
+		if ((rc = get_u64(fe, VHU_USER_GET_PROTOCOL_FEATURES, &fe->offered_pf)) < 0)
+			return rc;
+		uint64_t pf = fe->offered_pf & FE_PF_KNOWN;
+		/* the spec makes INBAND depend on both of these */
+		if (!(pf >> VHU_USER_PROTOCOL_F_BACKEND_REQ & 1) || !(pf >> VHU_USER_PROTOCOL_F_REPLY_ACK & 1))
+			pf &= ~(1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS);
+		if ((rc = set_u64(fe, VHU_USER_SET_PROTOCOL_FEATURES, pf)) < 0)
+			return rc;
+		fe->pf = pf;   /* from here on, requests ask for acks */
+	}
+	if (has_pf(fe, VHU_USER_PROTOCOL_F_MQ) && (rc = get_u64(fe, VHU_USER_GET_QUEUE_NUM, &fe->queue_num)) < 0)
+		return rc;
+	if (has_pf(fe, VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) &&
+	    (rc = get_u64(fe, VHU_USER_GET_MAX_MEM_SLOTS, &fe->max_slots)) < 0)
+		return rc;
+	if (has_pf(fe, VHU_USER_PROTOCOL_F_BACKEND_REQ)) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			return -errno;
+		fe->chan = sv[0];
+		rc = request(fe, VHU_USER_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1, NULL, 0);
+		close(sv[1]);
+		if (rc < 0)
+			return rc;
+	}
+	return request(fe, VHU_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
+}
+
 int vhu_fe_connect(struct vhu_fe **out, const struct vhu_fe_config *cfg)
 {
 	struct vhu_fe *fe = calloc(1, sizeof(*fe));
@@ -256,58 +327,16 @@ int vhu_fe_connect(struct vhu_fe **out, const struct vhu_fe_config *cfg)
 	fe->cfg = *cfg;
 	if (fe->cfg.timeout_ms <= 0)
 		fe->cfg.timeout_ms = 5000;
-	fe->sock = fe->chan = fe->memfd = -1;
+	fe->sock = fe->chan = fe->memfd = fe->listen_fd = fe->inflight_fd = -1;
 	pthread_mutex_init(&fe->lock, NULL);
 	pthread_mutex_init(&fe->chan_lock, NULL);
 	pthread_mutex_init(&fe->alloc_lock, NULL);
-	if (cfg->fd >= 0) {
-		fe->sock = cfg->fd;
-	} else if (cfg->server) {
-		int l = vhu_user_listen(cfg->path);
-		if (l < 0) {
-			rc = l;
-			goto fail;
-		}
-		fe->sock = vhu_user_accept(l, fe->cfg.timeout_ms);
-		close(l);
-	} else {
-		fe->sock = vhu_user_connect(cfg->path, fe->cfg.timeout_ms);
-	}
+	fe->sock = open_socket(fe, fe->cfg.timeout_ms);
 	if (fe->sock < 0) {
 		rc = fe->sock;
 		goto fail;
 	}
-	if ((rc = get_u64(fe, VHU_USER_GET_FEATURES, &fe->offered)) < 0)
-		goto fail;
-	if (fe->offered >> VHU_USER_F_PROTOCOL_FEATURES & 1) {
-		if ((rc = get_u64(fe, VHU_USER_GET_PROTOCOL_FEATURES, &fe->offered_pf)) < 0)
-			goto fail;
-		uint64_t pf = fe->offered_pf & FE_PF_KNOWN;
-		/* the spec makes INBAND depend on both of these */
-		if (!(pf >> VHU_USER_PROTOCOL_F_BACKEND_REQ & 1) || !(pf >> VHU_USER_PROTOCOL_F_REPLY_ACK & 1))
-			pf &= ~(1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS);
-		if ((rc = set_u64(fe, VHU_USER_SET_PROTOCOL_FEATURES, pf)) < 0)
-			goto fail;
-		fe->pf = pf;   /* from here on, requests ask for acks */
-	}
-	if (has_pf(fe, VHU_USER_PROTOCOL_F_MQ) && (rc = get_u64(fe, VHU_USER_GET_QUEUE_NUM, &fe->queue_num)) < 0)
-		goto fail;
-	if (has_pf(fe, VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) &&
-	    (rc = get_u64(fe, VHU_USER_GET_MAX_MEM_SLOTS, &fe->max_slots)) < 0)
-		goto fail;
-	if (has_pf(fe, VHU_USER_PROTOCOL_F_BACKEND_REQ)) {
-		int sv[2];
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			rc = -errno;
-			goto fail;
-		}
-		fe->chan = sv[0];
-		rc = request(fe, VHU_USER_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1, NULL, 0);
-		close(sv[1]);
-		if (rc < 0)
-			goto fail;
-	}
-	if ((rc = request(fe, VHU_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, 0)) < 0)
+	if ((rc = handshake(fe)) < 0)
 		goto fail;
 	*out = fe;
 	return 0;
@@ -338,6 +367,10 @@ void vhu_fe_close(struct vhu_fe *fe)
 		close(fe->chan);
 	if (fe->sock >= 0)
 		close(fe->sock);
+	if (fe->listen_fd >= 0)
+		close(fe->listen_fd);
+	if (fe->inflight_fd >= 0)
+		close(fe->inflight_fd);
 	pthread_mutex_destroy(&fe->lock);
 	pthread_mutex_destroy(&fe->chan_lock);
 	pthread_mutex_destroy(&fe->alloc_lock);
@@ -425,6 +458,36 @@ static int register_memory(struct vhu_fe *fe)
 	return request(fe, VHU_USER_SET_MEM_TABLE, &t, 8 + sizeof(reg), &fd, 1, NULL, 0);
 }
 
+static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vhu_vq_pos *pos);
+
+/* The inflight region: made by the back-end on the first start and kept
+ * (GET_INFLIGHT_FD), handed back on every start (SET_INFLIGHT_FD), before
+ * the rings, as QEMU's vhost-user-blk does. */
+static int send_inflight(struct vhu_fe *fe, uint16_t num_queues, uint16_t queue_size)
+{
+	int rc;
+
+	if (!has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+		return 0;
+	if (fe->inflight_fd < 0) {
+		struct vhu_user_inflight in = { .num_queues = num_queues, .queue_size = queue_size };
+		struct vhu_user_msg r;
+		if ((rc = request(fe, VHU_USER_GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0, &r, sizeof(in))) < 0)
+			return rc;
+		if (r.nfds != 1 || r.payload.inflight.mmap_size == 0) {
+			fe_log(fe, VHU_LOG_ERROR, "GET_INFLIGHT_FD: no region in the reply");
+			vhu_user_msg_close_fds(&r);
+			return -EPROTO;
+		}
+		fe->inflight_fd = r.fds[0];
+		fe->inflight = r.payload.inflight;
+		fe->inflight.num_queues = num_queues;
+		fe->inflight.queue_size = queue_size;
+	}
+	return request(fe, VHU_USER_SET_INFLIGHT_FD, &fe->inflight, sizeof(fe->inflight), &fe->inflight_fd, 1,
+		       NULL, 0);
+}
+
 static int start_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vhu_fe_setup *s)
 {
 	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
@@ -446,20 +509,8 @@ static int start_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct v
 	};
 	if ((rc = vhu_drv_vq_init(&q->drv, &c, ind, ind_gpa, ind ? s->indirect_max : 0)) < 0)
 		return rc;
-	struct vhu_vq_pos pos;
-	vhu_drv_vq_get_pos(&q->drv, &pos);
-	if ((rc = set_state(fe, VHU_USER_SET_VRING_NUM, q->index, s->queue_size)) < 0 ||
-	    (rc = set_state(fe, VHU_USER_SET_VRING_BASE, q->index, vhu_vq_pos_encode(&pos, packed))) < 0)
-		return rc;
-	struct vhu_user_vring_addr a = {
-		.index = q->index, .desc_user_addr = (uintptr_t)c.desc, .avail_user_addr = (uintptr_t)c.driver_area,
-		.used_user_addr = (uintptr_t)c.device_area,
-	};
-	if ((rc = request(fe, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0)) < 0)
-		return rc;
-	switch (s->notify) {
-	case VHU_FE_NOTIFY_EVENTFD:
-	case VHU_FE_NOTIFY_POLL: {
+	q->ring = c;
+	if (s->notify != VHU_FE_NOTIFY_INBAND) {
 		/* Polling keeps the call eventfd too and turns used-buffer
 		 * notifications off instead: libvhost-user (qemu-storage-daemon
 		 * 7.2) writes to the call fd even when told there is none, and
@@ -468,12 +519,38 @@ static int start_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct v
 		q->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (q->call < 0 || q->kick < 0)
 			return -errno;
+		if (s->notify == VHU_FE_NOTIFY_POLL)
+			vhu_drv_vq_disable_cb(&q->drv);
+	}
+	struct vhu_vq_pos pos;
+	vhu_drv_vq_get_pos(&q->drv, &pos);
+	return send_queue(fe, q, &pos);
+}
+
+/* Hand the back-end a ring (the first time, or again after it restarted):
+ * size, base, addresses, notifiers, enable. */
+static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vhu_vq_pos *pos)
+{
+	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
+	const struct vhu_vq_config *c = &q->ring;
+	int rc;
+
+	if ((rc = set_state(fe, VHU_USER_SET_VRING_NUM, q->index, c->num)) < 0 ||
+	    (rc = set_state(fe, VHU_USER_SET_VRING_BASE, q->index, vhu_vq_pos_encode(pos, packed))) < 0)
+		return rc;
+	struct vhu_user_vring_addr a = {
+		.index = q->index, .desc_user_addr = (uintptr_t)c->desc, .avail_user_addr = (uintptr_t)c->driver_area,
+		.used_user_addr = (uintptr_t)c->device_area,
+	};
+	if ((rc = request(fe, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0)) < 0)
+		return rc;
+	switch (fe->notify) {
+	case VHU_FE_NOTIFY_EVENTFD:
+	case VHU_FE_NOTIFY_POLL: {
 		uint64_t v = q->index;
 		if ((rc = request(fe, VHU_USER_SET_VRING_CALL, &v, 8, &q->call, 1, NULL, 0)) < 0 ||
 		    (rc = request(fe, VHU_USER_SET_VRING_KICK, &v, 8, &q->kick, 1, NULL, 0)) < 0)
 			return rc;
-		if (s->notify == VHU_FE_NOTIFY_POLL)
-			vhu_drv_vq_disable_cb(&q->drv);
 		break;
 	}
 	case VHU_FE_NOTIFY_INBAND:
@@ -486,6 +563,13 @@ static int start_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct v
 	if (fe->features >> VHU_USER_F_PROTOCOL_FEATURES & 1)
 		rc = set_state(fe, VHU_USER_SET_VRING_ENABLE, q->index, 1);
 	return rc;
+}
+
+static void set_driver_ok(struct vhu_fe *fe)
+{
+	if (has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
+		vhu_fe_set_status(fe, VHU_STATUS_ACKNOWLEDGE | VHU_STATUS_DRIVER | VHU_STATUS_FEATURES_OK |
+				  VHU_STATUS_DRIVER_OK);
 }
 
 int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
@@ -521,7 +605,7 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
 		fe->mem = NULL;
 		return -errno;
 	}
-	if ((rc = register_memory(fe)) < 0)
+	if ((rc = register_memory(fe)) < 0 || (rc = send_inflight(fe, s->num_queues, s->queue_size)) < 0)
 		return rc;
 	fe->q = calloc(s->num_queues, sizeof(*fe->q));
 	if (!fe->q)
@@ -534,11 +618,93 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
 		if ((rc = start_queue(fe, &fe->q[i], s)) < 0)
 			return rc;
 	}
-	if (has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
-		vhu_fe_set_status(fe, VHU_STATUS_ACKNOWLEDGE | VHU_STATUS_DRIVER | VHU_STATUS_FEATURES_OK |
-				  VHU_STATUS_DRIVER_OK);
+	set_driver_ok(fe);
 	return 0;
 }
+
+/* Where a restarted back-end resumes a ring. Split: the used index, as
+ * QEMU restores it (virtio_queue_restore_last_avail_idx): the buffers
+ * after it are taken again, or, with an inflight region, the back-end
+ * rebuilds the position from it. Packed: the driver's used position for
+ * both; only an inflight region can tell which slots were taken. */
+static void resume_pos(const struct vhu_fe_queue *q, bool packed, struct vhu_vq_pos *pos)
+{
+	struct vhu_vq_pos d;
+	vhu_drv_vq_get_pos(&q->drv, &d);
+	if (packed) {
+		*pos = (struct vhu_vq_pos){ .avail = d.used, .avail_wrap = d.used_wrap, .used = d.used,
+					    .used_wrap = d.used_wrap };
+		return;
+	}
+	const struct vhu_vring_used *u = q->ring.device_area;
+	*pos = (struct vhu_vq_pos){ .avail = le16toh(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE)) };
+}
+
+static int resume(struct vhu_fe *fe)
+{
+	int rc;
+
+	if ((rc = handshake(fe)) < 0)
+		return rc;
+	uint64_t lost = fe->features & ~fe->offered;
+	if (lost) {
+		fe_log(fe, VHU_LOG_ERROR, "the back-end no longer offers features 0x%llx", (unsigned long long)lost);
+		return -EPROTO;
+	}
+	if (fe->inflight_fd >= 0 && !has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+		fe_log(fe, VHU_LOG_WARN, "the back-end no longer keeps an inflight region: requests it had "
+			"taken are redone from the ring");
+	if ((rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0 || (rc = register_memory(fe)) < 0 ||
+	    (rc = send_inflight(fe, (uint16_t)fe->nq, fe->nq ? fe->q[0].ring.num : 0)) < 0)
+		return rc;
+	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
+	for (unsigned i = 0; i < fe->nq; i++) {
+		struct vhu_vq_pos pos;
+		resume_pos(&fe->q[i], packed, &pos);
+		if ((rc = send_queue(fe, &fe->q[i], &pos)) < 0)
+			return rc;
+	}
+	set_driver_ok(fe);
+	return 0;
+}
+
+int vhu_fe_reconnect(struct vhu_fe *fe, int timeout_ms)
+{
+	int64_t deadline = now_ms() + (timeout_ms < 0 ? fe->cfg.timeout_ms : timeout_ms);
+	int rc = -ETIMEDOUT;
+
+	if (!fe->q)
+		return -EINVAL;
+	fe->reconnects++;
+	for (;;) {
+		if (fe->chan >= 0)
+			close(fe->chan);
+		if (fe->sock >= 0 && fe->sock != fe->cfg.fd)
+			close(fe->sock);
+		fe->chan = fe->sock = -1;
+		int left = (int)(deadline - now_ms());
+		if (left <= 0)
+			break;
+		fe->sock = open_socket(fe, left < 200 ? left : 200);
+		if (fe->sock == -ENOTCONN) {
+			fe->sock = -1;
+			return -ENOTCONN;
+		}
+		if (fe->sock >= 0 && (rc = resume(fe)) == 0) {
+			fe_log(fe, VHU_LOG_INFO, "reconnected to the back-end (%u so far)", fe->reconnects);
+			return 0;
+		}
+		if (fe->sock < 0) {
+			rc = fe->sock;
+			fe->sock = -1;
+			usleep(20000);   /* the back-end is not back yet */
+		}
+	}
+	fe_log(fe, VHU_LOG_ERROR, "the back-end did not come back: %s", strerror(-rc));
+	return rc;
+}
+
+unsigned vhu_fe_reconnects(const struct vhu_fe *fe) { return fe->reconnects; }
 
 int vhu_fe_stop(struct vhu_fe *fe)
 {
@@ -607,6 +773,22 @@ static bool spin_for_used(struct vhu_fe_queue *q, uint32_t spin_ns)
 	}
 }
 
+/* The back-end closed the connection (or died): the socket reads as
+ * ended. Anything else there would be a reply nobody asked for. */
+static bool back_end_gone(struct vhu_fe *fe)
+{
+	struct pollfd p = { .fd = fe->sock, .events = POLLIN };
+	char c;
+
+	if (fe->sock < 0)
+		return true;
+	if (poll(&p, 1, 0) <= 0)
+		return false;
+	if (p.revents & (POLLHUP | POLLERR))
+		return true;
+	return recv(fe->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 {
 	struct vhu_fe *fe = q->fe;
@@ -635,8 +817,11 @@ int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 			 * then (sched_yield is a system call) */
 			for (int i = 0; i < 256 && !vhu_drv_vq_has_used(&q->drv); i++)
 				vhu_cpu_relax();
-			if (!vhu_drv_vq_has_used(&q->drv))
+			if (!vhu_drv_vq_has_used(&q->drv)) {
+				if (back_end_gone(fe))
+					return -ECONNRESET;
 				sched_yield();
+			}
 		} else if (fe->notify == VHU_FE_NOTIFY_INBAND) {
 			if (atomic_load(&q->inband_calls)) {
 				atomic_fetch_sub(&q->inband_calls, 1);
@@ -644,16 +829,22 @@ int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 			}
 			int r = vhu_fe_serve_backend(fe, left < 100 ? left : 100);
 			if (r < 0)
-				return r;
+				return -ECONNRESET;
 		} else {
-			struct pollfd p[2] = { { .fd = q->call, .events = POLLIN }, { .fd = fe->chan, .events = POLLIN } };
-			int r = poll(p, fe->chan >= 0 ? 2 : 1, left);
+			/* the socket too: a back-end never writes there
+			 * unasked, so anything on it is the back-end gone */
+			struct pollfd p[3] = { { .fd = q->call, .events = POLLIN }, { .fd = fe->sock, .events = POLLIN },
+					       { .fd = fe->chan, .events = POLLIN } };
+			int r = poll(p, fe->chan >= 0 ? 3 : 2, left);
 			if (r > 0 && (p[0].revents & POLLIN)) {
 				uint64_t v;
 				(void)!read(q->call, &v, 8);
 			}
-			if (r > 0 && fe->chan >= 0 && (p[1].revents & POLLIN))
-				vhu_fe_serve_backend(fe, 0);
+			if (r > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && back_end_gone(fe))
+				return -ECONNRESET;
+			if (r > 0 && fe->chan >= 0 && (p[2].revents & (POLLIN | POLLHUP)) &&
+			    vhu_fe_serve_backend(fe, 0) < 0)
+				return -ECONNRESET;
 		}
 	}
 }
