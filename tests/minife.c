@@ -95,9 +95,11 @@ uint64_t fe_req(struct fe *f, uint32_t req, const void *payload, uint32_t size,
 		fail_msg("no reply to request %u: %d", req, rc);
 	assert_int_equal(r.hdr.request, req);
 	assert_true(r.hdr.flags & VHU_USER_REPLY_MASK);
-	vhu_user_msg_close_fds(&r);
+	/* fds in a reply (GET_INFLIGHT_FD) are the caller's with *out */
 	if (out)
 		*out = r;
+	else
+		vhu_user_msg_close_fds(&r);
 	return r.hdr.size >= 8 ? r.payload.u64 : 0;
 }
 

@@ -58,7 +58,7 @@ void fe_close(struct fe *f);
 
 /* Send a request; with need_reply (or a request that replies) wait for the
  * answer, serving the back-end channel meanwhile. Returns the reply's u64
- * (or 0), and the whole reply in *out. */
+ * (or 0), and the whole reply in *out, whose fds the caller then owns. */
 uint64_t fe_req(struct fe *f, uint32_t req, const void *payload, uint32_t size,
 		const int *fds, unsigned nfds, bool need_reply, struct vhu_user_msg *out);
 uint64_t fe_u64(struct fe *f, uint32_t req, uint64_t v, bool ack);

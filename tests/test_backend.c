@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,6 +26,7 @@
 #include <cmocka.h>
 
 #include "vhu/backend.h"
+#include "vhu/inflight.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
 #include "minife.h"
@@ -350,7 +352,7 @@ static void malformed(void **state)
 		{ "protocol features not offered", VHU_USER_SET_PROTOCOL_FEATURES, 8, 1ull << VHU_USER_PROTOCOL_F_PAGEFAULT, 0 },
 		{ "dirty log not offered", VHU_USER_SET_LOG_FD, 0, 0, 1 },
 		{ "IOTLB not offered", VHU_USER_IOTLB_MSG, 32, 0, 0 },
-		{ "inflight not offered", VHU_USER_GET_INFLIGHT_FD, 24, 0, 0 },
+		{ "inflight region of no queues", VHU_USER_GET_INFLIGHT_FD, 24, 0, 0 },
 		{ "cross-endian not negotiated", VHU_USER_SET_VRING_ENDIAN, 8, 1ull << 32, 0 },
 		{ "second SET_OWNER", VHU_USER_SET_OWNER, 0, 0, 0 },
 	};
@@ -469,6 +471,100 @@ static void broken_ring_needs_reset(void **state)
 	uint64_t st = fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL);
 	assert_true(st & VHU_STATUS_DEVICE_NEEDS_RESET);
 	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
+	fe_stop(&bb);
+	assert_int_equal(count_fds(), before);
+}
+
+/* GET_INFLIGHT_FD and SET_INFLIGHT_FD: each field out of range refused, the
+ * region made sealed and of the spec's size, a ring with no part in the
+ * region not started, and a region whose content is bad breaking its ring
+ * with DEVICE_NEEDS_RESET while the session goes on. */
+static int inflight_get(struct fe *fp, uint16_t nq, uint16_t qsize, struct vhu_user_inflight *out)
+{
+	struct vhu_user_inflight in = { .num_queues = nq, .queue_size = qsize };
+	struct vhu_user_msg r;
+	fe_req(fp, VHU_USER_GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0, false, &r);
+	if (r.hdr.size != sizeof(in)) {
+		assert_int_equal(r.nfds, 0);
+		return -1;
+	}
+	assert_int_equal(r.nfds, 1);
+	*out = r.payload.inflight;
+	return r.fds[0];
+}
+
+static uint64_t inflight_set(struct fe *fp, uint64_t size, uint64_t off, uint16_t nq, uint16_t qsize, int fd)
+{
+	struct vhu_user_inflight in = { size, off, nq, qsize };
+	return fe_req(fp, VHU_USER_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1, true, NULL);
+}
+
+static void inflight_messages(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	struct vhu_user_inflight info;
+
+	fe_start(&bb, 2);
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	fe_mem_table(fp);
+	assert_int_equal(inflight_get(fp, 3, QSIZE, &info), -1);     /* more queues than the device */
+	assert_int_equal(inflight_get(fp, 2, 0, &info), -1);         /* size 0 */
+	assert_int_equal(inflight_get(fp, 2, 512, &info), -1);       /* over the device's maximum */
+	int fd = inflight_get(fp, 2, QSIZE, &info);
+	assert_true(fd >= 0);
+	size_t stride = vhu_inflight_queue_size(QSIZE, false);
+	assert_int_equal(info.mmap_size, 2 * stride);
+	assert_int_equal(info.mmap_offset, 0);
+	int seals = fcntl(fd, F_GET_SEALS);
+	assert_true((seals & F_SEAL_SHRINK) && (seals & F_SEAL_GROW));
+	int small = memfd_create("small", MFD_CLOEXEC);
+	assert_int_equal(ftruncate(small, 100), 0);
+	assert_int_not_equal(inflight_set(fp, 2 * stride, 0, 2, QSIZE, small), 0);       /* file too short */
+	assert_int_not_equal(inflight_set(fp, stride, 0, 2, QSIZE, fd), 0);              /* size too small */
+	assert_int_not_equal(inflight_set(fp, 2 * stride, 4096, 2, QSIZE, fd), 0);       /* past the end */
+	assert_int_not_equal(inflight_set(fp, 2 * stride, 64, 2, QSIZE, fd), 0);         /* offset unaligned */
+	assert_int_not_equal(inflight_set(fp, 2 * stride, 0, 9, QSIZE, fd), 0);          /* queues */
+	assert_int_not_equal(inflight_set(fp, 2 * stride, 0, 2, 4096, fd), 0);           /* queue size */
+	assert_int_not_equal(inflight_set(fp, ~0ull, 0, 2, QSIZE, fd), 0);               /* size overflow */
+	close(small);
+	/* a region for queue 0 only: ring 1 has no part and does not start */
+	assert_int_equal(inflight_set(fp, stride, 0, 1, QSIZE, fd), 0);
+	fe_setup_ring(fp, QSIZE, true);
+	fe_echo(fp, "tracked in the region");
+	unsigned char *region = mmap(NULL, 2 * stride, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(region != MAP_FAILED);
+	struct vhu_inflight_split_queue *q0 = (void *)region;
+	assert_int_equal(q0->version, 1);
+	assert_int_equal(q0->desc_num, QSIZE);
+	assert_int_equal(q0->used_idx, 1);
+	assert_int_equal(fe_state(fp, VHU_USER_SET_VRING_NUM, 1, QSIZE, true), 0);
+	struct vhu_user_vring_addr a = { .index = 1, .desc_user_addr = (uintptr_t)fp->mem + 256 * 1024,
+					 .avail_user_addr = (uintptr_t)fp->mem + 260 * 1024,
+					 .used_user_addr = (uintptr_t)fp->mem + 264 * 1024 };
+	assert_int_equal(fe_req(fp, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, true, NULL), 0);
+	int k = eventfd(0, EFD_CLOEXEC);
+	assert_int_not_equal(fe_req(fp, VHU_USER_SET_VRING_KICK, &(uint64_t){ 1 }, 8, &k, 1, true, NULL), 0);
+	close(k);
+	assert_int_equal(vhu_queue_state(vhu_device_queue(bb.dev, 1)), VHU_RING_STOPPED);
+	/* a region with a version vhu does not know: ring 0 restarted on it breaks */
+	struct vhu_user_vring_state s = { 0, 0 };
+	fe_req(fp, VHU_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false, NULL);
+	q0->version = 9;
+	assert_int_equal(inflight_set(fp, 2 * stride, 0, 2, QSIZE, fd), 0);
+	close(fp->q[0].kick);
+	close(fp->q[0].call);
+	close(fp->q[0].err);
+	vhu_drv_vq_destroy(&fp->q[0].drv);
+	fe_setup_ring(fp, QSIZE, true);
+	assert_int_equal(vhu_queue_state(vhu_device_queue(bb.dev, 0)), VHU_RING_BROKEN);
+	uint64_t st = fe_req(fp, VHU_USER_GET_STATUS, NULL, 0, NULL, 0, false, NULL);
+	assert_true(st & VHU_STATUS_DEVICE_NEEDS_RESET);
+	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
+	munmap(region, 2 * stride);
+	close(fd);
 	fe_stop(&bb);
 	assert_int_equal(count_fds(), before);
 }
@@ -1036,6 +1132,7 @@ int main(void)
 		cmocka_unit_test(malformed),
 		cmocka_unit_test(inband_without_channel_closes),
 		cmocka_unit_test(broken_ring_needs_reset),
+		cmocka_unit_test(inflight_messages),
 		cmocka_unit_test(failed_queue_start_needs_reset),
 		cmocka_unit_test(dispatch_table_covers_the_protocol),
 		cmocka_unit_test(device_request_hook),
