@@ -385,6 +385,13 @@ bool vhu_drv_vq_enable_cb(struct vhu_drv_vq *vq);
 static inline unsigned vhu_drv_vq_num_free(const struct vhu_drv_vq *vq) { return vq->num_free; }
 static inline int vhu_drv_vq_broken(const struct vhu_drv_vq *vq) { return vq->broken; }
 void vhu_drv_vq_get_pos(const struct vhu_drv_vq *vq, struct vhu_vq_pos *pos);
+/* Before a restarted device without an inflight region resumes a split
+ * ring from its used index: rewrite the avail entries after it with exactly
+ * the buffers still outstanding, so that none used out of order is taken
+ * again. Only while no device runs the ring. Returns how many, 0 where
+ * nothing is needed (packed, IN_ORDER), -EPROTO if the used ring does not
+ * match what the driver holds, or the ring's error. */
+int vhu_drv_vq_reoffer(struct vhu_drv_vq *vq);
 
 /* ---------------------------------------------------------------------- */
 /* Shared rules, exposed for both sides and for tests. */

@@ -658,13 +658,33 @@ static int resume(struct vhu_fe *fe)
 	    (rc = send_inflight(fe, (uint16_t)fe->nq, fe->nq ? fe->q[0].ring.num : 0)) < 0)
 		return rc;
 	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
+	bool region = fe->inflight_fd >= 0 && has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 	for (unsigned i = 0; i < fe->nq; i++) {
 		struct vhu_vq_pos pos;
+		/* without a region the back-end takes again what follows the
+		 * used index: make that exactly what is outstanding */
+		if (!region && (rc = vhu_drv_vq_reoffer(&fe->q[i].drv)) < 0) {
+			fe_log(fe, VHU_LOG_ERROR, "queue %u: cannot offer its buffers again: %s", i, vhu_vq_strerror(rc));
+			return rc;
+		}
 		resume_pos(&fe->q[i], packed, &pos);
 		if ((rc = send_queue(fe, &fe->q[i], &pos)) < 0)
 			return rc;
 	}
 	set_driver_ok(fe);
+	/* The buffers in flight were made available before this back-end
+	 * came: not every back-end looks at a ring before its first kick
+	 * (libvhost-user does not), and the driver's suppression state says
+	 * none is due. A notification is always allowed; send one. */
+	for (unsigned i = 0; i < fe->nq; i++) {
+		uint64_t one = 1;
+		if (fe->notify == VHU_FE_NOTIFY_INBAND)
+			rc = set_state(fe, VHU_USER_VRING_KICK, i, 0);
+		else
+			rc = write(fe->q[i].kick, &one, 8) == 8 ? 0 : -errno;
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
 

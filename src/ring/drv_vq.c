@@ -161,6 +161,18 @@ bool vhu_drv_vq_enable_cb(struct vhu_drv_vq *vq)
 	return vhu_drv_vq_has_used(vq);
 }
 
+int vhu_drv_vq_reoffer(struct vhu_drv_vq *vq)
+{
+	if (vq->broken)
+		return vq->broken;
+	/* IN_ORDER: the device used them in order, so the entries after
+	 * the used index are exactly the outstanding ones already; packed:
+	 * only the device's inflight region can tell what it had taken */
+	if (vq->packed || vq->f.in_order)
+		return 0;
+	return split_drv_reoffer(vq);
+}
+
 void vhu_drv_vq_get_pos(const struct vhu_drv_vq *vq, struct vhu_vq_pos *pos)
 {
 	*pos = (struct vhu_vq_pos){

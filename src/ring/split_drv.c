@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Split virtqueue, driver side (VIRTIO §2.7.13 - §2.7.14). */
+#include <stdlib.h>
+
 #include "vq_internal.h"
 
 static int broken(struct vhu_drv_vq *vq, int err)
@@ -315,4 +317,66 @@ int split_drv_add_one(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b)
 int split_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len)
 {
 	return vq->f.in_order ? get_in_order_run(vq, token, len, 1) : get_free_list_run(vq, token, len, 1);
+}
+
+/*
+ * A device that restarted without an inflight region resumes a split ring
+ * from the used index (QEMU's restore): it takes the avail entries from
+ * there again. With out-of-order completion some of those heads were used
+ * already, and the driver may have reused them for newer buffers offered
+ * further on, which would then be taken twice. The driver knows what is
+ * outstanding: its heads in flight, less those in used entries it has not
+ * read yet and those added but not yet published. Exactly that many avail
+ * entries follow the used index; they are rewritten to hold these heads, in
+ * the order the ring still shows them. Only while no device runs the ring.
+ */
+int split_drv_reoffer(struct vhu_drv_vq *vq)
+{
+	const uint16_t num = vq->num, mask = num - 1;
+	uint16_t used = ld16_acq(&vq->split.used->idx), pub = vq->published_avail;
+	uint16_t want = (uint16_t)(pub - used), done_ahead = (uint16_t)(used - vq->last_used);
+	uint8_t *out = calloc(num, 1);   /* 1: a head to offer again, 2: placed */
+	unsigned n = 0;
+
+	if (!out)
+		return -ENOMEM;
+	if (want > num || done_ahead > num) {
+		free(out);
+		return vq->broken = -EDOM;
+	}
+	for (uint16_t h = 0; h < num; h++)
+		out[h] = vq->slot[h].token != NULL;
+	/* used, not yet read by us: the device is done with them */
+	for (uint16_t k = 0; k < done_ahead; k++) {
+		uint32_t id = ld32(&vq->split.used->ring[(uint16_t)(vq->last_used + k) & mask].id);
+		if (id >= num) {
+			free(out);
+			return vq->broken = -ERANGE;
+		}
+		out[id] = 0;
+	}
+	/* added, not yet published: their entries are right already */
+	for (uint16_t p = pub; p != vq->avail_idx; p++)
+		out[ld16(&vq->split.avail->ring[p & mask])] = 0;
+	uint16_t *heads = calloc(num, sizeof(*heads));
+	if (!heads) {
+		free(out);
+		return -ENOMEM;
+	}
+	for (uint16_t k = 0; k < want; k++) {
+		uint16_t h = ld16(&vq->split.avail->ring[(uint16_t)(used + k) & mask]);
+		if (h < num && out[h] == 1) {
+			out[h] = 2;
+			heads[n++] = h;
+		}
+	}
+	for (uint16_t h = 0; h < num; h++)
+		if (out[h] == 1 && n < num)
+			heads[n++] = h;
+	int r = n == want ? (int)n : -EPROTO;   /* the device's used ring disagrees with us */
+	for (unsigned k = 0; r >= 0 && k < n; k++)
+		st16(&vq->split.avail->ring[(uint16_t)(used + k) & mask], heads[k]);
+	free(heads);
+	free(out);
+	return r;
 }

@@ -471,6 +471,7 @@ int split_drv_get_one(struct vhu_drv_vq *vq, void **token, uint32_t *len);
 bool split_drv_kick_prepare(struct vhu_drv_vq *vq);
 int split_drv_get_burst(struct vhu_drv_vq *vq, void **tokens, uint32_t *lens, unsigned n);
 bool split_drv_has_used(struct vhu_drv_vq *vq);
+int split_drv_reoffer(struct vhu_drv_vq *vq);
 void split_drv_set_cb(struct vhu_drv_vq *vq, bool enable);
 
 int packed_drv_add_burst(struct vhu_drv_vq *vq, const struct vhu_drv_buf *b, unsigned n);
