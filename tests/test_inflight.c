@@ -408,41 +408,33 @@ static void e_p_leak(struct run *r)
 	/* a free entry dropped from the list: the list ends early */
 	PQ(r)->desc[PQ(r)->free_head].next = NUM;
 }
+/* The first two head entries in flight (the held run has at least three). */
+static void two_held_heads(struct run *r, int *a, int *b)
+{
+	*a = first_held_entry(r);
+	for (int i = *a + 1; i < NUM; i++)
+		if (PQ(r)->desc[i].inflight) {
+			*b = i;
+			return;
+		}
+	fail();
+}
 static void e_p_dup_id(struct run *r)
 {
-	int a = -1;
-	for (int i = 0; i < NUM; i++) {
-		struct vhu_inflight_packed_desc *d = &PQ(r)->desc[i];
-		if (!d->inflight)
-			continue;
-		if (a < 0) {
-			a = i;
-			continue;
-		}
-		PQ(r)->desc[d->last].id = PQ(r)->desc[PQ(r)->desc[a].last].id;
-		return;
-	}
-	fail();
+	int a, b = 0;
+	two_held_heads(r, &a, &b);
+	PQ(r)->desc[PQ(r)->desc[b].last].id = PQ(r)->desc[PQ(r)->desc[a].last].id;
 }
 static void e_p_shared(struct run *r)
 {
 	/* two heads claiming one entry */
-	int a = -1;
-	for (int i = 0; i < NUM; i++) {
-		struct vhu_inflight_packed_desc *d = &PQ(r)->desc[i];
-		if (!d->inflight)
-			continue;
-		if (a < 0) {
-			a = i;
-			continue;
-		}
-		d->num = 2;
-		d->flags |= VHU_VRING_DESC_F_NEXT;
-		d->next = (uint16_t)a;
-		d->last = (uint16_t)a;
-		return;
-	}
-	fail();
+	int a, b = 0;
+	two_held_heads(r, &a, &b);
+	struct vhu_inflight_packed_desc *d = &PQ(r)->desc[b];
+	d->num = 2;
+	d->flags |= VHU_VRING_DESC_F_NEXT;
+	d->next = (uint16_t)a;
+	d->last = (uint16_t)a;
 }
 
 static void hostile_split(void **s)

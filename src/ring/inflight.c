@@ -438,14 +438,11 @@ int vhu_dev_vq_inflight_attach(struct vhu_dev_vq *vq, void *region, size_t len)
 	if (len < vhu_inflight_queue_size(vq->num, vq->packed))
 		return -EINVAL;
 	struct vhu_dev_inflight *f = ifl_alloc(vq->num, vq->packed);
-	struct order *o = calloc(vq->num, sizeof(*o));
+	struct order *o = NULL;
 	int r;
 
-	if (!f || !o) {
-		free(f);
-		free(o);
+	if (!f)
 		return -ENOMEM;
-	}
 	f->r.split = region;
 	/* the three header fields in front are the same in both layouts */
 	struct vhu_inflight_split_queue *h = region;
@@ -459,6 +456,8 @@ int vhu_dev_vq_inflight_attach(struct vhu_dev_vq *vq, void *region, size_t len)
 		r = -EPROTONOSUPPORT;
 	} else if (h->desc_num != vq->num) {
 		r = -EINVAL;
+	} else if (!(o = calloc(vq->num, sizeof(*o)))) {
+		r = -ENOMEM;
 	} else {
 		r = vq->packed ? packed_recover(vq, f, o) : split_recover(vq, f, o);
 	}

@@ -369,6 +369,7 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 	const uint16_t num = vq->num;
 	struct vhu_vring_packed_desc *desc = vq->pk.desc;
 	struct vhu_dev_chain *chains = vq->chain;
+	struct vhu_dev_inflight *ifl = vq->ifl;
 	uint16_t used_idx = vq->used_idx;
 	bool used_wrap = vq->used_wrap, pending = vq->pending;
 	uint32_t slots = 0;
@@ -379,8 +380,8 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 		if (!dev_used_ok(chains, num, id, len))
 			break;
 		struct vhu_dev_chain *c = &chains[id];
-		if (vq->ifl)
-			ifl_packed_push(vq->ifl, (uint16_t)id, c->ndesc);
+		if (ifl)
+			ifl_packed_push(ifl, (uint16_t)id, c->ndesc);
 		struct vhu_vring_packed_desc *d = &desc[used_idx];
 		uint16_t flags = used_wrap ? VHU_VRING_PACKED_DESC_F_AVAIL | VHU_VRING_PACKED_DESC_F_USED : 0;
 		/* §2.8.6: WRITE in a used descriptor says len is meaningful */

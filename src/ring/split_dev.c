@@ -316,6 +316,7 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 	const uint16_t num = vq->num, mask = num - 1;
 	struct vhu_vring_used_elem *ring = vq->split.used->ring;
 	struct vhu_dev_chain *chains = vq->chain;
+	struct vhu_dev_inflight *ifl = vq->ifl;
 	uint16_t used_idx = vq->used_idx;
 	unsigned k;
 
@@ -324,8 +325,8 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 		if (!dev_used_ok(chains, num, id, len))
 			break;
 		chains[id].ndesc = 0;
-		if (vq->ifl)
-			ifl_split_push(vq->ifl, (uint16_t)id);
+		if (ifl)
+			ifl_split_push(ifl, (uint16_t)id);
 		struct vhu_vring_used_elem *e = &ring[used_idx & mask];
 		st32(&e->id, id);
 		st32(&e->len, len);
