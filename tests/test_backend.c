@@ -495,7 +495,7 @@ static int inflight_get(struct fe *fp, uint16_t nq, uint16_t qsize, struct vhu_u
 
 static uint64_t inflight_set(struct fe *fp, uint64_t size, uint64_t off, uint16_t nq, uint16_t qsize, int fd)
 {
-	struct vhu_user_inflight in = { size, off, nq, qsize };
+	struct vhu_user_inflight in = { .mmap_size = size, .mmap_offset = off, .num_queues = nq, .queue_size = qsize };
 	return fe_req(fp, VHU_USER_SET_INFLIGHT_FD, &in, sizeof(in), &fd, 1, true, NULL);
 }
 
