@@ -91,6 +91,8 @@ struct vhu_vq_flags {
  * the engine's own. */
 struct vhu_dev_chain;
 struct vhu_dev_inflight;
+struct vhu_dev_vq_log;
+struct vhu_dirty_log;
 
 struct vhu_dev_vq {
 	uint16_t num, index;
@@ -111,6 +113,7 @@ struct vhu_dev_vq {
 	struct vhu_xlate xl;       /* buffers and indirect tables */
 	struct vhu_dev_chain *chain;  /* per id: the chains the device holds */
 	struct vhu_dev_inflight *ifl; /* the inflight region kept, or NULL */
+	struct vhu_dev_vq_log *log;   /* dirty-page logging, or NULL (off) */
 
 	/* consumer position */
 	uint16_t last_avail;       /* split: free-running; packed: offset */
@@ -269,6 +272,37 @@ int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos);
 int vhu_dev_vq_inflight_attach(struct vhu_dev_vq *vq, void *region, size_t len);
 /* Requests recovered from the region and not yet popped again. */
 unsigned vhu_dev_vq_resubmit_pending(const struct vhu_dev_vq *vq);
+
+/*
+ * Dirty-page logging for live migration (vhost-user "Migration"): what the
+ * device writes into guest memory is marked in a shared bitmap
+ * (vhu/dirty_log.h) by guest physical address, before the used entries that
+ * make it visible are published, batched per flush.
+ *   buffers: the bytes a push reports written, along the chain's writable
+ *            buffers in order (VHOST_F_LOG_ALL);
+ *   rings:   every store of the device into the ring (VHOST_VRING_F_LOG):
+ *            split, used entries, used->idx, flags and avail_event, logged
+ *            at device_gpa + their offset in the used ring; packed, the used
+ *            descriptors at desc_gpa + 16 * slot and the device event
+ *            suppression area at device_gpa.
+ * The guest addresses of buffers come from the iovecs a pop made, mapped
+ * back through the queue's region table, so logging needs one (-EOPNOTSUPP
+ * with a translate callback). Buffers can only start being logged with no
+ * chain held by the device (-EBUSY: drain first), since the guest addresses
+ * of a chain are recorded when it is popped. c NULL, or neither part, turns
+ * logging off (nothing is then paid on any path); a call while on changes
+ * the log or the parts (the old log gets what was batched for it first).
+ * A write the bitmap does not cover breaks the queue with -EFBIG: it cannot
+ * be logged, and a lost mark is corruption on the destination.
+ * -ENOMEM. Logging ends with destroy and set_pos.
+ */
+struct vhu_vq_log_config {
+	const struct vhu_dirty_log *log;   /* kept by pointer: must outlive the use */
+	bool buffers, rings;
+	uint64_t desc_gpa;     /* packed only */
+	uint64_t device_gpa;   /* split: the used ring (log_guest_addr); packed: device area */
+};
+int vhu_dev_vq_set_log(struct vhu_dev_vq *vq, const struct vhu_vq_log_config *c);
 
 static inline int vhu_dev_vq_broken(const struct vhu_dev_vq *vq) { return vq->broken; }
 static inline uint32_t vhu_dev_vq_inflight(const struct vhu_dev_vq *vq) { return vq->inflight; }

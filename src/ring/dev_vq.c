@@ -54,6 +54,7 @@ static void detach_inflight(struct vhu_dev_vq *vq)
 
 void vhu_dev_vq_destroy(struct vhu_dev_vq *vq)
 {
+	dev_log_free(vq);
 	detach_inflight(vq);
 	free(vq->chain);
 	vq->chain = NULL;
@@ -70,6 +71,8 @@ int vhu_dev_vq_remap(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
 	if (cfg->num != vq->num || vhu_has_feature(cfg->features, VHU_F_RING_PACKED) != vq->packed)
 		return -EINVAL;
 	set_rings(vq, cfg);
+	if (vq->log)
+		vq->log->last_region = 0;   /* the table may be another */
 	return 0;
 }
 
@@ -85,10 +88,15 @@ int vhu_dev_vq_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsig
 		iov_max = IOV_CAP;
 	if (n == 0)
 		return 0;
+	int r;
 	if (__builtin_expect(vq->ifl && vhu_dev_vq_resubmit_pending(vq), 0))
-		return ifl_pop_resubmitted(vq, elems, n, iov, iov_len, iov_max);
-	return vq->packed ? packed_dev_pop_burst(vq, elems, n, iov, iov_len, iov_max)
-			  : split_dev_pop_burst(vq, elems, n, iov, iov_len, iov_max);
+		r = ifl_pop_resubmitted(vq, elems, n, iov, iov_len, iov_max);
+	else
+		r = vq->packed ? packed_dev_pop_burst(vq, elems, n, iov, iov_len, iov_max)
+			       : split_dev_pop_burst(vq, elems, n, iov, iov_len, iov_max);
+	if (__builtin_expect(vq->log != NULL, 0))
+		dev_log_popped(vq, elems, r);
+	return r;
 }
 
 int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
@@ -98,15 +106,22 @@ int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
 		return vq->broken;
 	if (iov_max > IOV_CAP)
 		iov_max = IOV_CAP;
+	int r;
 	if (__builtin_expect(vq->ifl && vhu_dev_vq_resubmit_pending(vq), 0))
-		return ifl_pop_resubmitted(vq, elem, 1, iov, iov_max, iov_max);
-	return vq->packed ? packed_dev_pop_one(vq, elem, iov, iov_max) : split_dev_pop_one(vq, elem, iov, iov_max);
+		r = ifl_pop_resubmitted(vq, elem, 1, iov, iov_max, iov_max);
+	else
+		r = vq->packed ? packed_dev_pop_one(vq, elem, iov, iov_max) : split_dev_pop_one(vq, elem, iov, iov_max);
+	if (__builtin_expect(vq->log != NULL, 0))
+		dev_log_popped(vq, elem, r);
+	return r;
 }
 
 int vhu_dev_vq_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *used, unsigned n)
 {
 	if (vq->broken)
 		return vq->broken;
+	if (__builtin_expect(vq->log != NULL, 0))
+		dev_log_pushed(vq, used, n);
 	int k = vq->packed ? packed_dev_push_burst(vq, used, n) : split_dev_push_burst(vq, used, n);
 	vhu_dev_vq_flush(vq);
 	return k;
@@ -118,6 +133,8 @@ int vhu_dev_vq_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *elem, uint3
 
 	if (vq->broken)
 		return vq->broken;
+	if (__builtin_expect(vq->log != NULL, 0))
+		dev_log_pushed(vq, &u, 1);
 	int k = vq->packed ? packed_dev_push_burst(vq, &u, 1) : split_dev_push_burst(vq, &u, 1);
 	return k == 1 ? 0 : -EINVAL;
 }
@@ -143,6 +160,8 @@ void vhu_dev_vq_disable_notify(struct vhu_dev_vq *vq)
 		packed_dev_set_notify(vq, false);
 	else
 		split_dev_set_notify(vq, false);
+	if (__builtin_expect(vq->log != NULL, 0))
+		dev_log_flush(vq);
 }
 
 bool vhu_dev_vq_enable_notify(struct vhu_dev_vq *vq)
@@ -151,6 +170,8 @@ bool vhu_dev_vq_enable_notify(struct vhu_dev_vq *vq)
 		packed_dev_set_notify(vq, true);
 	else
 		split_dev_set_notify(vq, true);
+	if (__builtin_expect(vq->log != NULL, 0))
+		dev_log_flush(vq);
 	/* the enable must be visible before we look at the ring again */
 	full_barrier();
 	return vhu_dev_vq_has_avail(vq);
@@ -193,6 +214,7 @@ int vhu_dev_vq_set_pos(struct vhu_dev_vq *vq, const struct vhu_vq_pos *pos)
 	if (!vq->chain)
 		return -ESHUTDOWN;
 	detach_inflight(vq);
+	dev_log_free(vq);
 
 	if (vq->packed) {
 		if (pos->avail >= vq->num || pos->used >= vq->num)

@@ -276,6 +276,7 @@ static void scrub_batch(struct vhu_dev_vq *vq, uint16_t pos, bool wrap, uint32_t
 		flags &= (uint16_t)~(VHU_VRING_PACKED_DESC_F_AVAIL | VHU_VRING_PACKED_DESC_F_USED);
 		flags |= wrap ? VHU_VRING_PACKED_DESC_F_AVAIL : VHU_VRING_PACKED_DESC_F_USED;
 		st16_rel(&vq->pk.desc[pos].flags, flags);
+		dev_log_ring(vq, true, 16u * pos + 14, 2);
 	}
 }
 

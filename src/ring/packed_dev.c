@@ -23,6 +23,7 @@ static uint16_t arm_event(struct vhu_dev_vq *vq, uint16_t flags)
 		return flags;
 	st16(&vq->pk.device->off_wrap, want);
 	st16_rel(&vq->pk.device->flags, VHU_RING_EVENT_FLAGS_DESC);
+	dev_log_ring(vq, false, 0, 4);
 	vq->pk_event = want;
 	vq->avail_event_valid = true;
 	full_barrier();
@@ -310,6 +311,7 @@ static void write_used(struct vhu_dev_vq *vq, uint16_t id, uint32_t len, bool wr
 		flags |= VHU_VRING_DESC_F_WRITE;
 	st16(&d->id, id);
 	st32(&d->len, len);
+	dev_log_ring(vq, true, 16u * vq->used_idx, 16);   /* flags too, now or at the flush */
 	if (!vq->pending) {
 		vq->pending = true;
 		vq->pending_pos = vq->used_idx;
@@ -389,6 +391,7 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 			flags |= VHU_VRING_DESC_F_WRITE;
 		st16(&d->id, (uint16_t)id);
 		st32(&d->len, len);
+		dev_log_ring(vq, true, 16u * used_idx, 16);
 		if (!pending) {
 			pending = true;
 			vq->pending_pos = used_idx;
@@ -417,6 +420,8 @@ void packed_dev_flush(struct vhu_dev_vq *vq)
 {
 	if (vq->batch.count)
 		write_batch(vq);
+	if (__builtin_expect(vq->log != NULL, 0) && !dev_log_flush(vq))
+		return;
 	if (vq->pending) {
 		st16_rel(&vq->pk.desc[vq->pending_pos].flags, vq->pending_flags);
 		vq->pending = false;
@@ -469,6 +474,7 @@ void packed_dev_set_notify(struct vhu_dev_vq *vq, bool enable)
 	} else {
 		st16_rel(&vq->pk.device->flags, VHU_RING_EVENT_FLAGS_ENABLE);
 	}
+	dev_log_ring(vq, false, 0, 4);
 }
 
 bool packed_dev_has_avail(struct vhu_dev_vq *vq)

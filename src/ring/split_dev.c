@@ -20,6 +20,7 @@ static uint16_t arm_avail_event(struct vhu_dev_vq *vq, uint16_t avail_idx)
 	if (vq->avail_event_valid && vq->avail_event == vq->last_avail)
 		return avail_idx;
 	st16(split_avail_event(vq->split.used, vq->num), vq->last_avail);
+	dev_log_ring(vq, false, 4 + 8u * vq->num, 2);
 	vq->avail_event = vq->last_avail;
 	vq->avail_event_valid = true;
 	full_barrier();
@@ -267,10 +268,12 @@ int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsign
 
 static void write_used(struct vhu_dev_vq *vq, uint16_t id, uint32_t len)
 {
-	struct vhu_vring_used_elem *u = &vq->split.used->ring[vq->used_idx & (vq->num - 1)];
+	uint16_t slot = vq->used_idx & (vq->num - 1);
+	struct vhu_vring_used_elem *u = &vq->split.used->ring[slot];
 
 	st32(&u->id, id);
 	st32(&u->len, len);
+	dev_log_ring(vq, false, 4 + 8u * slot, 8);
 }
 
 /* IN_ORDER (§2.7.9): one entry, in the slot of the batch's first buffer,
@@ -330,6 +333,7 @@ static unsigned push_each(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, un
 		struct vhu_vring_used_elem *e = &ring[used_idx & mask];
 		st32(&e->id, id);
 		st32(&e->len, len);
+		dev_log_ring(vq, false, 4 + 8u * (used_idx & mask), 8);
 		used_idx++;
 	}
 	vq->used_idx = used_idx;
@@ -370,7 +374,14 @@ void split_dev_flush(struct vhu_dev_vq *vq)
 {
 	if (vq->batch.count)
 		write_batch(vq);
-	if (vq->used_idx != vq->published_used) {
+	bool publish = vq->used_idx != vq->published_used;
+	if (__builtin_expect(vq->log != NULL, 0)) {
+		if (publish)
+			dev_log_ring(vq, false, 2, 2);   /* used->idx */
+		if (!dev_log_flush(vq))
+			return;
+	}
+	if (publish) {
 		/* §2.7.8.2: len and id before idx */
 		st16_rel(&vq->split.used->idx, vq->used_idx);
 		vq->published_used = vq->used_idx;
@@ -410,12 +421,14 @@ void split_dev_set_notify(struct vhu_dev_vq *vq, bool enable)
 		 * behind the ring suppresses, a current one asks for a kick. */
 		if (enable) {
 			st16(split_avail_event(vq->split.used, vq->num), vq->last_avail);
+			dev_log_ring(vq, false, 4 + 8u * vq->num, 2);
 			vq->avail_event = vq->last_avail;
 			vq->avail_event_valid = true;
 		}
 		return;
 	}
 	st16(&vq->split.used->flags, enable ? 0 : VHU_VRING_USED_F_NO_NOTIFY);
+	dev_log_ring(vq, false, 0, 2);
 }
 
 bool split_dev_has_avail(struct vhu_dev_vq *vq)

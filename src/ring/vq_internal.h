@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "vhu/dirty_log.h"
 #include "vhu/virtio.h"
 #include "vhu/vq.h"
 
@@ -118,6 +119,47 @@ static inline __attribute__((always_inline)) void *dev_xlate(struct vhu_dev_vq *
 {
 	return vhu_xlate(&vq->xl, addr, len, write ? VHU_ACCESS_WRITE : VHU_ACCESS_READ);
 }
+
+/* Dirty-page logging of a queue (dirty.c): the batch of marks since the
+ * last flush, and per id the guest ranges of the writable buffers of the
+ * chain the device holds, in order (only while buffers are logged). */
+struct log_seg {
+	uint64_t gpa, len;
+};
+struct log_rec {
+	struct log_seg *seg;
+	uint32_t n, cap;
+};
+struct vhu_dev_vq_log {
+	struct vhu_dirty_cache cache;
+	bool buffers, rings;
+	bool nomem;                /* a record could not grow: -ENOMEM at the flush */
+	uint64_t desc_gpa, device_gpa;
+	struct log_rec *rec;       /* per id, with buffers */
+	unsigned last_region;      /* where the last reverse lookup hit */
+};
+
+/* A store of the device into its ring: part desc (packed descriptors) or
+ * device (split used ring, packed device area), at byte offset off. */
+static inline __attribute__((always_inline)) void dev_log_ring(struct vhu_dev_vq *vq, bool desc, uint64_t off,
+							       uint64_t len)
+{
+	struct vhu_dev_vq_log *l = vq->log;
+	if (__builtin_expect(l != NULL, 0) && l->rings)
+		vhu_dirty_cache_add(&l->cache, (desc ? l->desc_gpa : l->device_gpa) + off, len);
+}
+/* After a pop took n chains into elems (n < 0: the pop's code, elems[0]
+ * taken if it is a buffer error): record their writable ranges. */
+void dev_log_popped(struct vhu_dev_vq *vq, const struct vhu_vq_elem *elems, int n);
+/* Before a push of u[0 .. n): mark what each reports written. */
+void dev_log_pushed(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n);
+/* Before a publishing store: the batch into the log. False if a write could
+ * not be logged (outside the bitmap: the queue breaks with -EFBIG; a record
+ * that could not grow: -ENOMEM): the caller then publishes nothing, since
+ * what the driver is never told of was never acknowledged, while a write
+ * acknowledged unlogged would be lost on the destination. */
+bool dev_log_flush(struct vhu_dev_vq *vq);
+void dev_log_free(struct vhu_dev_vq *vq);
 
 /* Device-side mapping of one chain into iovecs (desc_map.c). */
 struct chain_map {
