@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "vhu/backend.h"
+#include "vhu/dirty_log.h"
 #include "vhu/inflight.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
@@ -350,7 +351,7 @@ static void malformed(void **state)
 		{ "unknown request", 99, 0, 0, 0 },
 		{ "features not offered", VHU_USER_SET_FEATURES, 8, 1ull << 50, 0 },
 		{ "protocol features not offered", VHU_USER_SET_PROTOCOL_FEATURES, 8, 1ull << VHU_USER_PROTOCOL_F_PAGEFAULT, 0 },
-		{ "dirty log not offered", VHU_USER_SET_LOG_FD, 0, 0, 1 },
+		{ "log fd without its fd", VHU_USER_SET_LOG_FD, 0, 0, 0 },
 		{ "IOTLB not offered", VHU_USER_IOTLB_MSG, 32, 0, 0 },
 		{ "inflight region of no queues", VHU_USER_GET_INFLIGHT_FD, 24, 0, 0 },
 		{ "cross-endian not negotiated", VHU_USER_SET_VRING_ENDIAN, 8, 1ull << 32, 0 },
@@ -405,6 +406,118 @@ static void malformed(void **state)
 	close(e1);
 	close(e2);
 	fe_stop(&bb);
+	assert_int_equal(count_fds(), before);
+}
+
+/* ---- the dirty log: hostile descriptions refused, the process lives ---- */
+static int log_memfd(size_t size)
+{
+	int fd = memfd_create("dirty-log", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	return fd;
+}
+
+/* SET_LOG_BASE: the back-end answers it with a u64, 0 or the errno. */
+static uint64_t fe_log_base(struct fe *fp, int fd, uint64_t size, uint64_t offset)
+{
+	struct vhu_user_log l = { size, offset };
+	return fe_req(fp, VHU_USER_SET_LOG_BASE, &l, sizeof(l), &fd, fd >= 0, false, NULL);
+}
+
+static uint64_t fe_ring_addr(struct fe *fp, uint32_t flags, uint64_t log_gpa)
+{
+	struct fe_ring *q = &fp->q[0];
+	struct vhu_user_vring_addr a = {
+		.index = 0, .flags = flags, .desc_user_addr = (uintptr_t)q->base + q->layout.desc_off,
+		.avail_user_addr = (uintptr_t)q->base + q->layout.driver_off,
+		.used_user_addr = (uintptr_t)q->base + q->layout.device_off, .log_guest_addr = log_gpa,
+	};
+	return fe_req(fp, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, true, NULL);
+}
+
+#define F_LOG (1u << VHU_USER_VRING_F_LOG)
+
+static void dirty_log_hostile(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	const uint64_t need = vhu_dirty_log_size_for(FE_MEM_SIZE);	/* 32 bytes */
+
+	fe_start(&bb, 1);
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	fe_mem_table(fp);
+	fe_setup_ring(fp, QSIZE, true);
+	int fd = log_memfd(4096), p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	char ro_path[64];
+	snprintf(ro_path, sizeof(ro_path), "/proc/self/fd/%d", fd);
+	int ro = open(ro_path, O_RDONLY | O_CLOEXEC);	/* the same file, not writable */
+	assert_true(ro >= 0);
+	struct {
+		const char *name;
+		int fd;
+		uint64_t size, offset, err;
+	} cases[] = {
+		{ "no fd", -1, need, 0, EINVAL },
+		{ "log too small for the memory table", fd, need - 1, 0, ERANGE },
+		{ "empty log", fd, 0, 0, EINVAL },
+		{ "offset past the end of the file", fd, need, 4096, EINVAL },
+		{ "offset and size wrapping", fd, need, UINT64_MAX - 8, EINVAL },
+		{ "a pipe", p[0], need, 0, EINVAL },
+		{ "a file that cannot be mapped writable", ro, need, 0, EACCES },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = fe_log_base(fp, cases[i].fd, cases[i].size, cases[i].offset);
+		if (v != cases[i].err)
+			fail_msg("%s: answered %llu, not %llu", cases[i].name, (unsigned long long)v,
+				 (unsigned long long)cases[i].err);
+		fe_echo(fp, cases[i].name);	/* the ring was not logging: it runs on */
+	}
+	close(ro);
+	close(p[0]);
+	close(p[1]);
+	/* a good log; rings asking to log outside it, or with flags nobody
+	 * defined, are refused and keep their old addresses */
+	assert_int_equal(fe_log_base(fp, fd, need, 64), 0);
+	uint64_t used_gpa = fp->q[0].base + fp->q[0].layout.device_off - fp->mem;
+	assert_int_equal(fe_ring_addr(fp, F_LOG, 1ull << 40), ERANGE);
+	assert_int_equal(fe_ring_addr(fp, F_LOG, FE_MEM_SIZE), ERANGE);	/* just past the log */
+	assert_int_equal(fe_ring_addr(fp, 1u << 1, used_gpa), EINVAL);
+	fe_echo(fp, "refused ring addresses changed nothing");
+	/* logging on: the echo's writable buffer and the used ring are marked,
+	 * the buffer it only read is not */
+	assert_int_equal(fe_ring_addr(fp, F_LOG, used_gpa), 0);
+	assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features | VHU_BIT(VHU_USER_F_LOG_ALL), true), 0);
+	uint8_t *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	struct vhu_dirty_log log = { map + 64, need };
+	vhu_dirty_log_take(&log, NULL);
+	fe_echo(fp, "logged");
+	assert_true(vhu_dirty_log_test(&log, 80 * 1024));
+	assert_true(vhu_dirty_log_test(&log, used_gpa));
+	assert_false(vhu_dirty_log_test(&log, 64 * 1024));
+	/* a replacement the memory table does not fit: refused, and the ring
+	 * that was logging fails rather than write unlogged */
+	assert_int_equal(fe_log_base(fp, fd, need / 2, 0), ERANGE);
+	assert_int_equal(vhu_queue_state(vhu_device_queue(bb.dev, 0)), VHU_RING_BROKEN);
+	assert_true(vhu_device_status(bb.dev) & VHU_STATUS_DEVICE_NEEDS_RESET);
+	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) & VHU_BIT(VHU_USER_F_LOG_ALL));
+	munmap(map, 4096);
+	fe_stop(&bb);
+
+	/* without LOG_SHMFD agreed, no log and no logged ring */
+	fe_start(&bb, 1);
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF & ~(1ull << VHU_USER_PROTOCOL_F_LOG_SHMFD));
+	fe_mem_table(fp);
+	fe_setup_ring(fp, QSIZE, true);
+	assert_int_equal(fe_log_base(fp, fd, need, 0), ENOTSUP);
+	assert_int_equal(fe_ring_addr(fp, F_LOG, 0), ENOTSUP);
+	fe_echo(fp, "no log");
+	fe_stop(&bb);
+	close(fd);
 	assert_int_equal(count_fds(), before);
 }
 
@@ -623,7 +736,8 @@ static void dispatch_table_covers_the_protocol(void **state)
 	}
 	assert_int_equal(vhu_backend_serves(VHU_USER_SET_MEM_TABLE), VHU_SERVES_LIBRARY);
 	assert_int_equal(vhu_backend_serves(VHU_USER_NET_SET_MTU), VHU_SERVES_DEVICE);
-	assert_int_equal(vhu_backend_serves(VHU_USER_SET_LOG_BASE), VHU_SERVES_NOT_OFFERED);
+	assert_int_equal(vhu_backend_serves(VHU_USER_SET_LOG_BASE), VHU_SERVES_LIBRARY);
+	assert_int_equal(vhu_backend_serves(VHU_USER_POSTCOPY_ADVISE), VHU_SERVES_NOT_OFFERED);
 }
 
 /* Device-specific requests reach the device's request op, with its
@@ -1143,6 +1257,7 @@ int main(void)
 		cmocka_unit_test(backend_channel_messages),
 		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
 		cmocka_unit_test(ring_moved_outside_memory),
+		cmocka_unit_test(dirty_log_hostile),
 		ON_POLL_GROUP(session_split_eventfd),
 		ON_POLL_GROUP(session_packed_eventfd),
 		ON_POLL_GROUP(session_split_inband),

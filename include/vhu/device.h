@@ -64,8 +64,9 @@ struct vhu_device_ops {
 	int (*queue_start)(struct vhu_device *dev, struct vhu_queue *q);
 	void (*queue_stop)(struct vhu_device *dev, struct vhu_queue *q);
 	/* Optional. Complete every request the device holds for this queue
-	 * before it returns: guest memory or the ring is about to change
-	 * (lock held, from the transport's thread). */
+	 * before it returns: guest memory or the ring is about to change, or
+	 * dirty logging starts (a chain held across that could not be logged;
+	 * the queue would fail) (lock held, from the transport's thread). */
 	void (*drain)(struct vhu_device *dev, struct vhu_queue *q);
 	/* Config space. set_config gets a VHU_CONFIG_WRITE_* flag. Return 0 or -errno. */
 	int (*get_config)(struct vhu_device *dev, uint8_t *buf, uint32_t offset, uint32_t len);

@@ -120,7 +120,7 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 	/* offer only what is served: by the library, or by the device's request op */
 	be->cfg.protocol_features &= VHU_BACKEND_PROTOCOL_FEATURES |
 				     (cfg->request ? VHU_BACKEND_DEVICE_PROTOCOL_FEATURES : 0);
-	be->conn = be->backend_fd = be->epoll_fd = -1;
+	be->conn = be->backend_fd = be->epoll_fd = be->log.fd = -1;
 	vhu_mem_init(&be->mem);
 	pthread_mutex_init(&be->backend_lock, NULL);
 	be->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -153,6 +153,8 @@ void vhu_backend_free(struct vhu_backend *be)
 	if (be->epoll_fd >= 0)
 		close(be->epoll_fd);
 	free(be->vr);
+	be_log_unmap(be);
+	be_log_close_fd(be);
 	vhu_mem_clear(&be->mem);
 	if (be->backend_fd >= 0)
 		close(be->backend_fd);

@@ -17,6 +17,7 @@
 
 #include "../device/device_internal.h"
 #include "vhu/backend.h"
+#include "vhu/dirty_log.h"
 #include "vhu/inflight.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
@@ -55,6 +56,13 @@ struct vhu_backend {
 		size_t map_size;
 		uint16_t num_queues, queue_size;
 	} inflight;
+	struct {                    /* the dirty log (LOG_SHMFD), mapped */
+		void *map;
+		size_t map_len;
+		struct vhu_dirty_log bitmap;
+		int fd;             /* SET_LOG_FD's eventfd, or -1 */
+	} log;
+	bool log_all;               /* VHOST_F_LOG_ALL as last negotiated */
 };
 
 static inline bool be_pf(const struct vhu_backend *be, unsigned bit)
@@ -91,6 +99,18 @@ void be_inflight_unmap(struct vhu_backend *be);
  * region); -EINVAL if the region has none for it. */
 int be_inflight_part(struct vhu_backend *be, uint16_t index, uint16_t num, bool packed,
 		     void **part, size_t *len);
+
+/* log.c (every queue paused, or the one named) */
+int be_set_log_base(struct vhu_backend *be, struct vhu_user_msg *m);
+int be_set_log_fd(struct vhu_backend *be, struct vhu_user_msg *m);
+void be_log_unmap(struct vhu_backend *be);
+void be_log_close_fd(struct vhu_backend *be);
+/* Tell ring q's engine what to log where, from the bitmap, LOG_ALL and the
+ * ring's flags; a ring that cannot log as asked fails. */
+int be_ring_log(struct vhu_backend *be, struct vhu_queue *q);
+void be_log_all_rings(struct vhu_backend *be);
+/* -ERANGE if the ring's log_guest_addr lies outside the bitmap mapped. */
+int be_ring_log_check(struct vhu_backend *be, const struct be_vring *vr, unsigned index);
 
 /* backend.c */
 int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size);

@@ -22,17 +22,28 @@ static void reply_u64(struct reply *rep, uint64_t v)
 }
 
 #define PROTOCOL_FEATURES_BIT (1ull << VHU_USER_F_PROTOCOL_FEATURES)
+#define LOG_ALL_BIT (1ull << VHU_USER_F_LOG_ALL)
+
+static bool log_offered(const struct vhu_backend *be)
+{
+	return be->cfg.protocol_features >> VHU_USER_PROTOCOL_F_LOG_SHMFD & 1;
+}
 
 static uint64_t offered_features(const struct vhu_backend *be)
 {
 	uint64_t f = be->dev->cfg.features;
 	if (be->cfg.protocol_features)
 		f |= PROTOCOL_FEATURES_BIT;
+	/* the dirty log reaches a back-end only as a shared fd */
+	if (log_offered(be))
+		f |= LOG_ALL_BIT;
 	return f;
 }
 
-/* The device gets the VIRTIO features; VHOST_USER_F_PROTOCOL_FEATURES is
- * this transport's. */
+/* The device gets the VIRTIO features; VHOST_USER_F_PROTOCOL_FEATURES and
+ * VHOST_F_LOG_ALL are this transport's. LOG_ALL comes and goes while the
+ * rings run (a migration starting, ending or failing); every queue is
+ * paused and drained around it. */
 static int set_features(struct vhu_backend *be, uint64_t f)
 {
 	uint64_t extra = f & ~offered_features(be);
@@ -41,10 +52,17 @@ static int set_features(struct vhu_backend *be, uint64_t f)
 		be_err(be, "SET_FEATURES: 0x%llx was not offered", (unsigned long long)extra);
 		return -EINVAL;
 	}
-	int r = dev_set_features(be->dev, f & ~PROTOCOL_FEATURES_BIT);
+	int r = dev_set_features(be->dev, f & ~(PROTOCOL_FEATURES_BIT | LOG_ALL_BIT));
 	if (r == -EBUSY)
 		return r;	/* nothing changed */
 	be->features = f;
+	bool log_all = f & LOG_ALL_BIT;
+	if (log_all != be->log_all) {
+		be->log_all = log_all;
+		be_info(be, "dirty logging of buffer writes %s%s", log_all ? "on" : "off",
+			log_all && !be->log.map ? " (from when the log arrives)" : "");
+		be_log_all_rings(be);
+	}
 	return r;
 }
 
@@ -224,10 +242,19 @@ HANDLER(set_vring_addr)
 	const struct vhu_user_vring_addr *a = &m->payload.addr;
 	int r = 0;
 
-	if (a->flags & (1u << VHU_USER_VRING_F_LOG)) {
-		be_err(be, "queue %u: dirty logging asked for but not offered", a->index);
+	if (a->flags & ~(1u << VHU_USER_VRING_F_LOG)) {
+		be_err(be, "queue %u: unknown vring flags 0x%x", a->index, a->flags);
+		return -EINVAL;
+	}
+	if ((a->flags & (1u << VHU_USER_VRING_F_LOG)) && !be_pf(be, VHU_USER_PROTOCOL_F_LOG_SHMFD)) {
+		/* without LOG_SHMFD no log can ever arrive */
+		be_err(be, "queue %u: dirty logging asked for without LOG_SHMFD", a->index);
 		return -ENOTSUP;
 	}
+	struct be_vring asked = *VR(q);
+	asked.addr = *a;
+	if ((r = be_ring_log_check(be, &asked, a->index)) < 0)
+		return r;
 	struct vhu_user_vring_addr old = VR(q)->addr;
 	VR(q)->addr = *a;
 	VR(q)->addr_set = true;
@@ -397,7 +424,20 @@ static void reset_device(struct vhu_backend *be)
 	/* the region lives as long as the device: QEMU frees it on a reset
 	 * and makes a new one for the next start */
 	be_inflight_unmap(be);
+	be_log_unmap(be);
+	be_log_close_fd(be);
+	be->log_all = false;
 	be->features = 0;
+}
+
+HANDLER(set_log_base)
+{
+	return be_set_log_base(be, m);
+}
+
+HANDLER(set_log_fd)
+{
+	return be_set_log_fd(be, m);
 }
 
 HANDLER(get_inflight_fd)
@@ -452,12 +492,12 @@ struct be_request {
 
 static const struct be_request requests[VHU_USER_REQUEST_MAX] = {
 	[VHU_USER_GET_FEATURES] = LIB(get_features, .before_owner = true),
-	[VHU_USER_SET_FEATURES] = LIB(set_features_msg),
+	[VHU_USER_SET_FEATURES] = LIB(set_features_msg, .pause_all = true),
 	[VHU_USER_SET_OWNER] = LIB(set_owner, .before_owner = true),
 	[VHU_USER_RESET_OWNER] = LIB(reset_owner, .before_owner = true, .pause_all = true),
 	[VHU_USER_SET_MEM_TABLE] = LIB(set_mem_table, .pause_all = true),
-	[VHU_USER_SET_LOG_BASE] = NOT("dirty-page logging (LOG_SHMFD) is not offered"),
-	[VHU_USER_SET_LOG_FD] = NOT("dirty-page logging (LOG_SHMFD) is not offered"),
+	[VHU_USER_SET_LOG_BASE] = LIB(set_log_base, .pause_all = true),
+	[VHU_USER_SET_LOG_FD] = LIB(set_log_fd),
 	[VHU_USER_SET_VRING_NUM] = LIB(set_vring_num, .queue = QUEUE_IN_STATE),
 	[VHU_USER_SET_VRING_ADDR] = LIB(set_vring_addr, .queue = QUEUE_IN_ADDR),
 	[VHU_USER_SET_VRING_BASE] = LIB(set_vring_base, .queue = QUEUE_IN_STATE),

@@ -54,7 +54,10 @@ int be_ring_start(struct vhu_backend *be, struct vhu_queue *q)
 		return r;
 	if (!be_pf_negotiated_base(be))
 		dq_set_enabled(q, true);
-	return dq_start(q, &c, &vr->base, part, part_len);
+	if ((r = dq_start(q, &c, &vr->base, part, part_len)) < 0)
+		return r;
+	be_ring_log(be, q);   /* a ring that cannot log fails; the start was valid */
+	return 0;
 }
 
 int be_ring_remap(struct vhu_backend *be, struct vhu_queue *q)
@@ -64,7 +67,10 @@ int be_ring_remap(struct vhu_backend *be, struct vhu_queue *q)
 	if (!dq_started(q))
 		return 0;
 	int r = map_ring(be, q, &c);
-	return r < 0 ? r : dq_remap(q, &c);
+	if (r < 0 || (r = dq_remap(q, &c)) < 0)
+		return r;
+	be_ring_log(be, q);   /* the rings' guest addresses may have moved */
+	return 0;
 }
 
 static void inband(struct vhu_backend *be, atomic_bool *flag)
