@@ -16,6 +16,7 @@
  * whose guest addresses it did not record.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -93,6 +94,11 @@ int be_ring_log(struct vhu_backend *be, struct vhu_queue *q)
 		c.buffers = be->log_all;
 		c.rings = vr->addr.flags & (1u << VHU_USER_VRING_F_LOG);
 		c.device_gpa = vr->addr.log_guest_addr;
+#ifdef VHU_FAULT_INJECTION
+		/* debug builds only: the migration test shows it catches a back-end that does not log */
+		if (getenv("VHU_FAULT_NO_DIRTY_LOG"))
+			c.buffers = false;
+#endif
 	}
 	if (c.rings) {
 		if ((r = be_ring_log_check(be, vr, vhu_queue_index(q))) < 0)

@@ -70,6 +70,8 @@ static void usage(FILE *f)
 		"                        fsync'ed, read back and compared in the guest\n"
 		"    --size=BYTES        how much (default 8M; plus 1 MiB at the end of the disk)\n"
 		"    --image=PATH        afterwards check the back-end's image from the host too\n"
+		"    --rounds=N          N rounds, a new seed each, read into buffers kept and checked\n"
+		"                        again across rounds (what a live migration must carry)\n"
 		"  --workload=fio        fio in the guest: --rw=MODE --bs=BYTES --iodepth=N --runtime=S\n"
 		"  --run=SCRIPT          a shell script run in the guest ($VHU_DEV is the device)\n"
 		"  --workload=none       only report what the guest driver negotiated\n"
@@ -82,6 +84,9 @@ static void usage(FILE *f)
 		"  --accel=auto|kvm|tcg  auto (default): KVM if a test vCPU runs on it, else TCG; a guest\n"
 		"                        that does not start under KVM in 15 s is run again under TCG\n"
 		"  --libvirt             define and boot the guest through libvirt (virsh) instead\n"
+		"  --migrate-to=SOCK2    live-migrate the guest (precopy) to a second QEMU on the back-end\n"
+		"                        at SOCK2, --migrate-after=S seconds into the workload (default 1);\n"
+		"                        the result gains migrate=completed and the downtime QEMU measured\n"
 		"  --timeout=S           the whole run (default 120)\n"
 		"  --json                the result as a JSON object\n"
 		"  -v, --verbose         copy the guest console to stderr\n");
@@ -110,7 +115,8 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 {
 	enum { O_PACKED = 256, O_QUEUES, O_EVIDX, O_INDIRECT, O_QSIZE, O_MEM, O_QEMU, O_KERNEL, O_MODULES,
 	       O_DEVOPT, O_RECONNECT, O_TIMEOUT, O_JSON, O_WORKLOAD, O_RUN, O_SIZE, O_IMAGE, O_RW, O_BS,
-	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL, O_BOOT };
+	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL, O_BOOT, O_ROUNDS, O_MIGRATE_TO,
+	       O_MIGRATE_AFTER };
 	static const struct option lo[] = {
 		{ "packed", no_argument, NULL, O_PACKED }, { "queues", required_argument, NULL, O_QUEUES },
 		{ "event-idx", required_argument, NULL, O_EVIDX }, { "indirect", required_argument, NULL, O_INDIRECT },
@@ -125,6 +131,8 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		{ "runtime", required_argument, NULL, O_RUNTIME }, { "expect", required_argument, NULL, O_EXPECT },
 		{ "device", required_argument, NULL, O_DEVICE }, { "libvirt", no_argument, NULL, O_LIBVIRT },
 		{ "accel", required_argument, NULL, O_ACCEL }, { "boot", required_argument, NULL, O_BOOT },
+		{ "rounds", required_argument, NULL, O_ROUNDS }, { "migrate-to", required_argument, NULL, O_MIGRATE_TO },
+		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	long v;
@@ -196,6 +204,12 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 				rc = bad("--accel", "takes auto, kvm or tcg");
 			o->accel = optarg;
 			break;
+		case O_ROUNDS: if (!(rc = number("--rounds", optarg, 1, 100000, &v))) o->rounds = (unsigned)v; break;
+		case O_MIGRATE_TO: o->migrate_to = optarg; break;
+		case O_MIGRATE_AFTER:
+			if (!(rc = number("--migrate-after", optarg, 0, 3600, &v)))
+				o->migrate_after = (double)v;
+			break;
 		case 'v': o->verbose = true; break;
 		case 'h': usage(stdout); return 1;
 		default:
@@ -211,6 +225,12 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 	o->sock = argv[optind];
 	if (o->image && strcmp(o->workload, "verify"))
 		return bad("--image", "goes with the verify workload");
+	if (o->rounds > 1 && strcmp(o->workload, "verify"))
+		return bad("--rounds", "goes with the verify workload");
+	if (o->migrate_to && o->libvirt)
+		return bad("--migrate-to", "drives two QEMU processes itself, not through libvirt");
+	if (o->migrate_to && !strcmp(o->migrate_to, o->sock))
+		return bad("--migrate-to", "needs a second back-end: the destination cannot share the source's socket");
 	if (o->libvirt && (o->ndevopts || o->indirect >= 0 || o->reconnect))
 		return bad("--libvirt", "libvirt's vhostuser disk has no --device-opt, --indirect or --reconnect");
 	return 0;
@@ -335,7 +355,8 @@ static void set_defaults(struct guest_opts *o)
 {
 	*o = (struct guest_opts){ .dev = &devices[0], .queues = 1, .event_idx = -1, .indirect = -1,
 				  .mem_mib = 0, .timeout = 120, .workload = "verify", .size = 8u << 20,
-				  .rw = "randrw", .bs = 4096, .iodepth = 32, .runtime = 5, .accel = "auto" };
+				  .rw = "randrw", .bs = 4096, .iodepth = 32, .runtime = 5, .accel = "auto",
+				  .rounds = 1, .migrate_after = 1 };
 	o->qemu = "qemu-system-x86_64";
 }
 

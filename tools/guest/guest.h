@@ -69,6 +69,21 @@ int initramfs_get(const struct guest_kernel *k, const struct initramfs_spec *s, 
 /* A second archive holding one script as /vhu/run.sh, appended to `base` into `out`. */
 int initramfs_with_script(const char *base, const char *script, const char *out);
 
+/* ---- QEMU's monitor (qmp.c) ---------------------------------------------- */
+struct qmp {
+	int fd;
+	size_t len;
+	char buf[65536];
+	char line[65536];
+};
+/* Connect (retrying until timeout_s: QEMU creates the socket as it starts), negotiate. */
+int qmp_open(struct qmp *q, const char *path, double timeout_s);
+/* Run one command; its reply line into reply. 0 for a "return", -1 for an error or none. */
+int qmp_cmd(struct qmp *q, const char *json, char *reply, size_t len, double timeout_s);
+void qmp_close(struct qmp *q);
+double qmp_num(const char *reply, const char *key);
+void qmp_str(const char *reply, const char *key, char *out, size_t len);
+
 /* ---- the command (guest.c, qemu.c, result.c) ---------------------------- */
 struct guest_device {
 	const char *name;		/* --device= */
@@ -81,7 +96,9 @@ struct guest_opts {
 	const struct guest_device *dev;
 	const char *sock, *qemu, *kernel, *modules, *workload, *script, *image, *rw, *expect, *accel;
 	const char *devopts[16];
-	unsigned ndevopts, queues, queue_size, mem_mib, reconnect, timeout, iodepth, runtime;
+	unsigned ndevopts, queues, queue_size, mem_mib, reconnect, timeout, iodepth, runtime, rounds;
+	const char *migrate_to;		/* --migrate-to: the second back-end's socket */
+	double migrate_after;		/* seconds into the workload */
 	int packed, event_idx, indirect;	/* -1: QEMU's default */
 	uint64_t size, bs;
 	bool json, verbose, libvirt, kvm, kvm_auto, bzimage;

@@ -12,7 +12,10 @@
  *   verify  the self-describing pattern (pattern.h) written with O_DIRECT,
  *           flushed with fsync, read back with O_DIRECT and compared; one
  *           worker per queue, each pinned to its own vCPU, so every queue
- *           carries I/O;
+ *           carries I/O; with vhu.rounds=N > 1, N rounds of it (a new seed
+ *           each) whose reads land in buffers kept across rounds and checked
+ *           again before the next round reads: what a live migration must
+ *           carry (see keep_rounds);
  *   fio     /usr/bin/fio (copied in with its libraries by the host);
  *   run     /bin/sh /vhu/run.sh with VHU_DEV set to the device node;
  *   none    only probe the device and report what was negotiated.
@@ -279,9 +282,106 @@ static int worker(const char *node, bool writing, const struct span *spans, unsi
 	return rc;
 }
 
+/*
+ * Rounds for a migration (vhu.rounds): worker w of n writes its chunks with
+ * the round's seed, reads them back with O_DIRECT into its own buffers kept
+ * for the whole run, chunk k into slot (k + round) % slots, and checks each
+ * as it lands; before the next round reads, and at the end, it checks every
+ * slot again. Only the device writes those buffers after the first touch, so
+ * a page the device wrote during a migration and its log did not mark
+ * arrives on the destination holding another chunk's (or round's) data, and
+ * the second check names it.
+ */
+struct kept {
+	uint64_t off, len, lba;
+	uint32_t seed;
+};
+
+static int check_kept(const uint8_t *slots, const struct kept *k, uint64_t nslots, char *why, size_t why_len)
+{
+	for (uint64_t i = 0; i < nslots; i++) {
+		uint64_t tag_lba;
+		uint32_t tag_seed;
+		if (!k[i].len)
+			continue;
+		uint64_t bad = vhu_pattern_check(slots + i * CHUNK, k[i].len, k[i].lba, k[i].seed, &tag_lba, &tag_seed);
+		if (bad < k[i].len) {
+			snprintf(why, why_len, "kept_buffer_changed_at_byte_%" PRIu64 "_of_chunk_at_%" PRIu64
+				 ":holds_lba_%" PRIu64 "_run_%u", bad, k[i].off,
+				 tag_lba == UINT64_MAX ? 0 : tag_lba, tag_lba == UINT64_MAX ? 0 : tag_seed);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int keep_rounds(const char *node, const struct span *spans, unsigned nspans, unsigned w, unsigned n,
+		       uint32_t seed, unsigned rounds, char *why, size_t why_len)
+{
+	uint64_t nslots = 0, k = 0;
+	for (unsigned s = 0; s < nspans; s++)
+		for (uint64_t o = 0; o < spans[s].len; o += CHUNK, k++)
+			nslots += k % n == w;
+	int wfd = open(node, O_WRONLY | O_DIRECT), rfd = open(node, O_RDONLY | O_DIRECT);
+	uint8_t *slots = aligned_alloc(4096, (nslots ? nslots : 1) * CHUNK), *wbuf = aligned_alloc(4096, CHUNK);
+	struct kept *kept = calloc(nslots ? nslots : 1, sizeof(*kept));
+	if (wfd < 0 || rfd < 0 || !slots || !wbuf || !kept) {
+		snprintf(why, why_len, "setup:%s", strerror(errno));
+		return -1;
+	}
+	memset(slots, 0, nslots * CHUNK);	/* faulted in now, before any migration starts */
+	int rc = 0;
+	for (unsigned r = 0; r < rounds && !rc; r++) {
+		uint32_t rs = (seed + r) & 0x7fffffff;
+		for (int pass = 0; pass < 2 && !rc; pass++) {
+			if (pass == 1 && (rc = check_kept(slots, kept, nslots, why, why_len)) < 0)
+				break;
+			uint64_t mine = 0;
+			k = 0;
+			for (unsigned s = 0; s < nspans && !rc; s++)
+				for (uint64_t o = 0; o < spans[s].len && !rc; o += CHUNK, k++) {
+					if (k % n != w)
+						continue;
+					uint64_t off = spans[s].off + o, lba = off / VHU_PATTERN_SECTOR;
+					uint64_t len = spans[s].len - o < CHUNK ? spans[s].len - o : CHUNK;
+					uint64_t slot = (mine++ + r) % nslots;
+					uint8_t *buf = pass ? slots + slot * CHUNK : wbuf;
+					if (!pass)
+						vhu_pattern_fill(wbuf, len, lba, rs);
+					ssize_t got = pass ? pread(rfd, buf, len, (off_t)off) : pwrite(wfd, buf, len, (off_t)off);
+					if (got != (ssize_t)len) {
+						snprintf(why, why_len, "round_%u_%s_at_%" PRIu64 ":%s", r, pass ? "read" : "write",
+							 off, got < 0 ? strerror(errno) : "short");
+						rc = -1;
+						break;
+					}
+					if (!pass)
+						continue;
+					kept[slot] = (struct kept){ off, len, lba, rs };
+					if ((rc = check_kept(slots + slot * CHUNK, &kept[slot], 1, why, why_len)) < 0)
+						break;
+				}
+			if (!pass && !rc && fsync(wfd) < 0) {
+				snprintf(why, why_len, "round_%u_fsync:%s", r, strerror(errno));
+				rc = -1;
+			}
+		}
+		if (w == 0 && !rc)
+			printf("VHU-ROUND %u\n", r + 1);
+	}
+	if (!rc)
+		rc = check_kept(slots, kept, nslots, why, why_len);
+	free(kept);
+	free(wbuf);
+	free(slots);
+	close(wfd);
+	close(rfd);
+	return rc;
+}
+
 /* Run `n` workers in child processes; on failure `why` holds the first reason. */
 static bool run_workers(const char *node, bool writing, const struct span *spans, unsigned nspans, unsigned n,
-			uint32_t seed, char *why, size_t why_len)
+			uint32_t seed, unsigned rounds, char *why, size_t why_len)
 {
 	int pipes[MAX_WORKERS][2];
 	pid_t pids[MAX_WORKERS];
@@ -291,7 +391,8 @@ static bool run_workers(const char *node, bool writing, const struct span *spans
 		pids[w] = fork();
 		if (pids[w] == 0) {
 			char msg[256] = "";
-			int rc = worker(node, writing, spans, nspans, w, n, seed, msg, sizeof(msg));
+			int rc = rounds > 1 ? keep_rounds(node, spans, nspans, w, n, seed, rounds, msg, sizeof(msg))
+					    : worker(node, writing, spans, nspans, w, n, seed, msg, sizeof(msg));
 			if (write(pipes[w][1], msg, strlen(msg)) < 0)
 				_exit(2);
 			_exit(rc ? 1 : 0);
@@ -318,6 +419,7 @@ static void workload_verify(const struct blk *b)
 {
 	uint64_t size = param_u64("size", 8u << 20);
 	uint32_t seed = (uint32_t)param_u64("seed", 1);
+	unsigned rounds = (unsigned)param_u64("rounds", 1);
 	if (b->bytes < size + TAIL_BYTES)
 		fail("verify", "disk_of_%" PRIu64 "_bytes_needs_%" PRIu64, b->bytes, size + TAIL_BYTES);
 	/* the head, and the last MiB of the disk (4 KiB-aligned) */
@@ -329,8 +431,19 @@ static void workload_verify(const struct blk *b)
 	if (n > MAX_WORKERS)
 		n = MAX_WORKERS;
 	char why[256];
+	double mib = (size + TAIL_BYTES) / 1048576.0;
+	if (rounds > 1) {
+		double t0 = now();
+		printf("VHU-WORKLOAD-START\n");
+		if (!run_workers(b->node, false, spans, 2, n, seed, rounds, why, sizeof(why)))
+			fail("rounds", "%s", why);
+		/* the image holds the last round's data */
+		add(" workload=verify seed=%u size=%" PRIu64 " tail_off=%" PRIu64 " workers=%u rounds=%u MiBps=%.1f",
+		    (seed + rounds - 1) & 0x7fffffff, size, spans[1].off, n, rounds, 2 * mib * rounds / (now() - t0));
+		return;
+	}
 	double t0 = now();
-	if (!run_workers(b->node, true, spans, 2, n, seed, why, sizeof(why)))
+	if (!run_workers(b->node, true, spans, 2, n, seed, 1, why, sizeof(why)))
 		fail("write", "%s", why);
 	double t1 = now();
 	int dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
@@ -339,10 +452,9 @@ static void workload_verify(const struct blk *b)
 			(void)0;	/* O_DIRECT reads bypass the cache anyway */
 		close(dc);
 	}
-	if (!run_workers(b->node, false, spans, 2, n, seed, why, sizeof(why)))
+	if (!run_workers(b->node, false, spans, 2, n, seed, 1, why, sizeof(why)))
 		fail("read", "%s", why);
 	double t2 = now();
-	double mib = (size + TAIL_BYTES) / 1048576.0;
 	add(" workload=verify seed=%u size=%" PRIu64 " tail_off=%" PRIu64 " workers=%u write_MiBps=%.1f read_MiBps=%.1f",
 	    seed, size, spans[1].off, n, mib / (t1 - t0), mib / (t2 - t1));
 }

@@ -76,7 +76,7 @@ static const char *qemu_escape(const char *s, char *buf, size_t len)
 static void kernel_cmdline(const struct guest_opts *o, uint32_t seed, char *out, size_t len)
 {
 	int n = snprintf(out, len, "console=ttyS0 panic=-1 loglevel=4 edd=off vhu.dev=%s vhu.workload=%s vhu.seed=%u "
-			 "vhu.size=%" PRIu64, o->dev->name, o->workload, seed, o->size);
+			 "vhu.size=%" PRIu64 " vhu.rounds=%u", o->dev->name, o->workload, seed, o->size, o->rounds);
 	if (!strcmp(o->workload, "fio"))
 		snprintf(out + n, len - (size_t)n, " vhu.fio_rw=%s vhu.fio_bs=%" PRIu64 " vhu.fio_iodepth=%u vhu.fio_runtime=%u",
 			 o->rw, o->bs, o->iodepth, o->runtime);
@@ -130,7 +130,14 @@ static void qemu_tree(const struct guest_opts *o, struct argv *a)
 		setenv("QEMU_MODULE_DIR", mods, 1);
 }
 
-static void qemu_argv(const struct guest_opts *o, const char *initrd, const char *cmdline, struct argv *a)
+/* One QEMU process: its back-end's socket, and for a migration its monitor
+ * and (destination) where the incoming state arrives. */
+struct side {
+	const char *sock, *qmp, *incoming;
+};
+
+static void qemu_argv(const struct guest_opts *o, const struct side *sd, const char *initrd, const char *cmdline,
+		      struct argv *a)
 {
 	char esc[PATH_MAX * 2], dev[2048];
 	arg(a, "%s", o->qemu);
@@ -158,9 +165,17 @@ static void qemu_argv(const struct guest_opts *o, const char *initrd, const char
 	arg(a, "%s", cmdline);
 	arg(a, "-chardev");
 	if (o->reconnect)
-		arg(a, "socket,id=vhu0,path=%s,reconnect=%u", qemu_escape(o->sock, esc, sizeof(esc)), o->reconnect);
+		arg(a, "socket,id=vhu0,path=%s,reconnect=%u", qemu_escape(sd->sock, esc, sizeof(esc)), o->reconnect);
 	else
-		arg(a, "socket,id=vhu0,path=%s", qemu_escape(o->sock, esc, sizeof(esc)));
+		arg(a, "socket,id=vhu0,path=%s", qemu_escape(sd->sock, esc, sizeof(esc)));
+	if (sd->qmp) {
+		arg(a, "-qmp");
+		arg(a, "unix:%s,server=on,wait=off", qemu_escape(sd->qmp, esc, sizeof(esc)));
+	}
+	if (sd->incoming) {
+		arg(a, "-incoming");
+		arg(a, "%s", sd->incoming);
+	}
 	device_props(o, dev, sizeof(dev));
 	arg(a, "-device");
 	arg(a, "%s", dev);
@@ -452,9 +467,10 @@ bool guest_kvm_known_broken(const struct guest_opts *o)
 static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdline, const char *console,
 		    const char *qerr, double *t0, double *init_s, bool *timed_out)
 {
+	const struct side sd = { o->sock, NULL, NULL };
 	for (;;) {
 		struct argv a = { 0 };
-		qemu_argv(o, initrd, cmdline, &a);
+		qemu_argv(o, &sd, initrd, cmdline, &a);
 		if (o->verbose) {
 			for (unsigned i = 0; i < a.n; i++)
 				fprintf(stderr, "%s%s", i ? " " : "# ", a.v[i]);
@@ -483,10 +499,146 @@ static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdlin
 	}
 }
 
+/* ---- a live migration (--migrate-to) -------------------------------------- */
+
+/*
+ * The guest boots on a source QEMU with the back-end at o->sock, while a
+ * destination QEMU of the same machine, on the back-end at o->migrate_to,
+ * waits for it (-incoming). migrate_after seconds into the workload the
+ * source is told to migrate (precopy, over a Unix socket in the run's
+ * folder, both sides' monitors on QMP sockets there too); once it completes
+ * the source quits and the guest goes on, and gives its result, on the
+ * destination. A migration that fails leaves the guest on the source: its
+ * result is reported, marked failed.
+ */
+struct migration {
+	char status[32], error[256];
+	double at_s, total_ms, downtime_ms, setup_ms;
+	bool completed;
+};
+
+static pid_t spawn_side(const struct guest_opts *o, const struct side *sd, const char *initrd, const char *cmdline,
+			const char *console, const char *err)
+{
+	struct argv a = { 0 };
+	pid_t pid = -1;
+	qemu_argv(o, sd, initrd, cmdline, &a);
+	if (o->verbose) {
+		for (unsigned i = 0; i < a.n; i++)
+			fprintf(stderr, "%s%s", i ? " " : "# ", a.v[i]);
+		fputc('\n', stderr);
+	}
+	int e = spawn_to(a.v, console, err, &pid);
+	argv_free(&a);
+	if (e) {
+		guest_err("cannot start %s: %s", o->qemu, strerror(e));
+		return -1;
+	}
+	return pid;
+}
+
+static void stop_pid(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 150 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+		usleep(20000);
+	if (waitpid(pid, NULL, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* Tell the source to migrate and follow it to its end. */
+static void migrate(struct guest_opts *o, const char *dir, double t0, struct migration *m)
+{
+	char qs[PATH_MAX], cmd[PATH_MAX + 128], reply[4096];
+	struct qmp q;
+	snprintf(qs, sizeof(qs), "%s/src.qmp", dir);
+	snprintf(m->status, sizeof(m->status), "not-started");
+	if (qmp_open(&q, qs, 10) < 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:%s/migration.sock\"}}",
+		 dir);
+	m->at_s = now() - t0;
+	if (qmp_cmd(&q, cmd, reply, sizeof(reply), 10) < 0) {
+		snprintf(m->error, sizeof(m->error), "%.200s", reply);
+		qmp_close(&q);
+		return;
+	}
+	double deadline = t0 + o->timeout;
+	for (;;) {
+		if (qmp_cmd(&q, "{\"execute\": \"query-migrate\"}", reply, sizeof(reply), 10) < 0 || now() > deadline ||
+		    interrupted) {
+			snprintf(m->status, sizeof(m->status), "lost");
+			snprintf(m->error, sizeof(m->error), "%s",
+				 now() > deadline || interrupted ? "no end within --timeout"
+								 : "the source QEMU went away (did the workload end first? more --rounds)");
+			qmp_close(&q);
+			return;
+		}
+		qmp_str(reply, "status", m->status, sizeof(m->status));
+		if (!strcmp(m->status, "completed") || !strcmp(m->status, "failed") || !strcmp(m->status, "cancelled"))
+			break;
+		usleep(20000);
+	}
+	qmp_str(reply, "error-desc", m->error, sizeof(m->error));
+	m->total_ms = qmp_num(reply, "total-time");
+	m->downtime_ms = qmp_num(reply, "downtime");
+	m->setup_ms = qmp_num(reply, "setup-time");
+	m->completed = !strcmp(m->status, "completed");
+	if (m->completed)	/* the source stays paused after a migration: done with it */
+		qmp_cmd(&q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5);
+	qmp_close(&q);
+}
+
+static int run_migration(struct guest_opts *o, const char *dir, const char *initrd, const char *cmdline,
+			 const char *const console[2], const char *const qerr[2], double *t0, double *init_s,
+			 bool *timed_out, struct migration *m)
+{
+	char qs[PATH_MAX], qd[PATH_MAX], in[PATH_MAX + 16];
+	snprintf(qs, sizeof(qs), "%s/src.qmp", dir);
+	snprintf(qd, sizeof(qd), "%s/dst.qmp", dir);
+	snprintf(in, sizeof(in), "unix:%s/migration.sock", dir);
+	const struct side src = { o->sock, qs, NULL }, dst = { o->migrate_to, qd, in };
+	pid_t ps = spawn_side(o, &src, initrd, cmdline, console[0], qerr[0]);
+	pid_t pd = ps < 0 ? -1 : spawn_side(o, &dst, initrd, cmdline, console[1], qerr[1]);
+	if (pd < 0) {
+		stop_pid(ps);
+		return -1;
+	}
+	/* the workload running on the source, then migrate_after seconds */
+	off_t shown = 0;
+	double start = -1;
+	*init_s = -1;
+	while (start < 0 && waitpid(ps, NULL, WNOHANG) == 0 && now() < *t0 + o->timeout && !interrupted) {
+		if (o->verbose)
+			follow(console[0], &shown);
+		if (*init_s < 0 && file_has(console[0], "VHU-GUEST-INIT"))
+			*init_s = now() - *t0;
+		if (file_has(console[0], "VHU-WORKLOAD-START"))
+			start = now();
+		usleep(20000);
+	}
+	while (start >= 0 && now() < start + o->migrate_after && !interrupted)
+		usleep(20000);
+	if (start >= 0 && !interrupted)
+		migrate(o, dir, *t0, m);
+	double ignored;
+	bool stalled;
+	if (m->completed) {
+		waitpid(ps, NULL, 0);	/* it quit */
+		return wait_qemu(o, pd, console[1], *t0, 0, &ignored, timed_out, &stalled);
+	}
+	stop_pid(pd);
+	return wait_qemu(o, ps, console[0], *t0, 0, &ignored, timed_out, &stalled);
+}
+
 /* ---- the run -------------------------------------------------------------- */
 
 static int report(struct guest_opts *o, const char *console_text, int qrc, bool timed_out, double init_s,
-		  double total_s, const char *qemu_err)
+		  double total_s, const char *qemu_err, const struct migration *m)
 {
 	struct guest_result r;
 	if (result_parse(&r, console_text) < 0) {
@@ -507,6 +659,18 @@ static int report(struct guest_opts *o, const char *console_text, int qrc, bool 
 		result_set(&r, "host_boot_s", "%.2f", init_s);
 	result_set(&r, "host_total_s", "%.2f", total_s);
 	bool guest_ok = r.ok, ok = r.ok;
+	if (m) {
+		result_set(&r, "migrate", "%s", m->status);
+		if (m->completed) {
+			result_set(&r, "migrate_at_s", "%.2f", m->at_s);
+			result_set(&r, "migrate_total_ms", "%.0f", m->total_ms);
+			result_set(&r, "migrate_setup_ms", "%.0f", m->setup_ms);
+			result_set(&r, "migrate_downtime_ms", "%.0f", m->downtime_ms);
+		} else {
+			guest_err("the migration did not complete: %s%s%s", m->status, m->error[0] ? ": " : "", m->error);
+			ok = false;
+		}
+	}
 	if (ok && o->image && result_check_image(&r, o->image) < 0)
 		ok = false;
 	char why[256];
@@ -573,16 +737,27 @@ int guest_run(struct guest_opts *o)
 	double t0 = now(), init_s;
 	bool timed_out;
 	int qrc = -1;
+	struct migration mig = { 0 };
+	char console2[sizeof(dir) + 16], qerr2[sizeof(dir) + 16];
+	snprintf(console2, sizeof(console2), "%s/console.src", dir);
+	snprintf(qerr2, sizeof(qerr2), "%s/qemu-src.err", dir);
 	if (o->libvirt) {
 		if (run_libvirt(o, dir, initrd, cmdline, console, t0, &init_s, &timed_out) < 0)
+			goto restore;
+	} else if (o->migrate_to) {
+		const char *const consoles[2] = { console2, console }, *const errs[2] = { qerr2, qerr };
+		qrc = run_migration(o, dir, initrd, cmdline, consoles, errs, &t0, &init_s, &timed_out, &mig);
+		if (qrc == -1)
 			goto restore;
 	} else {
 		qrc = run_qemu(o, initrd, cmdline, console, qerr, &t0, &init_s, &timed_out);
 		if (qrc == -1)
 			goto restore;
 	}
-	char *text = slurp(console), *err = slurp(qerr);
-	rc = interrupted ? 130 : report(o, text, qrc, timed_out, init_s, now() - t0, err);
+	/* after a migration the guest ends on the destination (console) */
+	bool on_src = o->migrate_to && !mig.completed;
+	char *text = slurp(on_src ? console2 : console), *err = slurp(on_src ? qerr2 : qerr);
+	rc = interrupted ? 130 : report(o, text, qrc, timed_out, init_s, now() - t0, err, o->migrate_to ? &mig : NULL);
 	free(text);
 	free(err);
 restore:
