@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vhu/dirty_log.h"
 #include "vhu/log.h"
 #include "vhu/vhost_user.h"
 #include "vhu/vq.h"
@@ -101,6 +102,24 @@ uint64_t vhu_fe_features(const struct vhu_fe *fe);            /* negotiated */
  */
 int vhu_fe_reconnect(struct vhu_fe *fe, int timeout_ms);
 unsigned vhu_fe_reconnects(const struct vhu_fe *fe);
+
+/*
+ * Dirty-page logging, as a VMM drives it for a live migration
+ * (VHOST_USER_PROTOCOL_F_LOG_SHMFD): vhu_fe_log_start shares a bitmap
+ * covering the guest memory (SET_LOG_BASE; memory is at guest addresses 0 ..
+ * its size), then turns on the logging of buffer writes (VHOST_F_LOG_ALL in
+ * SET_FEATURES) and of each ring's used area (VHOST_VRING_F_LOG on
+ * SET_VRING_ADDR, log_guest_addr the used ring / device area). The bitmap is
+ * then the back-end's account of what it wrote: vhu_fe_dirty_log gives it
+ * (vhu/dirty_log.h: vhu_dirty_log_test, vhu_dirty_log_take to read and clear
+ * it as each pass of a migration does). Kept across vhu_fe_reconnect.
+ * vhu_fe_log_stop turns logging off and frees the bitmap.
+ * 0, -ENOTSUP (not offered), -EINVAL (not started), -EALREADY / -ENOENT
+ * (on / off already), -EIO (refused), or a request's error.
+ */
+int vhu_fe_log_start(struct vhu_fe *fe);
+int vhu_fe_log_stop(struct vhu_fe *fe);
+const struct vhu_dirty_log *vhu_fe_dirty_log(const struct vhu_fe *fe);   /* NULL while off */
 
 /* Buffer memory handed out by a simple bump allocator over the guest
  * memory; host pointer and guest address. NULL when full. */

@@ -29,7 +29,7 @@
 	 (1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                           \
 	 (1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |                   \
 	 (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | (1ull << VHU_USER_PROTOCOL_F_STATUS) | \
-	 (1ull << VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+	 (1ull << VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD) | (1ull << VHU_USER_PROTOCOL_F_LOG_SHMFD))
 
 struct vhu_fe_queue {
 	struct vhu_fe *fe;
@@ -62,7 +62,12 @@ struct vhu_fe {
 	int inflight_fd;
 	struct vhu_user_inflight inflight;
 	unsigned reconnects;
+	/* The dirty log while it is on: a memfd bitmap shared with the back-end. */
+	int log_fd;
+	struct vhu_dirty_log log;
 };
+
+#define LOG_ALL_BIT (1ull << VHU_USER_F_LOG_ALL)
 
 static void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -263,6 +268,38 @@ static int set_state(struct vhu_fe *fe, uint32_t req, uint32_t index, uint32_t n
 
 /* The socket to the back-end: connect to it, or accept it (server role,
  * the listening socket kept for a restarted back-end to come back to). */
+/*
+ * SET_LOG_BASE. The reply is one u64, but what it means differs between
+ * back-ends (rust-vmm/vhost#217): vhu answers 0 or the errno of a refusal;
+ * libvhost-user (qemu-storage-daemon) echoes the first field of the request,
+ * the log's size; QEMU reads the reply and looks at neither. Both of those
+ * are taken as success, anything else as the back-end's errno.
+ */
+static int send_log_base(struct vhu_fe *fe)
+{
+	struct vhu_user_log l = { .size = fe->log.size, .offset = 0 };
+	struct vhu_user_msg r;
+	int fd = fe->log_fd;
+	int rc = request(fe, VHU_USER_SET_LOG_BASE, &l, sizeof(l), &fd, 1, &r, 8);
+	if (rc < 0)
+		return rc;
+	if (r.payload.u64 != 0 && r.payload.u64 != l.size) {
+		fe_log(fe, VHU_LOG_ERROR, "SET_LOG_BASE refused by the back-end (%llu)", (unsigned long long)r.payload.u64);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void log_free(struct vhu_fe *fe)
+{
+	if (fe->log.bitmap)
+		munmap(fe->log.bitmap, fe->log.size);
+	if (fe->log_fd >= 0)
+		close(fe->log_fd);
+	fe->log = (struct vhu_dirty_log){ 0 };
+	fe->log_fd = -1;
+}
+
 static int open_socket(struct vhu_fe *fe, int timeout_ms)
 {
 	if (fe->cfg.fd >= 0 && !fe->reconnects)
@@ -327,7 +364,7 @@ int vhu_fe_connect(struct vhu_fe **out, const struct vhu_fe_config *cfg)
 	fe->cfg = *cfg;
 	if (fe->cfg.timeout_ms <= 0)
 		fe->cfg.timeout_ms = 5000;
-	fe->sock = fe->chan = fe->memfd = fe->listen_fd = fe->inflight_fd = -1;
+	fe->sock = fe->chan = fe->memfd = fe->listen_fd = fe->inflight_fd = fe->log_fd = -1;
 	pthread_mutex_init(&fe->lock, NULL);
 	pthread_mutex_init(&fe->chan_lock, NULL);
 	pthread_mutex_init(&fe->alloc_lock, NULL);
@@ -371,6 +408,7 @@ void vhu_fe_close(struct vhu_fe *fe)
 		close(fe->listen_fd);
 	if (fe->inflight_fd >= 0)
 		close(fe->inflight_fd);
+	log_free(fe);
 	pthread_mutex_destroy(&fe->lock);
 	pthread_mutex_destroy(&fe->chan_lock);
 	pthread_mutex_destroy(&fe->alloc_lock);
@@ -527,6 +565,22 @@ static int start_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct v
 	return send_queue(fe, q, &pos);
 }
 
+/* The ring's addresses, and with the dirty log on, where its used area is
+ * logged: its guest address (memory is one region at guest address 0). */
+static int send_vring_addr(struct vhu_fe *fe, const struct vhu_fe_queue *q)
+{
+	const struct vhu_vq_config *c = &q->ring;
+	struct vhu_user_vring_addr a = {
+		.index = q->index, .desc_user_addr = (uintptr_t)c->desc, .avail_user_addr = (uintptr_t)c->driver_area,
+		.used_user_addr = (uintptr_t)c->device_area,
+	};
+	if (fe->log.bitmap) {
+		a.flags = 1u << VHU_USER_VRING_F_LOG;
+		a.log_guest_addr = (uint64_t)((const unsigned char *)c->device_area - fe->mem);
+	}
+	return request(fe, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0);
+}
+
 /* Hand the back-end a ring (the first time, or again after it restarted):
  * size, base, addresses, notifiers, enable. */
 static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vhu_vq_pos *pos)
@@ -538,11 +592,7 @@ static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vh
 	if ((rc = set_state(fe, VHU_USER_SET_VRING_NUM, q->index, c->num)) < 0 ||
 	    (rc = set_state(fe, VHU_USER_SET_VRING_BASE, q->index, vhu_vq_pos_encode(pos, packed))) < 0)
 		return rc;
-	struct vhu_user_vring_addr a = {
-		.index = q->index, .desc_user_addr = (uintptr_t)c->desc, .avail_user_addr = (uintptr_t)c->driver_area,
-		.used_user_addr = (uintptr_t)c->device_area,
-	};
-	if ((rc = request(fe, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0)) < 0)
+	if ((rc = send_vring_addr(fe, q)) < 0)
 		return rc;
 	switch (fe->notify) {
 	case VHU_FE_NOTIFY_EVENTFD:
@@ -657,6 +707,10 @@ static int resume(struct vhu_fe *fe)
 	if ((rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0 || (rc = register_memory(fe)) < 0 ||
 	    (rc = send_inflight(fe, (uint16_t)fe->nq, fe->nq ? fe->q[0].ring.num : 0)) < 0)
 		return rc;
+	/* a migration in progress goes on: the log before the rings */
+	if (fe->log.bitmap && ((rc = send_log_base(fe)) < 0 ||
+			       (rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features | LOG_ALL_BIT)) < 0))
+		return rc;
 	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
 	bool region = fe->inflight_fd >= 0 && has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 	for (unsigned i = 0; i < fe->nq; i++) {
@@ -725,6 +779,65 @@ int vhu_fe_reconnect(struct vhu_fe *fe, int timeout_ms)
 }
 
 unsigned vhu_fe_reconnects(const struct vhu_fe *fe) { return fe->reconnects; }
+
+/* Logging on or off on the back-end: buffers (LOG_ALL), then each ring. */
+static int log_switch(struct vhu_fe *fe)
+{
+	int rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features | (fe->log.bitmap ? LOG_ALL_BIT : 0));
+	for (unsigned i = 0; rc == 0 && i < fe->nq; i++)
+		rc = send_vring_addr(fe, &fe->q[i]);
+	return rc;
+}
+
+int vhu_fe_log_start(struct vhu_fe *fe)
+{
+	int rc;
+
+	if (!fe->q)
+		return -EINVAL;
+	if (fe->log.bitmap)
+		return -EALREADY;
+	if (!has_pf(fe, VHU_USER_PROTOCOL_F_LOG_SHMFD) || !(fe->offered & LOG_ALL_BIT))
+		return -ENOTSUP;
+	/* a whole number of pages of bitmap, as QEMU sizes its log in chunks */
+	size_t size = align_up((size_t)vhu_dirty_log_size_for(fe->mem_size), 4096);
+	fe->log_fd = memfd_create("vhu-dirty-log", MFD_CLOEXEC);
+	if (fe->log_fd < 0 || ftruncate(fe->log_fd, (off_t)size) < 0) {
+		rc = -errno;
+		log_free(fe);
+		return rc;
+	}
+	void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fe->log_fd, 0);
+	if (map == MAP_FAILED) {
+		rc = -errno;
+		log_free(fe);
+		return rc;
+	}
+	fe->log = (struct vhu_dirty_log){ map, size };
+	if ((rc = send_log_base(fe)) < 0 || (rc = log_switch(fe)) < 0) {
+		log_free(fe);
+		log_switch(fe);   /* best effort: a back-end must not go on marking a log we dropped */
+		return rc;
+	}
+	return 0;
+}
+
+int vhu_fe_log_stop(struct vhu_fe *fe)
+{
+	if (!fe->log.bitmap)
+		return -ENOENT;
+	struct vhu_dirty_log keep = fe->log;
+	fe->log = (struct vhu_dirty_log){ 0 };   /* rings without F_LOG, features without LOG_ALL */
+	int rc = log_switch(fe);
+	fe->log = keep;
+	log_free(fe);
+	return rc;
+}
+
+const struct vhu_dirty_log *vhu_fe_dirty_log(const struct vhu_fe *fe)
+{
+	return fe->log.bitmap ? &fe->log : NULL;
+}
 
 int vhu_fe_stop(struct vhu_fe *fe)
 {
