@@ -41,7 +41,8 @@ struct vhu_backend;
 	 (1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                                      \
 	 (1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |                              \
 	 (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | (1ull << VHU_USER_PROTOCOL_F_STATUS) | \
-	 (1ull << VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD) | (1ull << VHU_USER_PROTOCOL_F_LOG_SHMFD))
+	 (1ull << VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD) | (1ull << VHU_USER_PROTOCOL_F_LOG_SHMFD) | \
+	 (1ull << VHU_USER_PROTOCOL_F_PAGEFAULT))
 /* The ones a device with a request op may offer too. */
 #define VHU_BACKEND_DEVICE_PROTOCOL_FEATURES                                              \
 	((1ull << VHU_USER_PROTOCOL_F_RARP) | (1ull << VHU_USER_PROTOCOL_F_NET_MTU) |      \

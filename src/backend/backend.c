@@ -120,7 +120,12 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 	/* offer only what is served: by the library, or by the device's request op */
 	be->cfg.protocol_features &= VHU_BACKEND_PROTOCOL_FEATURES |
 				     (cfg->request ? VHU_BACKEND_DEVICE_PROTOCOL_FEATURES : 0);
-	be->conn = be->backend_fd = be->epoll_fd = be->log.fd = -1;
+	be->conn = be->backend_fd = be->epoll_fd = be->log.fd = be->postcopy.uffd = -1;
+	/* postcopy only where the kernel gives us a userfaultfd for shared memory */
+	if ((be->cfg.protocol_features >> VHU_USER_PROTOCOL_F_PAGEFAULT & 1) && be_postcopy_probe() < 0) {
+		be->cfg.protocol_features &= ~(1ull << VHU_USER_PROTOCOL_F_PAGEFAULT);
+		vhu_backend_log(be, VHU_LOG_INFO, "postcopy (PAGEFAULT) not offered: no userfaultfd for shared memory");
+	}
 	vhu_mem_init(&be->mem);
 	pthread_mutex_init(&be->backend_lock, NULL);
 	be->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -155,6 +160,7 @@ void vhu_backend_free(struct vhu_backend *be)
 	free(be->vr);
 	be_log_unmap(be);
 	be_log_close_fd(be);
+	be_postcopy_end(be);
 	vhu_mem_clear(&be->mem);
 	if (be->backend_fd >= 0)
 		close(be->backend_fd);
@@ -225,6 +231,10 @@ static bool process(struct vhu_backend *be, struct vhu_user_msg *m, int recv_err
 	int r = recv_err;
 
 	memset(&rep, 0, sizeof(rep));
+	if (!r && be_postcopy_take_ack(be, m)) {
+		vhu_user_msg_close_fds(m);
+		return true;	/* postcopy.c: not a request, nothing to answer */
+	}
 	if (!r)
 		r = vhu_user_check_shape(m, be->cfg.protocol_features != 0, be->protocol_features);
 	if (r < 0)

@@ -63,6 +63,11 @@ struct vhu_backend {
 		int fd;             /* SET_LOG_FD's eventfd, or -1 */
 	} log;
 	bool log_all;               /* VHOST_F_LOG_ALL as last negotiated */
+	struct {                    /* postcopy (PAGEFAULT) */
+		int uffd;           /* our userfaultfd, or -1 */
+		bool listening;     /* regions are registered with it as they are mapped */
+		bool await_ack;     /* a table was answered; the front-end's ack is next */
+	} postcopy;
 };
 
 static inline bool be_pf(const struct vhu_backend *be, unsigned bit)
@@ -111,6 +116,17 @@ int be_ring_log(struct vhu_backend *be, struct vhu_queue *q);
 void be_log_all_rings(struct vhu_backend *be);
 /* -ERANGE if the ring's log_guest_addr lies outside the bitmap mapped. */
 int be_ring_log_check(struct vhu_backend *be, const struct be_vring *vr, unsigned index);
+
+/* postcopy.c */
+int be_postcopy_probe(void);   /* 0 if this kernel gives a userfaultfd for shared memory */
+int be_postcopy_advise(struct vhu_backend *be, struct reply *rep);
+int be_postcopy_listen(struct vhu_backend *be);
+void be_postcopy_end(struct vhu_backend *be);
+int be_postcopy_register(struct vhu_backend *be, const struct vhu_mem *mem);
+/* Answer a table request made while listening with our mapping addresses. */
+void be_postcopy_reply_table(struct vhu_backend *be, const struct vhu_user_msg *m, struct reply *rep);
+/* Is m the front-end's acknowledgement of that answer? (consumed if so) */
+bool be_postcopy_take_ack(struct vhu_backend *be, const struct vhu_user_msg *m);
 
 /* backend.c */
 int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size);

@@ -172,10 +172,17 @@ HANDLER(set_mem_table)
 	}
 	for (unsigned i = 0; i < fresh.n; i++)
 		report_if_shrinkable(be, &fresh.r[i]);
+	/* postcopy: the pages not yet arrived must fault, not read as zeroes */
+	if (be->postcopy.listening && (r = be_postcopy_register(be, &fresh)) < 0) {
+		vhu_mem_clear(&fresh);
+		return r;
+	}
 	vhu_mem_move(&old, &be->mem);
 	vhu_mem_move(&be->mem, &fresh);
 	remap_rings(be);
 	vhu_mem_clear(&old);
+	if (be->postcopy.listening)
+		be_postcopy_reply_table(be, m, rep);
 	be_dbg(be, "memory table: %u regions", t->nregions);
 	return 0;
 }
@@ -191,14 +198,21 @@ HANDLER(add_mem_reg)
 	int fd = m->fds[0], r;
 
 	m->fds[0] = -1;
-	r = vhu_mem_add(&be->mem, &m->payload.mem_reg.region, fd);
+	const struct vhu_user_mem_region *g = &m->payload.mem_reg.region;
+	r = vhu_mem_add(&be->mem, g, fd);
 	for (unsigned i = 0; !r && i < be->mem.n; i++)
-		if (be->mem.r[i].gpa == m->payload.mem_reg.region.guest_phys_addr)
+		if (be->mem.r[i].gpa == g->guest_phys_addr) {
 			report_if_shrinkable(be, &be->mem.r[i]);
+			struct vhu_mem one = { &be->mem.r[i], 1 };
+			if (be->postcopy.listening && (r = be_postcopy_register(be, &one)) < 0)
+				vhu_mem_remove(&be->mem, g->guest_phys_addr, g->userspace_addr, g->memory_size);
+		}
 	if (!r)
 		remap_rings(be);
 	if (r)
 		be_err(be, "ADD_MEM_REG refused: %s", strerror(-r));
+	else if (be->postcopy.listening)
+		be_postcopy_reply_table(be, m, rep);
 	return r;
 }
 
@@ -427,6 +441,7 @@ static void reset_device(struct vhu_backend *be)
 	be_log_unmap(be);
 	be_log_close_fd(be);
 	be->log_all = false;
+	be_postcopy_end(be);
 	be->features = 0;
 }
 
@@ -438,6 +453,23 @@ HANDLER(set_log_base)
 HANDLER(set_log_fd)
 {
 	return be_set_log_fd(be, m);
+}
+
+HANDLER(postcopy_advise)
+{
+	return be_postcopy_advise(be, rep);
+}
+
+HANDLER(postcopy_listen)
+{
+	return be_postcopy_listen(be);
+}
+
+HANDLER(postcopy_end)
+{
+	be_postcopy_end(be);
+	be_info(be, "postcopy ended");
+	return 0;
 }
 
 HANDLER(get_inflight_fd)
@@ -518,9 +550,9 @@ static const struct be_request requests[VHU_USER_REQUEST_MAX] = {
 	[VHU_USER_SET_CONFIG] = LIB(set_config),
 	[VHU_USER_CREATE_CRYPTO_SESSION] = DEVICE,
 	[VHU_USER_CLOSE_CRYPTO_SESSION] = DEVICE,
-	[VHU_USER_POSTCOPY_ADVISE] = NOT("postcopy (PAGEFAULT) is not offered"),
-	[VHU_USER_POSTCOPY_LISTEN] = NOT("postcopy (PAGEFAULT) is not offered"),
-	[VHU_USER_POSTCOPY_END] = NOT("postcopy (PAGEFAULT) is not offered"),
+	[VHU_USER_POSTCOPY_ADVISE] = LIB(postcopy_advise),
+	[VHU_USER_POSTCOPY_LISTEN] = LIB(postcopy_listen),
+	[VHU_USER_POSTCOPY_END] = LIB(postcopy_end),
 	[VHU_USER_GET_INFLIGHT_FD] = LIB(get_inflight_fd, .pause_all = true),
 	[VHU_USER_SET_INFLIGHT_FD] = LIB(set_inflight_fd, .pause_all = true),
 	[VHU_USER_GPU_SET_SOCKET] = DEVICE,

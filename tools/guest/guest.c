@@ -87,6 +87,8 @@ static void usage(FILE *f)
 		"  --migrate-to=SOCK2    live-migrate the guest (precopy) to a second QEMU on the back-end\n"
 		"                        at SOCK2, --migrate-after=S seconds into the workload (default 1);\n"
 		"                        the result gains migrate=completed and the downtime QEMU measured\n"
+		"  --postcopy            with --migrate-to: postcopy (the guest moves at once, its pages\n"
+		"                        follow on demand; the back-ends need PAGEFAULT)\n"
 		"  --timeout=S           the whole run (default 120)\n"
 		"  --json                the result as a JSON object\n"
 		"  -v, --verbose         copy the guest console to stderr\n");
@@ -116,7 +118,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 	enum { O_PACKED = 256, O_QUEUES, O_EVIDX, O_INDIRECT, O_QSIZE, O_MEM, O_QEMU, O_KERNEL, O_MODULES,
 	       O_DEVOPT, O_RECONNECT, O_TIMEOUT, O_JSON, O_WORKLOAD, O_RUN, O_SIZE, O_IMAGE, O_RW, O_BS,
 	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL, O_BOOT, O_ROUNDS, O_MIGRATE_TO,
-	       O_MIGRATE_AFTER };
+	       O_MIGRATE_AFTER, O_POSTCOPY };
 	static const struct option lo[] = {
 		{ "packed", no_argument, NULL, O_PACKED }, { "queues", required_argument, NULL, O_QUEUES },
 		{ "event-idx", required_argument, NULL, O_EVIDX }, { "indirect", required_argument, NULL, O_INDIRECT },
@@ -132,7 +134,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		{ "device", required_argument, NULL, O_DEVICE }, { "libvirt", no_argument, NULL, O_LIBVIRT },
 		{ "accel", required_argument, NULL, O_ACCEL }, { "boot", required_argument, NULL, O_BOOT },
 		{ "rounds", required_argument, NULL, O_ROUNDS }, { "migrate-to", required_argument, NULL, O_MIGRATE_TO },
-		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER },
+		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER }, { "postcopy", no_argument, NULL, O_POSTCOPY },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	long v;
@@ -206,6 +208,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 			break;
 		case O_ROUNDS: if (!(rc = number("--rounds", optarg, 1, 100000, &v))) o->rounds = (unsigned)v; break;
 		case O_MIGRATE_TO: o->migrate_to = optarg; break;
+		case O_POSTCOPY: o->postcopy = true; break;
 		case O_MIGRATE_AFTER:
 			if (!(rc = number("--migrate-after", optarg, 0, 3600, &v)))
 				o->migrate_after = (double)v;
@@ -227,6 +230,8 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		return bad("--image", "goes with the verify workload");
 	if (o->rounds > 1 && strcmp(o->workload, "verify"))
 		return bad("--rounds", "goes with the verify workload");
+	if (o->postcopy && !o->migrate_to)
+		return bad("--postcopy", "goes with --migrate-to");
 	if (o->migrate_to && o->libvirt)
 		return bad("--migrate-to", "drives two QEMU processes itself, not through libvirt");
 	if (o->migrate_to && !strcmp(o->migrate_to, o->sock))

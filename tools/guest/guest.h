@@ -99,6 +99,7 @@ struct guest_opts {
 	unsigned ndevopts, queues, queue_size, mem_mib, reconnect, timeout, iodepth, runtime, rounds;
 	const char *migrate_to;		/* --migrate-to: the second back-end's socket */
 	double migrate_after;		/* seconds into the workload */
+	bool postcopy;			/* --postcopy: switch to postcopy once precopy runs */
 	int packed, event_idx, indirect;	/* -1: QEMU's default */
 	uint64_t size, bs;
 	bool json, verbose, libvirt, kvm, kvm_auto, bzimage;

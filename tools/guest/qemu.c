@@ -513,9 +513,28 @@ static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdlin
  */
 struct migration {
 	char status[32], error[256];
-	double at_s, total_ms, downtime_ms, setup_ms;
+	double at_s, total_ms, downtime_ms, setup_ms, postcopy_requests;
 	bool completed;
 };
+
+#define POSTCOPY_CAP                                                                                  \
+	"{\"execute\": \"migrate-set-capabilities\", \"arguments\": {\"capabilities\": [{\"capability\": " \
+	"\"postcopy-ram\", \"state\": true}]}}"
+
+/* Postcopy needs the capability on both sides; the destination first. */
+static int postcopy_capable(const char *dir, struct migration *m)
+{
+	char qd[PATH_MAX], reply[4096];
+	struct qmp q;
+	snprintf(qd, sizeof(qd), "%s/dst.qmp", dir);
+	if (qmp_open(&q, qd, 10) < 0)
+		return -1;
+	int rc = qmp_cmd(&q, POSTCOPY_CAP, reply, sizeof(reply), 10);
+	if (rc < 0)
+		snprintf(m->error, sizeof(m->error), "destination: %.200s", reply);
+	qmp_close(&q);
+	return rc;
+}
 
 static pid_t spawn_side(const struct guest_opts *o, const struct side *sd, const char *initrd, const char *cmdline,
 			const char *console, const char *err)
@@ -557,8 +576,15 @@ static void migrate(struct guest_opts *o, const char *dir, double t0, struct mig
 	struct qmp q;
 	snprintf(qs, sizeof(qs), "%s/src.qmp", dir);
 	snprintf(m->status, sizeof(m->status), "not-started");
+	if (o->postcopy && postcopy_capable(dir, m) < 0)
+		return;
 	if (qmp_open(&q, qs, 10) < 0)
 		return;
+	if (o->postcopy && qmp_cmd(&q, POSTCOPY_CAP, reply, sizeof(reply), 10) < 0) {
+		snprintf(m->error, sizeof(m->error), "source: %.200s", reply);
+		qmp_close(&q);
+		return;
+	}
 	snprintf(cmd, sizeof(cmd), "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:%s/migration.sock\"}}",
 		 dir);
 	m->at_s = now() - t0;
@@ -568,6 +594,7 @@ static void migrate(struct guest_opts *o, const char *dir, double t0, struct mig
 		return;
 	}
 	double deadline = t0 + o->timeout;
+	bool switched = !o->postcopy;
 	for (;;) {
 		if (qmp_cmd(&q, "{\"execute\": \"query-migrate\"}", reply, sizeof(reply), 10) < 0 || now() > deadline ||
 		    interrupted) {
@@ -581,12 +608,22 @@ static void migrate(struct guest_opts *o, const char *dir, double t0, struct mig
 		qmp_str(reply, "status", m->status, sizeof(m->status));
 		if (!strcmp(m->status, "completed") || !strcmp(m->status, "failed") || !strcmp(m->status, "cancelled"))
 			break;
+		/* postcopy: once precopy runs, switch; the guest then runs on the
+		 * destination while its pages still arrive */
+		if (!switched && !strcmp(m->status, "active")) {
+			if (qmp_cmd(&q, "{\"execute\": \"migrate-start-postcopy\"}", reply, sizeof(reply), 10) < 0) {
+				snprintf(m->error, sizeof(m->error), "migrate-start-postcopy: %.180s", reply);
+				break;
+			}
+			switched = true;
+		}
 		usleep(20000);
 	}
 	qmp_str(reply, "error-desc", m->error, sizeof(m->error));
 	m->total_ms = qmp_num(reply, "total-time");
 	m->downtime_ms = qmp_num(reply, "downtime");
 	m->setup_ms = qmp_num(reply, "setup-time");
+	m->postcopy_requests = qmp_num(reply, "postcopy-requests");
 	m->completed = !strcmp(m->status, "completed");
 	if (m->completed)	/* the source stays paused after a migration: done with it */
 		qmp_cmd(&q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5);
@@ -647,6 +684,8 @@ static int report(struct guest_opts *o, const char *console_text, int qrc, bool 
 		else
 			guest_err("%s ended (status %d) before the guest gave a result", o->libvirt ? "libvirt's QEMU" : o->qemu,
 				  qrc);
+		if (m)
+			guest_err("the migration: %s%s%s", m->status, m->error[0] ? ": " : "", m->error);
 		print_tail("QEMU", qemu_err, 10);
 		print_tail("guest console", console_text, 15);
 		return 3;
@@ -666,6 +705,8 @@ static int report(struct guest_opts *o, const char *console_text, int qrc, bool 
 			result_set(&r, "migrate_total_ms", "%.0f", m->total_ms);
 			result_set(&r, "migrate_setup_ms", "%.0f", m->setup_ms);
 			result_set(&r, "migrate_downtime_ms", "%.0f", m->downtime_ms);
+			if (o->postcopy)
+				result_set(&r, "migrate_postcopy_requests", "%.0f", m->postcopy_requests);
 		} else {
 			guest_err("the migration did not complete: %s%s%s", m->status, m->error[0] ? ": " : "", m->error);
 			ok = false;
