@@ -25,7 +25,7 @@
 
 struct opts {
 	const char *sock;
-	bool json, server, packed, reconnect, no_event_idx;
+	bool json, server, packed, reconnect, no_event_idx, dirty_log;
 	enum vhu_fe_notify notify;
 	unsigned queues, iodepth, runtime, queue_size, verbose, spin_us;
 	uint64_t size, bs;
@@ -195,6 +195,11 @@ static int dev_open(const struct opts *o, struct dev *d, size_t buf_mem)
 	};
 	if ((rc = vhu_fe_start(d->fe, &s)) < 0) {
 		fprintf(stderr, "vhu: cannot start the device: %s\n", strerror(-rc));
+		return -1;
+	}
+	/* as a VMM does while it migrates the guest */
+	if (o->dirty_log && (rc = vhu_fe_log_start(d->fe)) < 0) {
+		fprintf(stderr, "vhu: the back-end cannot log dirty pages: %s\n", strerror(-rc));
 		return -1;
 	}
 	d->nq = o->queues;
@@ -787,9 +792,12 @@ static int cmd_bench(const struct opts *o)
 		w[i].qi = i;
 		pthread_create(&th[i], NULL, bench_thread, &w[i]);
 	}
-	uint64_t last = 0;
+	uint64_t last = 0, dirty = 0;
 	for (unsigned s = 1; s <= o->runtime; s++) {
 		sleep(1);
+		/* a migration's pass: read and clear the log */
+		if (o->dirty_log)
+			dirty += vhu_dirty_log_take(vhu_fe_dirty_log(d.fe), NULL);
 		uint64_t ios = 0;
 		for (unsigned i = 0; i < d.nq; i++)
 			ios += atomic_load(&w[i].ios);
@@ -802,6 +810,8 @@ static int cmd_bench(const struct opts *o)
 	for (unsigned i = 0; i < d.nq; i++)
 		pthread_join(th[i], NULL);
 	double t = now_s() - t0;
+	if (o->dirty_log)
+		dirty += vhu_dirty_log_take(vhu_fe_dirty_log(d.fe), NULL);
 	if (!o->json)
 		fprintf(stderr, "\n");
 	uint64_t hist[HBUCKETS] = { 0 }, ios = 0, bytes = 0;
@@ -821,9 +831,10 @@ static int cmd_bench(const struct opts *o)
 	if (o->json) {
 		printf("{\"rw\": \"%s\", \"bs\": %" PRIu64 ", \"iodepth\": %u, \"queues\": %u, \"ring\": \"%s\", "
 		       "\"notify\": \"%s\", \"spin_us\": %u, \"seconds\": %.3f, \"ios\": %" PRIu64 ", \"iops\": %.0f, \"mbps\": %.2f, "
-		       "\"lat_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 "}, \"errors\": %s}\n",
+		       "\"lat_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 "}, "
+		       "\"dirty_log\": %s, \"dirty_pages\": %" PRIu64 ", \"errors\": %s}\n",
 		       o->rw, o->bs, o->iodepth, d.nq, ring, notify, o->spin_us, t, ios, iops, mbps, p50, p99, p999,
-		       failed ? "true" : "false");
+		       o->dirty_log ? "true" : "false", dirty, failed ? "true" : "false");
 	} else {
 		printf("%s bs=%" PRIu64 " iodepth=%u queues=%u ring=%s notify=%s", o->rw, o->bs, o->iodepth, d.nq, ring,
 		       notify);
@@ -832,6 +843,8 @@ static int cmd_bench(const struct opts *o)
 		printf(": %" PRIu64 " I/Os in %.2f s\n", ios, t);
 		printf("  IOPS %.0f   %.2f MB/s\n  latency p50 %.1f us   p99 %.1f us   p99.9 %.1f us\n", iops, mbps,
 		       p50 / 1e3, p99 / 1e3, p999 / 1e3);
+		if (o->dirty_log)
+			printf("  dirty log on: %" PRIu64 " pages logged, taken once a second\n", dirty);
 		printf("  latency histogram (us: share of I/Os)\n");
 		uint64_t step = 0;
 		for (unsigned b = 0; b < HBUCKETS; b += 16) {
@@ -873,6 +886,8 @@ static void usage(FILE *f)
 		   "  --queue-size=N    ring size (default 256)\n"
 		   "  --spin-us=N       eventfd and inband: watch the used ring N us before sleeping (default 0)\n"
 		   "  --event-idx=on|off  negotiate VIRTIO_F_EVENT_IDX (default on)\n"
+		   "  --dirty-log       verify, bench: the back-end logs the pages it writes, as during a live\n"
+		   "                    migration (LOG_SHMFD); bench takes the log once a second\n"
 		   "       vhu guest SOCK [options]   a Linux guest under QEMU against the back-end (vhu guest --help)\n");
 }
 
@@ -887,6 +902,7 @@ int main(int argc, char **argv)
 		{ "queue-size", required_argument, NULL, 'z' }, { "verbose", no_argument, NULL, 'v' },
 		{ "plot", required_argument, NULL, 'P' }, { "spin-us", required_argument, NULL, 'u' },
 		{ "reconnect", no_argument, NULL, 'R' }, { "event-idx", required_argument, NULL, 'E' },
+		{ "dirty-log", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	struct opts o = { .queues = 1, .iodepth = 16, .runtime = 5, .queue_size = 256, .size = 16u << 20,
@@ -911,6 +927,7 @@ int main(int argc, char **argv)
 		case 'j': o.json = true; break;
 		case 'S': o.server = true; break;
 		case 'R': o.reconnect = true; break;
+		case 'D': o.dirty_log = true; break;
 		case 'E':
 			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
 				rc = opt_refuse("vhu", "--event-idx", optarg, "takes on or off");
