@@ -599,6 +599,50 @@ static void postcopy_messages(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* A front-end that advises postcopy and never places a page: the queue
+ * thread that touches it sleeps; the disconnect must still end the session
+ * (memory unregistered before the queues are paused) and leave nothing. */
+static void postcopy_page_never_placed(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	struct vhu_user_msg r;
+
+	fe_start(&bb, 1);
+	fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL);
+	bool offered = fe_req(fp, VHU_USER_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, NULL) & PAGEFAULT_PF;
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF | (offered ? PAGEFAULT_PF : 0));
+	if (!offered) {
+		fe_stop(&bb);
+		assert_int_equal(count_fds(), before);
+		return;
+	}
+	fe_req(fp, VHU_USER_POSTCOPY_ADVISE, NULL, 0, NULL, 0, false, &r);
+	int uffd = r.fds[0];   /* ours to hold, as QEMU does: and we never serve it */
+	assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_LISTEN, NULL, 0, NULL, 0, true, NULL), 0);
+	struct vhu_user_mem_table t = { .nregions = 1 };
+	t.regions[0] = (struct vhu_user_mem_region){ 0, FE_MEM_SIZE, (uintptr_t)fp->mem, 0 };
+	int fd = dup(fp->memfd);
+	raw_send(fp, VHU_USER_SET_MEM_TABLE, &t, 8 + sizeof(t.regions[0]), &fd, 1);
+	close(fd);
+	assert_int_equal(vhu_user_recv(fp->sock, &r, 2000), 0);
+	raw_send(fp, VHU_USER_SET_MEM_TABLE, &(uint64_t){ 0 }, 8, NULL, 0);
+	fe_setup_ring(fp, QSIZE, true);
+	/* a buffer on a page that is not there */
+	uint64_t out = 512 * 1024;
+	assert_int_equal(fallocate(fp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)out, 4096), 0);
+	struct vhu_sg sg[2] = { { out, 64 }, { 80 * 1024, 64 } };
+	int tok;
+	assert_int_equal(vhu_drv_vq_add(&fp->q[0].drv, sg, 1, 1, &tok), 0);
+	fe_kick(fp, 0);
+	usleep(100000);   /* the queue thread is asleep on the page by now */
+	fe_stop(&bb);     /* joins the back-end: hangs if the reset waited for the sleeper */
+	close(uffd);
+	assert_int_equal(count_fds(), before);
+}
+
 /* INBAND_NOTIFICATIONS without BACKEND_REQ and REPLY_ACK: the spec has the
  * back-end close the connection. */
 static void inband_without_channel_closes(void **state)
@@ -1338,6 +1382,7 @@ int main(void)
 		cmocka_unit_test(ring_moved_outside_memory),
 		cmocka_unit_test(dirty_log_hostile),
 		cmocka_unit_test(postcopy_messages),
+		cmocka_unit_test(postcopy_page_never_placed),
 		ON_POLL_GROUP(session_split_eventfd),
 		ON_POLL_GROUP(session_packed_eventfd),
 		ON_POLL_GROUP(session_split_inband),

@@ -645,6 +645,10 @@ int be_handle(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
 
 void be_session_reset(struct vhu_backend *be)
 {
+	/* A thread asleep on a page the front-end never placed (postcopy)
+	 * holds its queue: unregistering wakes it (the page then reads as
+	 * the file has it), so the pause below can take the queue. */
+	be_postcopy_end(be);
 	/* as the RESET_DEVICE row: every queue paused and drained */
 	dev_pause_all(be->dev);
 	reset_device(be);
