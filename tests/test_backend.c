@@ -534,25 +534,24 @@ static void raw_send(struct fe *fp, uint32_t req, const void *payload, uint32_t 
 	assert_int_equal(vhu_user_send(fp->sock, &m), 0);
 }
 
-static void postcopy_messages(void **state)
+/* A session with PAGEFAULT negotiated where it is offered, then as QEMU's
+ * destination goes: ADVISE (its userfaultfd to *uffd), LISTEN, a table
+ * answered with the back-end's own addresses and then acknowledged, each
+ * checked; false (the session without PAGEFAULT, ADVISE refused) if the
+ * kernel gives the back-end no userfaultfd. */
+static bool postcopy_listening(struct bfe *bb, int *uffd)
 {
-	(void)state;
-	int before = count_fds();
-	struct bfe bb;
-	struct fe *const fp = &bb.fe;
+	struct fe *const fp = &bb->fe;
 	struct vhu_user_msg r;
 
-	fe_start(&bb, 1);
+	fe_start(bb, 1);
 	fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL);
 	bool offered = fe_req(fp, VHU_USER_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, NULL) & PAGEFAULT_PF;
 	print_message("PAGEFAULT %s\n", offered ? "offered" : "not offered (no userfaultfd here)");
 	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF | (offered ? PAGEFAULT_PF : 0));
 	if (!offered) {
-		/* the kernel gives no userfaultfd: not offered, so refused */
 		assert_int_not_equal(fe_req(fp, VHU_USER_POSTCOPY_ADVISE, NULL, 0, NULL, 0, false, NULL), 0);
-		fe_stop(&bb);
-		assert_int_equal(count_fds(), before);
-		return;
+		return false;
 	}
 	/* out of order: listening before an advice is refused */
 	assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_LISTEN, NULL, 0, NULL, 0, true, NULL), EINVAL);
@@ -561,11 +560,11 @@ static void postcopy_messages(void **state)
 	assert_int_equal(r.hdr.request, VHU_USER_POSTCOPY_ADVISE);
 	assert_int_equal(r.hdr.size, 0);
 	assert_int_equal(r.nfds, 1);
+	*uffd = r.fds[0];
 	char link[64], target[128] = "";
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", r.fds[0]);
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", *uffd);
 	assert_true(readlink(link, target, sizeof(target) - 1) > 0);
 	assert_non_null(strstr(target, "userfaultfd"));
-	close(r.fds[0]);
 	assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_LISTEN, NULL, 0, NULL, 0, true, NULL), 0);
 	/* a table while listening: answered with the back-end's own addresses,
 	 * then QEMU's 8-byte acknowledgement, which gets no answer */
@@ -582,19 +581,32 @@ static void postcopy_messages(void **state)
 	assert_int_equal(r.payload.mem.regions[0].guest_phys_addr, 0);
 	assert_int_not_equal(r.payload.mem.regions[0].userspace_addr, (uintptr_t)fp->mem);
 	raw_send(fp, VHU_USER_SET_MEM_TABLE, &(uint64_t){ 0 }, 8, NULL, 0);
-	/* the pages are all there: the ring runs on registered memory */
 	fe_setup_ring(fp, QSIZE, true);
-	fe_echo(fp, "served while listening");
-	/* an acknowledgement nobody waits for is a table, here an ill-formed one
-	 * (one region in 8 bytes): refused, and nothing changes */
-	raw_send(fp, VHU_USER_SET_MEM_TABLE, &(uint64_t){ 1 }, 8, NULL, 0);
-	assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
-	fe_echo(fp, "still served");
-	/* the end: acknowledged, and again (nothing left to end) */
-	assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_END, NULL, 0, NULL, 0, true, NULL), 0);
-	assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_END, NULL, 0, NULL, 0, true, NULL), 0);
-	assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_LISTEN, NULL, 0, NULL, 0, true, NULL), EINVAL);
-	fe_echo(fp, "after postcopy");
+	return true;
+}
+
+static void postcopy_messages(void **state)
+{
+	(void)state;
+	int before = count_fds(), uffd = -1;
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+
+	if (postcopy_listening(&bb, &uffd)) {
+		close(uffd);
+		/* the pages are all there: the ring runs on registered memory */
+		fe_echo(fp, "served while listening");
+		/* an acknowledgement nobody waits for is a table, here an
+		 * ill-formed one (one region in 8 bytes): refused, nothing changes */
+		raw_send(fp, VHU_USER_SET_MEM_TABLE, &(uint64_t){ 1 }, 8, NULL, 0);
+		assert_true(fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL) != 0);
+		fe_echo(fp, "still served");
+		/* the end: acknowledged, and again (nothing left to end) */
+		assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_END, NULL, 0, NULL, 0, true, NULL), 0);
+		assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_END, NULL, 0, NULL, 0, true, NULL), 0);
+		assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_LISTEN, NULL, 0, NULL, 0, true, NULL), EINVAL);
+		fe_echo(fp, "after postcopy");
+	}
 	fe_stop(&bb);
 	assert_int_equal(count_fds(), before);
 }
@@ -605,41 +617,23 @@ static void postcopy_messages(void **state)
 static void postcopy_page_never_placed(void **state)
 {
 	(void)state;
-	int before = count_fds();
+	int before = count_fds(), uffd = -1;
 	struct bfe bb;
 	struct fe *const fp = &bb.fe;
-	struct vhu_user_msg r;
 
-	fe_start(&bb, 1);
-	fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL);
-	bool offered = fe_req(fp, VHU_USER_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, NULL) & PAGEFAULT_PF;
-	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF | (offered ? PAGEFAULT_PF : 0));
-	if (!offered) {
-		fe_stop(&bb);
-		assert_int_equal(count_fds(), before);
-		return;
+	if (postcopy_listening(&bb, &uffd)) {
+		/* a buffer on a page that is not there; the uffd held, never served */
+		uint64_t out = 512 * 1024;
+		assert_int_equal(fallocate(fp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)out, 4096), 0);
+		struct vhu_sg sg[2] = { { out, 64 }, { 80 * 1024, 64 } };
+		int tok;
+		assert_int_equal(vhu_drv_vq_add(&fp->q[0].drv, sg, 1, 1, &tok), 0);
+		fe_kick(fp, 0);
+		usleep(100000);   /* the queue thread is asleep on the page by now */
 	}
-	fe_req(fp, VHU_USER_POSTCOPY_ADVISE, NULL, 0, NULL, 0, false, &r);
-	int uffd = r.fds[0];   /* ours to hold, as QEMU does: and we never serve it */
-	assert_int_equal(fe_req(fp, VHU_USER_POSTCOPY_LISTEN, NULL, 0, NULL, 0, true, NULL), 0);
-	struct vhu_user_mem_table t = { .nregions = 1 };
-	t.regions[0] = (struct vhu_user_mem_region){ 0, FE_MEM_SIZE, (uintptr_t)fp->mem, 0 };
-	int fd = dup(fp->memfd);
-	raw_send(fp, VHU_USER_SET_MEM_TABLE, &t, 8 + sizeof(t.regions[0]), &fd, 1);
-	close(fd);
-	assert_int_equal(vhu_user_recv(fp->sock, &r, 2000), 0);
-	raw_send(fp, VHU_USER_SET_MEM_TABLE, &(uint64_t){ 0 }, 8, NULL, 0);
-	fe_setup_ring(fp, QSIZE, true);
-	/* a buffer on a page that is not there */
-	uint64_t out = 512 * 1024;
-	assert_int_equal(fallocate(fp->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)out, 4096), 0);
-	struct vhu_sg sg[2] = { { out, 64 }, { 80 * 1024, 64 } };
-	int tok;
-	assert_int_equal(vhu_drv_vq_add(&fp->q[0].drv, sg, 1, 1, &tok), 0);
-	fe_kick(fp, 0);
-	usleep(100000);   /* the queue thread is asleep on the page by now */
 	fe_stop(&bb);     /* joins the back-end: hangs if the reset waited for the sleeper */
-	close(uffd);
+	if (uffd >= 0)
+		close(uffd);
 	assert_int_equal(count_fds(), before);
 }
 
