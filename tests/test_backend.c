@@ -547,7 +547,7 @@ static bool postcopy_listening(struct bfe *bb, int *uffd)
 	fe_start(bb, 1);
 	fe_req(fp, VHU_USER_GET_FEATURES, NULL, 0, NULL, 0, false, NULL);
 	bool offered = fe_req(fp, VHU_USER_GET_PROTOCOL_FEATURES, NULL, 0, NULL, 0, false, NULL) & PAGEFAULT_PF;
-	print_message("PAGEFAULT %s\n", offered ? "offered" : "not offered (no userfaultfd here)");
+	print_message("# PAGEFAULT %s\n", offered ? "offered" : "not offered (no userfaultfd here)");
 	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF | (offered ? PAGEFAULT_PF : 0));
 	if (!offered) {
 		assert_int_not_equal(fe_req(fp, VHU_USER_POSTCOPY_ADVISE, NULL, 0, NULL, 0, false, NULL), 0);

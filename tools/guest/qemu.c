@@ -513,7 +513,7 @@ static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdlin
  */
 struct migration {
 	char status[32], error[256];
-	double at_s, total_ms, downtime_ms, setup_ms, postcopy_requests;
+	double at_s, total_ms, downtime_ms, setup_ms, postcopy_requests, transferred;
 	bool completed;
 };
 
@@ -624,6 +624,7 @@ static void migrate(struct guest_opts *o, const char *dir, double t0, struct mig
 	m->downtime_ms = qmp_num(reply, "downtime");
 	m->setup_ms = qmp_num(reply, "setup-time");
 	m->postcopy_requests = qmp_num(reply, "postcopy-requests");
+	m->transferred = qmp_num(reply, "transferred");
 	m->completed = !strcmp(m->status, "completed");
 	if (m->completed)	/* the source stays paused after a migration: done with it */
 		qmp_cmd(&q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5);
@@ -705,6 +706,7 @@ static int report(struct guest_opts *o, const char *console_text, int qrc, bool 
 			result_set(&r, "migrate_total_ms", "%.0f", m->total_ms);
 			result_set(&r, "migrate_setup_ms", "%.0f", m->setup_ms);
 			result_set(&r, "migrate_downtime_ms", "%.0f", m->downtime_ms);
+			result_set(&r, "migrate_transferred_mib", "%.1f", m->transferred / 1048576.0);
 			if (o->postcopy)
 				result_set(&r, "migrate_postcopy_requests", "%.0f", m->postcopy_requests);
 		} else {
