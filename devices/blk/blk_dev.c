@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blk_dev.h"
@@ -38,6 +39,8 @@ struct blk_slot {
 	struct iovec iov[POP_IOV];
 	struct blk_req r;
 	uint64_t done;            /* bytes transferred so far (short I/O) */
+	uint64_t submit_ns;       /* io_uring: when it went to the kernel */
+	bool in_uring, cancel_sent;
 };
 
 struct blk_queue {
@@ -52,6 +55,8 @@ struct blk_queue {
 	unsigned nused;
 	bool uring;
 	struct io_uring ring;
+	bool timer_armed;         /* the watchdog's timeout is in the ring */
+	struct __kernel_timespec timer_ts;
 	int efd;                  /* io_uring or pool completions */
 	pthread_mutex_t done_lock;  /* pool: finished slots */
 	struct blk_slot *done;
@@ -103,9 +108,10 @@ static uint8_t sync_rw(struct blk_dev *d, struct blk_slot *s)
 {
 	struct iovec *iov = s->r.data;
 	unsigned n = s->r.ndata;
-	off_t off = (off_t)(s->r.hdr.sector * VHU_BLK_SECTOR_SIZE);
+	/* from where a short io_uring transfer left it (0 otherwise) */
+	off_t off = (off_t)(s->r.hdr.sector * VHU_BLK_SECTOR_SIZE + s->done);
 	bool write = s->r.hdr.type == VHU_BLK_T_OUT;
-	uint64_t left = s->r.data_len;
+	uint64_t left = s->r.data_len - s->done;
 
 	while (left) {
 		ssize_t k = write ? pwritev(d->fd, iov, (int)(n > IOV_MAX ? IOV_MAX : n), off)
@@ -207,6 +213,58 @@ static void pool_reap(struct blk_queue *bq)
 	}
 }
 
+/*
+ * The watchdog. Seen on this project's machines (Linux 6.18, ext4): now and
+ * then a buffered write handed to io_uring is punted to the kernel's io-wq
+ * and no worker ever takes it: no completion, ever, and a drain that waits
+ * for it hangs the session (tests/test_soak found it). While requests are in
+ * flight a 1 s timeout rides in the ring; when it fires, each request in the
+ * kernel for over a second without being started is cancelled: a cancel only
+ * succeeds (-ECANCELED) for work not yet begun, so it is then done here,
+ * synchronously, exactly once. A request that is running (a slow disk)
+ * answers -EALREADY and is left alone.
+ */
+#define URING_TIMER_TAG 1ull
+#define URING_CANCEL_TAG 2ull
+#define URING_STUCK_NS 1000000000ull
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void uring_arm_timer(struct blk_queue *bq)
+{
+	if (bq->timer_armed || !bq->inflight)
+		return;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&bq->ring);
+	if (!sqe)
+		return;   /* the next submit arms it */
+	bq->timer_ts = (struct __kernel_timespec){ .tv_sec = 1 };
+	io_uring_prep_timeout(sqe, &bq->timer_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, URING_TIMER_TAG);
+	bq->timer_armed = true;
+}
+
+static void uring_watchdog(struct blk_queue *bq)
+{
+	uint64_t now = mono_ns();
+	for (unsigned i = 0; i < bq->nslots; i++) {
+		struct blk_slot *s = &bq->slots[i];
+		if (!s->in_uring || s->cancel_sent || now - s->submit_ns < URING_STUCK_NS)
+			continue;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&bq->ring);
+		if (!sqe)
+			break;   /* the next round */
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)s, 0);
+		io_uring_sqe_set_data64(sqe, URING_CANCEL_TAG);
+		s->cancel_sent = true;
+	}
+	uring_arm_timer(bq);
+}
+
 static bool uring_submit(struct blk_queue *bq, struct blk_slot *s)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&bq->ring);
@@ -214,6 +272,9 @@ static bool uring_submit(struct blk_queue *bq, struct blk_slot *s)
 
 	if (!sqe)
 		return false;
+	s->submit_ns = mono_ns();
+	s->in_uring = true;
+	s->cancel_sent = false;
 	if (s->r.hdr.type == VHU_BLK_T_IN)
 		io_uring_prep_readv(sqe, bq->dev->fd, s->r.data, s->r.ndata, off);
 	else if (s->r.hdr.type == VHU_BLK_T_OUT)
@@ -222,6 +283,7 @@ static bool uring_submit(struct blk_queue *bq, struct blk_slot *s)
 		io_uring_prep_fsync(sqe, bq->dev->fd, IORING_FSYNC_DATASYNC);
 	io_uring_sqe_set_data(sqe, s);
 	bq->inflight++;
+	uring_arm_timer(bq);
 	return true;
 }
 
@@ -229,6 +291,17 @@ static bool uring_submit(struct blk_queue *bq, struct blk_slot *s)
 static void uring_done(struct blk_queue *bq, struct blk_slot *s, int res)
 {
 	bq->inflight--;
+	s->in_uring = false;
+	if (res == -ECANCELED && s->cancel_sent) {
+		/* the watchdog took it back before anything ran: do it here */
+		struct blk_dev *d = bq->dev;
+		vhu_device_log(vhu_queue_device(bq->q), VHU_LOG_WARN,
+			       "queue %u: a request the kernel did not start in 1 s is done synchronously",
+			       vhu_queue_index(bq->q));
+		complete(bq, s, s->r.hdr.type == VHU_BLK_T_FLUSH ? (fdatasync(d->fd) ? VHU_BLK_S_IOERR : VHU_BLK_S_OK)
+								   : sync_rw(d, s));
+		return;
+	}
 	if (res < 0 || (res == 0 && s->r.hdr.type != VHU_BLK_T_FLUSH)) {
 		complete(bq, s, VHU_BLK_S_IOERR);
 		return;
@@ -269,10 +342,17 @@ static unsigned uring_reap(struct blk_queue *bq)
 	unsigned n = 0;
 
 	while (io_uring_peek_cqe(&bq->ring, &cqe) == 0) {
-		struct blk_slot *s = io_uring_cqe_get_data(cqe);
+		uint64_t tag = io_uring_cqe_get_data64(cqe);
 		int res = cqe->res;
 		io_uring_cqe_seen(&bq->ring, cqe);
-		uring_done(bq, s, res);
+		if (tag == URING_TIMER_TAG) {
+			bq->timer_armed = false;
+			uring_watchdog(bq);
+			continue;
+		}
+		if (tag == URING_CANCEL_TAG)
+			continue;   /* what it cancelled answers for itself */
+		uring_done(bq, (struct blk_slot *)(uintptr_t)tag, res);
 		n++;
 	}
 	if (io_uring_sq_ready(&bq->ring))
