@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "fdcount.h"
+#include "served.h"
 #include "vhu/backend.h"
 #include "vhu/dirty_log.h"
 #include "vhu/frontend.h"
@@ -112,27 +113,7 @@ static void scribble(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
 	}
 }
 
-static int no_config(struct vhu_device *dev, uint8_t *b, uint32_t o, uint32_t l)
-{
-	(void)dev;
-	(void)o;
-	memset(b, 0, l);
-	return 0;
-}
-
-static const struct vhu_device_ops scribbler = { .handle = scribble, .get_config = no_config };
-
-struct served {
-	struct vhu_backend *be;
-	int sock;
-};
-
-static void *serve_thread(void *arg)
-{
-	struct served *s = arg;
-	vhu_backend_run_conn(s->be, s->sock);
-	return NULL;
-}
+static const struct vhu_device_ops scribbler = { .handle = scribble, .get_config = zero_config };
 
 /* ---- the front-end's side: chains, and the pages they must mark ---------- */
 
@@ -253,7 +234,7 @@ static void workload(bool packed, unsigned seed)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	s.sock = sv[1];
 	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, serve_thread, &s), 0);
+	assert_int_equal(pthread_create(&th, NULL, served_thread, &s), 0);
 
 	struct run r = { .seed = seed };
 	struct vhu_fe_config fc = { .fd = sv[0], .timeout_ms = 5000 };

@@ -23,6 +23,7 @@
 
 #include "fe_sequence.h"
 #include "minife.h"
+#include "served.h"
 #include "vhu/backend.h"
 #include "vhu/frontend.h"
 #include "vhu/virtio.h"
@@ -118,13 +119,6 @@ static void drop_all(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
 		vhu_queue_push(q, &e, 0);
 	vhu_queue_notify(q);
 }
-static int zero_config(struct vhu_device *dev, uint8_t *b, uint32_t o, uint32_t l)
-{
-	(void)dev;
-	(void)o;
-	memset(b, 0, l);
-	return 0;
-}
 static const struct vhu_device_ops quiet_ops = { .handle = drop_all, .get_config = zero_config };
 
 static bool unsealed_memory_reported;
@@ -170,17 +164,6 @@ static void *relay_thread(void *arg)
 	return NULL;
 }
 
-struct served {
-	struct vhu_backend *be;
-	int sock;
-};
-static void *serve_thread(void *arg)
-{
-	struct served *s = arg;
-	vhu_backend_run_conn(s->be, s->sock);
-	return NULL;
-}
-
 static void good_backend_recorded(void **state)
 {
 	(void)state;
@@ -205,7 +188,7 @@ static void good_backend_recorded(void **state)
 	r = (struct relay){ .fe_side = a[1], .be_side = b[0] };
 	sv.sock = b[1];
 	pthread_t rt, st;
-	assert_int_equal(pthread_create(&st, NULL, serve_thread, &sv), 0);
+	assert_int_equal(pthread_create(&st, NULL, served_thread, &sv), 0);
 	assert_int_equal(pthread_create(&rt, NULL, relay_thread, &r), 0);
 	assert_int_equal(fe_sequence(a[0], 3000), 0);
 	pthread_join(rt, NULL);
