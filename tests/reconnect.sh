@@ -6,7 +6,10 @@
 # (the restarted back-end resubmits what it had taken, from the inflight
 # region), every read returns the last acknowledged write, and a final pass
 # reads every block written. Split and packed, 1 and 2 queues, EVENT_IDX on
-# and off. Then qemu-storage-daemon (libvhost-user, which offers no
+# and off; and once with the dirty log on (--dirty-log, as during a live
+# migration): every restarted back-end must get the log back and log the
+# requests it resubmits (regression: those made the ring refuse to start
+# logging, and it broke). Then qemu-storage-daemon (libvhost-user, which offers no
 # INFLIGHT_SHMFD in 7.2): the front-end reconnects the same way and the
 # daemon redoes what follows the used index (split). TAP output.
 #   usage: reconnect.sh VHU VHU_BLK QSD_SH [KILLS_PER_CASE]
@@ -17,7 +20,8 @@ truncate -s 64M "$dir/img"
 cases=("--ring=split --queues=1 --event-idx=on"
        "--ring=split --queues=2 --event-idx=off"
        "--ring=packed --queues=1 --event-idx=off"
-       "--ring=packed --queues=2 --event-idx=on")
+       "--ring=packed --queues=2 --event-idx=on"
+       "--ring=split --queues=2 --event-idx=on --dirty-log")
 echo "1..$(( ${#cases[@]} + 1 ))"
 fail=0 n=0 total_kills=0 total_resub=0
 
@@ -51,11 +55,17 @@ for c in "${cases[@]}"; do
   resub=$(cat "$dir"/blk*.log | sed -n 's/.*: \([0-9]*\) requests taken before a restart are resubmitted/\1/p' |
           awk '{s += $1} END {print s + 0}')
   total_kills=$((total_kills + KILLS)) total_resub=$((total_resub + resub))
-  if [[ $rc == 0 && $out == *"verify --reconnect ok"* && $out == *"0 mismatches"* && $reconnects == "$KILLS" ]]; then
+  logged=ok
+  if [[ $c == *--dirty-log* ]]; then
+    for f in "$dir"/blk*.log; do grep -q 'dirty logging of buffer writes on' "$f" || logged="no log in $f"; done
+    ! grep -q 'cannot be logged' "$dir"/blk*.log || logged="a ring could not log"
+  fi
+  if [[ $rc == 0 && $out == *"verify --reconnect ok"* && $out == *"0 mismatches"* && $reconnects == "$KILLS" &&
+        $logged == ok ]]; then
     echo "ok $n - $c: $KILLS kills, $resub requests resubmitted by the restarted back-end"
   else
     fail=1
-    echo "not ok $n - $c (exit $rc, $reconnects reconnects of $KILLS kills)"
+    echo "not ok $n - $c (exit $rc, $reconnects reconnects of $KILLS kills, log: $logged)"
     sed 's/^/# /' "$dir/v.log" | tail -20
     tail -n 5 "$dir"/blk*.log | sed 's/^/# /'
   fi

@@ -397,6 +397,7 @@ struct rstate {
 	unsigned **free, *nfree;
 	uint64_t writes, reads, bad, failed, carried;
 	unsigned reconnects;
+	unsigned fruitless;   /* reconnects in a row with no completion between them */
 };
 
 static uint64_t rs_rand(struct rstate *s)
@@ -520,6 +521,13 @@ static int rs_round(struct rstate *s, unsigned qi, enum rs_mode mode, uint64_t *
 		unsigned held = rs_inflight(s);
 		if (rc != -ECONNRESET)
 			fprintf(stderr, "vhu: waiting for the back-end: %s; reconnecting\n", strerror(-rc));
+		/* a back-end that comes back only to fail the queue again is not
+		 * restarting: stop rather than reconnect for ever */
+		if (++s->fruitless > 10) {
+			fprintf(stderr, "vhu: %u reconnects in a row without a single completion: giving up\n",
+				s->fruitless - 1);
+			return -1;
+		}
 		if ((rc = vhu_fe_reconnect(s->d->fe, 30000)) < 0) {
 			fprintf(stderr, "vhu: the back-end did not come back: %s\n", strerror(-rc));
 			return -1;
@@ -531,6 +539,8 @@ static int rs_round(struct rstate *s, unsigned qi, enum rs_mode mode, uint64_t *
 			vhu_blk_kick(s->d->q[i]);
 		return 0;
 	}
+	if (n > 0)
+		s->fruitless = 0;
 	for (int i = 0; i < n; i++)
 		rs_complete(s, qi, &c[i]);
 	return 0;

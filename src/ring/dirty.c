@@ -11,12 +11,15 @@
 #include "vq_internal.h"
 #include "vhu/mem.h"
 
-static bool holds_chains(const struct vhu_dev_vq *vq)
+/* Chains the device took without their writable ranges recorded. Those an
+ * inflight region recovered and the device has not popped again are not
+ * among them: their pop, still to come, records them. */
+static bool holds_unrecorded_chains(const struct vhu_dev_vq *vq)
 {
+	unsigned held = 0;
 	for (unsigned i = 0; i < vq->num; i++)
-		if (vq->chain[i].ndesc)
-			return true;
-	return false;
+		held += vq->chain[i].ndesc != 0;
+	return held > vhu_dev_vq_resubmit_pending(vq);
 }
 
 static void free_records(struct vhu_dev_vq_log *l, uint16_t num)
@@ -53,7 +56,7 @@ int vhu_dev_vq_set_log(struct vhu_dev_vq *vq, const struct vhu_vq_log_config *c)
 	if (c->buffers && !vq->xl.mem)
 		return -EOPNOTSUPP;
 	/* a chain popped unrecorded would have its writes lost */
-	if (need_records && holds_chains(vq))
+	if (need_records && holds_unrecorded_chains(vq))
 		return -EBUSY;
 	bool fresh = !l;
 	if (fresh && !(l = calloc(1, sizeof(*l))))
