@@ -18,7 +18,6 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "blk_dev.h"
@@ -39,7 +38,7 @@ struct blk_slot {
 	struct iovec iov[POP_IOV];
 	struct blk_req r;
 	uint64_t done;            /* bytes transferred so far (short I/O) */
-	uint64_t submit_ns;       /* io_uring: when it went to the kernel */
+	uint64_t submit_tick;     /* io_uring: the watchdog's tick when it went to the kernel */
 	bool in_uring, cancel_sent;
 };
 
@@ -56,6 +55,7 @@ struct blk_queue {
 	bool uring;
 	struct io_uring ring;
 	bool timer_armed;         /* the watchdog's timeout is in the ring */
+	uint64_t tick;            /* how often it fired */
 	struct __kernel_timespec timer_ts;
 	int efd;                  /* io_uring or pool completions */
 	pthread_mutex_t done_lock;  /* pool: finished slots */
@@ -219,21 +219,14 @@ static void pool_reap(struct blk_queue *bq)
  * and no worker ever takes it: no completion, ever, and a drain that waits
  * for it hangs the session (tests/test_soak found it). While requests are in
  * flight a 1 s timeout rides in the ring; when it fires, each request in the
- * kernel for over a second without being started is cancelled: a cancel only
+ * kernel since before the previous firing (over a second, without taking the
+ * time per request) is cancelled: a cancel only
  * succeeds (-ECANCELED) for work not yet begun, so it is then done here,
  * synchronously, exactly once. A request that is running (a slow disk)
  * answers -EALREADY and is left alone.
  */
 #define URING_TIMER_TAG 1ull
 #define URING_CANCEL_TAG 2ull
-#define URING_STUCK_NS 1000000000ull
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void uring_arm_timer(struct blk_queue *bq)
 {
@@ -250,10 +243,10 @@ static void uring_arm_timer(struct blk_queue *bq)
 
 static void uring_watchdog(struct blk_queue *bq)
 {
-	uint64_t now = mono_ns();
+	bq->tick++;
 	for (unsigned i = 0; i < bq->nslots; i++) {
 		struct blk_slot *s = &bq->slots[i];
-		if (!s->in_uring || s->cancel_sent || now - s->submit_ns < URING_STUCK_NS)
+		if (!s->in_uring || s->cancel_sent || bq->tick - s->submit_tick < 2)
 			continue;
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&bq->ring);
 		if (!sqe)
@@ -272,7 +265,7 @@ static bool uring_submit(struct blk_queue *bq, struct blk_slot *s)
 
 	if (!sqe)
 		return false;
-	s->submit_ns = mono_ns();
+	s->submit_tick = bq->tick;
 	s->in_uring = true;
 	s->cancel_sent = false;
 	if (s->r.hdr.type == VHU_BLK_T_IN)
