@@ -11,6 +11,8 @@ report() {
     fail=1
     echo "not ok $n - $1"
     sed 's/^/# /' <<< "$3" | tail -25
+    # and on stderr, which meson shows in its summary (the TAP comments stay in the log)
+    echo "not ok $n - $1: $(tail -c 1500 <<< "$3")" >&2
   fi
 }
 # wait_sock PATH: up to 10 s for a back-end to listen there

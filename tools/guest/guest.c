@@ -89,6 +89,9 @@ static void usage(FILE *f)
 		"                        the result gains migrate=completed and the downtime QEMU measured\n"
 		"  --postcopy            with --migrate-to: postcopy (the guest moves at once, its pages\n"
 		"                        follow on demand; the back-ends need PAGEFAULT)\n"
+		"  --migrate-hold=N      with --rounds: hold the migration after RAM's first pass until the\n"
+		"                        guest ran N more rounds (default 2; 0: no hold), so every kept\n"
+		"                        buffer is rewritten by the device after QEMU copied its page\n"
 		"  --timeout=S           the whole run (default 120)\n"
 		"  --json                the result as a JSON object\n"
 		"  -v, --verbose         copy the guest console to stderr\n");
@@ -118,7 +121,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 	enum { O_PACKED = 256, O_QUEUES, O_EVIDX, O_INDIRECT, O_QSIZE, O_MEM, O_QEMU, O_KERNEL, O_MODULES,
 	       O_DEVOPT, O_RECONNECT, O_TIMEOUT, O_JSON, O_WORKLOAD, O_RUN, O_SIZE, O_IMAGE, O_RW, O_BS,
 	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL, O_BOOT, O_ROUNDS, O_MIGRATE_TO,
-	       O_MIGRATE_AFTER, O_POSTCOPY };
+	       O_MIGRATE_AFTER, O_POSTCOPY, O_MIGRATE_HOLD };
 	static const struct option lo[] = {
 		{ "packed", no_argument, NULL, O_PACKED }, { "queues", required_argument, NULL, O_QUEUES },
 		{ "event-idx", required_argument, NULL, O_EVIDX }, { "indirect", required_argument, NULL, O_INDIRECT },
@@ -135,6 +138,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		{ "accel", required_argument, NULL, O_ACCEL }, { "boot", required_argument, NULL, O_BOOT },
 		{ "rounds", required_argument, NULL, O_ROUNDS }, { "migrate-to", required_argument, NULL, O_MIGRATE_TO },
 		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER }, { "postcopy", no_argument, NULL, O_POSTCOPY },
+		{ "migrate-hold", required_argument, NULL, O_MIGRATE_HOLD },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	long v;
@@ -209,6 +213,10 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		case O_ROUNDS: if (!(rc = number("--rounds", optarg, 1, 100000, &v))) o->rounds = (unsigned)v; break;
 		case O_MIGRATE_TO: o->migrate_to = optarg; break;
 		case O_POSTCOPY: o->postcopy = true; break;
+		case O_MIGRATE_HOLD:
+			if (!(rc = number("--migrate-hold", optarg, 0, 1000, &v)))
+				o->migrate_hold = (unsigned)v;
+			break;
 		case O_MIGRATE_AFTER:
 			if (!(rc = number("--migrate-after", optarg, 0, 3600, &v)))
 				o->migrate_after = (double)v;
@@ -361,7 +369,8 @@ static void set_defaults(struct guest_opts *o)
 	*o = (struct guest_opts){ .dev = &devices[0], .queues = 1, .event_idx = -1, .indirect = -1,
 				  .mem_mib = 0, .timeout = 120, .workload = "verify", .size = 8u << 20,
 				  .rw = "randrw", .bs = 4096, .iodepth = 32, .runtime = 5, .accel = "auto",
-				  .rounds = 1, .migrate_after = 1 };
+				  .rounds = 1, .migrate_after = 1,
+				  .migrate_hold = 2 };
 	o->qemu = "qemu-system-x86_64";
 }
 

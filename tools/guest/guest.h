@@ -8,6 +8,7 @@
 #define VHU_TOOLS_GUEST_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,7 +85,7 @@ void qmp_close(struct qmp *q);
 double qmp_num(const char *reply, const char *key);
 void qmp_str(const char *reply, const char *key, char *out, size_t len);
 
-/* ---- the command (guest.c, qemu.c, result.c) ---------------------------- */
+/* ---- the command (guest.c, qemu.c, result.c, migrate.c) ---------------------------- */
 struct guest_device {
 	const char *name;		/* --device= */
 	const char *qemu_device;	/* QEMU's -device driver */
@@ -100,6 +101,7 @@ struct guest_opts {
 	const char *migrate_to;		/* --migrate-to: the second back-end's socket */
 	double migrate_after;		/* seconds into the workload */
 	bool postcopy;			/* --postcopy: switch to postcopy once precopy runs */
+	unsigned migrate_hold;		/* --migrate-hold: rounds held after RAM's first pass */
 	int packed, event_idx, indirect;	/* -1: QEMU's default */
 	uint64_t size, bs;
 	bool json, verbose, libvirt, kvm, kvm_auto, bzimage;
@@ -126,5 +128,21 @@ void result_print(const struct guest_result *r, bool json);
 const char *result_unmet(const struct guest_result *r, const char *expect, char *buf, size_t len);
 /* The verify workload's data in the back-end's image: 0, or -1 with the reason in the result. */
 int result_check_image(struct guest_result *r, const char *image);
+
+/* One live migration as QEMU reported it (migrate.c). */
+struct migration {
+	char status[32], error[256];
+	double at_s, total_ms, downtime_ms, setup_ms, postcopy_requests, transferred;
+	int rounds_held;	/* guest rounds run after RAM's first pass, before the switch; -1: no hold */
+	bool completed;
+};
+/*
+ * Migrate the guest from the source QEMU (monitor at dir/src.qmp, console at
+ * `console`) to the destination waiting at dir/migration.sock, and follow it
+ * to its end; stops early when *stop becomes nonzero.
+ */
+void guest_migrate(const struct guest_opts *o, const char *dir, const char *console, double t0,
+		   struct migration *m, const volatile sig_atomic_t *stop);
+double guest_now(void);	/* CLOCK_MONOTONIC seconds */
 
 #endif

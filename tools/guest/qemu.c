@@ -30,13 +30,6 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 struct argv {
 	char *v[128];
 	unsigned n;
@@ -276,8 +269,8 @@ static int wait_qemu(const struct guest_opts *o, pid_t pid, const char *console,
 		if (o->verbose)
 			follow(console, &shown);
 		if (*init_s < 0 && file_has(console, "VHU-GUEST-INIT"))
-			*init_s = now() - t0;
-		double t = now();
+			*init_s = guest_now() - t0;
+		double t = guest_now();
 		if (!killed && init_within > 0 && *init_s < 0 && t > t0 + init_within) {
 			*stalled = true;
 			kill(pid, SIGTERM);
@@ -420,11 +413,11 @@ static int run_libvirt(const struct guest_opts *o, const char *dir, const char *
 		if (o->verbose)
 			follow(console, &shown);
 		if (*init_s < 0 && file_has(console, "VHU-GUEST-INIT"))
-			*init_s = now() - t0;
+			*init_s = guest_now() - t0;
 		if (!done && file_has(console, "VHU-GUEST-RESULT "))
-			done = now();
-		bool late = now() > t0 + o->timeout;
-		if (late || interrupted || (done && now() > done + 2)) {
+			done = guest_now();
+		bool late = guest_now() > t0 + o->timeout;
+		if (late || interrupted || (done && guest_now() > done + 2)) {
 			*timed_out = late && !done;
 			virsh("destroy", name, dir, true);
 			break;
@@ -495,7 +488,7 @@ static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdlin
 		guest_err("the guest did not start under KVM within %d s; again under TCG (KVM is not tried again "
 			  "until this host reboots: %s)", KVM_INIT_WITHIN, p);
 		o->kvm = false;
-		*t0 = now();
+		*t0 = guest_now();
 	}
 }
 
@@ -511,31 +504,6 @@ static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdlin
  * destination. A migration that fails leaves the guest on the source: its
  * result is reported, marked failed.
  */
-struct migration {
-	char status[32], error[256];
-	double at_s, total_ms, downtime_ms, setup_ms, postcopy_requests, transferred;
-	bool completed;
-};
-
-#define POSTCOPY_CAP                                                                                  \
-	"{\"execute\": \"migrate-set-capabilities\", \"arguments\": {\"capabilities\": [{\"capability\": " \
-	"\"postcopy-ram\", \"state\": true}]}}"
-
-/* Postcopy needs the capability on both sides; the destination first. */
-static int postcopy_capable(const char *dir, struct migration *m)
-{
-	char qd[PATH_MAX], reply[4096];
-	struct qmp q;
-	snprintf(qd, sizeof(qd), "%s/dst.qmp", dir);
-	if (qmp_open(&q, qd, 10) < 0)
-		return -1;
-	int rc = qmp_cmd(&q, POSTCOPY_CAP, reply, sizeof(reply), 10);
-	if (rc < 0)
-		snprintf(m->error, sizeof(m->error), "destination: %.200s", reply);
-	qmp_close(&q);
-	return rc;
-}
-
 static pid_t spawn_side(const struct guest_opts *o, const struct side *sd, const char *initrd, const char *cmdline,
 			const char *console, const char *err)
 {
@@ -569,68 +537,6 @@ static void stop_pid(pid_t pid)
 	}
 }
 
-/* Tell the source to migrate and follow it to its end. */
-static void migrate(struct guest_opts *o, const char *dir, double t0, struct migration *m)
-{
-	char qs[PATH_MAX], cmd[PATH_MAX + 128], reply[4096];
-	struct qmp q;
-	snprintf(qs, sizeof(qs), "%s/src.qmp", dir);
-	snprintf(m->status, sizeof(m->status), "not-started");
-	if (o->postcopy && postcopy_capable(dir, m) < 0)
-		return;
-	if (qmp_open(&q, qs, 10) < 0)
-		return;
-	if (o->postcopy && qmp_cmd(&q, POSTCOPY_CAP, reply, sizeof(reply), 10) < 0) {
-		snprintf(m->error, sizeof(m->error), "source: %.200s", reply);
-		qmp_close(&q);
-		return;
-	}
-	snprintf(cmd, sizeof(cmd), "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"unix:%s/migration.sock\"}}",
-		 dir);
-	m->at_s = now() - t0;
-	if (qmp_cmd(&q, cmd, reply, sizeof(reply), 10) < 0) {
-		snprintf(m->error, sizeof(m->error), "%.200s", reply);
-		qmp_close(&q);
-		return;
-	}
-	double deadline = t0 + o->timeout;
-	bool switched = !o->postcopy;
-	for (;;) {
-		if (qmp_cmd(&q, "{\"execute\": \"query-migrate\"}", reply, sizeof(reply), 10) < 0 || now() > deadline ||
-		    interrupted) {
-			snprintf(m->status, sizeof(m->status), "lost");
-			snprintf(m->error, sizeof(m->error), "%s",
-				 now() > deadline || interrupted ? "no end within --timeout"
-								 : "the source QEMU went away (did the workload end first? more --rounds)");
-			qmp_close(&q);
-			return;
-		}
-		qmp_str(reply, "status", m->status, sizeof(m->status));
-		if (!strcmp(m->status, "completed") || !strcmp(m->status, "failed") || !strcmp(m->status, "cancelled"))
-			break;
-		/* postcopy: once precopy runs, switch; the guest then runs on the
-		 * destination while its pages still arrive */
-		if (!switched && !strcmp(m->status, "active")) {
-			if (qmp_cmd(&q, "{\"execute\": \"migrate-start-postcopy\"}", reply, sizeof(reply), 10) < 0) {
-				snprintf(m->error, sizeof(m->error), "migrate-start-postcopy: %.180s", reply);
-				break;
-			}
-			switched = true;
-		}
-		usleep(20000);
-	}
-	qmp_str(reply, "error-desc", m->error, sizeof(m->error));
-	m->total_ms = qmp_num(reply, "total-time");
-	m->downtime_ms = qmp_num(reply, "downtime");
-	m->setup_ms = qmp_num(reply, "setup-time");
-	m->postcopy_requests = qmp_num(reply, "postcopy-requests");
-	m->transferred = qmp_num(reply, "transferred");
-	m->completed = !strcmp(m->status, "completed");
-	if (m->completed)	/* the source stays paused after a migration: done with it */
-		qmp_cmd(&q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5);
-	qmp_close(&q);
-}
-
 static int run_migration(struct guest_opts *o, const char *dir, const char *initrd, const char *cmdline,
 			 const char *const console[2], const char *const qerr[2], double *t0, double *init_s,
 			 bool *timed_out, struct migration *m)
@@ -650,19 +556,19 @@ static int run_migration(struct guest_opts *o, const char *dir, const char *init
 	off_t shown = 0;
 	double start = -1;
 	*init_s = -1;
-	while (start < 0 && waitpid(ps, NULL, WNOHANG) == 0 && now() < *t0 + o->timeout && !interrupted) {
+	while (start < 0 && waitpid(ps, NULL, WNOHANG) == 0 && guest_now() < *t0 + o->timeout && !interrupted) {
 		if (o->verbose)
 			follow(console[0], &shown);
 		if (*init_s < 0 && file_has(console[0], "VHU-GUEST-INIT"))
-			*init_s = now() - *t0;
+			*init_s = guest_now() - *t0;
 		if (file_has(console[0], "VHU-WORKLOAD-START"))
-			start = now();
+			start = guest_now();
 		usleep(20000);
 	}
-	while (start >= 0 && now() < start + o->migrate_after && !interrupted)
+	while (start >= 0 && guest_now() < start + o->migrate_after && !interrupted)
 		usleep(20000);
 	if (start >= 0 && !interrupted)
-		migrate(o, dir, *t0, m);
+		guest_migrate(o, dir, console[0], *t0, m, &interrupted);
 	double ignored;
 	bool stalled;
 	if (m->completed) {
@@ -709,6 +615,8 @@ static int report(struct guest_opts *o, const char *console_text, int qrc, bool 
 			result_set(&r, "migrate_transferred_mib", "%.1f", m->transferred / 1048576.0);
 			if (o->postcopy)
 				result_set(&r, "migrate_postcopy_requests", "%.0f", m->postcopy_requests);
+			if (m->rounds_held >= 0)
+				result_set(&r, "migrate_rounds_held", "%d", m->rounds_held);
 		} else {
 			guest_err("the migration did not complete: %s%s%s", m->status, m->error[0] ? ": " : "", m->error);
 			ok = false;
@@ -777,7 +685,7 @@ int guest_run(struct guest_opts *o)
 	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-	double t0 = now(), init_s;
+	double t0 = guest_now(), init_s;
 	bool timed_out;
 	int qrc = -1;
 	struct migration mig = { 0 };
@@ -800,7 +708,7 @@ int guest_run(struct guest_opts *o)
 	/* after a migration the guest ends on the destination (console) */
 	bool on_src = o->migrate_to && !mig.completed;
 	char *text = slurp(on_src ? console2 : console), *err = slurp(on_src ? qerr2 : qerr);
-	rc = interrupted ? 130 : report(o, text, qrc, timed_out, init_s, now() - t0, err, o->migrate_to ? &mig : NULL);
+	rc = interrupted ? 130 : report(o, text, qrc, timed_out, init_s, guest_now() - t0, err, o->migrate_to ? &mig : NULL);
 	free(text);
 	free(err);
 restore:

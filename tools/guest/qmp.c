@@ -19,13 +19,6 @@
 
 #include "guest.h"
 
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* One line into q->line (without its newline); -1 on EOF, error or timeout. */
 static int read_line(struct qmp *q, double deadline)
 {
@@ -42,7 +35,7 @@ static int read_line(struct qmp *q, double deadline)
 		}
 		if (q->len == sizeof(q->buf))
 			q->len = 0;	/* a line longer than we keep: drop it */
-		int ms = (int)((deadline - mono()) * 1000);
+		int ms = (int)((deadline - guest_now()) * 1000);
 		struct pollfd p = { q->fd, POLLIN, 0 };
 		if (ms <= 0 || poll(&p, 1, ms) != 1)
 			return -1;
@@ -55,7 +48,7 @@ static int read_line(struct qmp *q, double deadline)
 
 int qmp_open(struct qmp *q, const char *path, double timeout_s)
 {
-	double deadline = mono() + timeout_s;
+	double deadline = guest_now() + timeout_s;
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	memset(q, 0, sizeof(*q));
 	q->fd = -1;
@@ -68,7 +61,7 @@ int qmp_open(struct qmp *q, const char *path, double timeout_s)
 	       connect(q->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		close(q->fd);
 		q->fd = -1;
-		if (mono() > deadline) {
+		if (guest_now() > deadline) {
 			guest_err("QEMU's monitor at %s does not answer: %s", path, strerror(errno));
 			return -1;
 		}
@@ -86,7 +79,7 @@ int qmp_open(struct qmp *q, const char *path, double timeout_s)
 
 int qmp_cmd(struct qmp *q, const char *json, char *reply, size_t len, double timeout_s)
 {
-	double deadline = mono() + timeout_s;
+	double deadline = guest_now() + timeout_s;
 	size_t n = strlen(json);
 	if (send(q->fd, json, n, MSG_NOSIGNAL) != (ssize_t)n || send(q->fd, "\n", 1, MSG_NOSIGNAL) != 1)
 		return -1;
