@@ -58,6 +58,8 @@ const struct vhu_mem_region *vhu_mem_find(const struct vhu_mem *m, uint64_t gpa)
  * region. NULL if unmapped. Fits vhu_translate_fn (opaque = the table); a
  * ring translates through vhu_xlate_init_mem() instead, which caches. */
 void *vhu_mem_translate(void *mem, uint64_t gpa, uint64_t *len, int access);
+/* The region holding front-end user address uaddr, or NULL. */
+const struct vhu_mem_region *vhu_mem_find_uaddr(const struct vhu_mem *m, uint64_t uaddr);
 /* Front-end user address of [uaddr, uaddr + len) -> host pointer, only if
  * one region holds all of it (ring addresses). */
 void *vhu_mem_uaddr(const struct vhu_mem *m, uint64_t uaddr, uint64_t len);

@@ -43,6 +43,7 @@ typedef void *(*vhu_translate_fn)(void *opaque, uint64_t addr, uint64_t *len,
 				  int access);
 
 struct vhu_mem;
+struct vhu_iotlb;
 
 /* [gpa, gpa + len) is contiguous at host; len 0 = empty. */
 struct vhu_xlate_window {
@@ -52,11 +53,17 @@ struct vhu_xlate_window {
 
 struct vhu_xlate {
 	struct vhu_xlate_window win[2];  /* [0] device reads, [1] device writes */
-	/* the source a miss asks: a region table, else the callback */
+	/* the source a miss asks: an IOTLB then a region table, a region
+	 * table, else the callback */
 	const struct vhu_mem *mem;
+	const struct vhu_iotlb *iotlb;
 	vhu_translate_fn fn;
 	void *opaque;
 	uint64_t misses;                 /* for tests and statistics */
+	/* the last address the IOTLB had no mapping for (for a MISS to the
+	 * front-end), and its access; iotlb_missing is 0 when none */
+	uint64_t missing_iova;
+	int iotlb_missing;
 };
 
 /* Translate through a callback (fn must not be NULL). */
@@ -64,6 +71,11 @@ void vhu_xlate_init(struct vhu_xlate *x, vhu_translate_fn fn, void *opaque);
 /* Translate through a region table: a miss is a binary search of it, and the
  * window becomes the whole region. */
 void vhu_xlate_init_mem(struct vhu_xlate *x, const struct vhu_mem *mem);
+/* Translate I/O virtual addresses (VIRTIO_F_ACCESS_PLATFORM): through the
+ * IOTLB to the front-end's user addresses, then through the region table.
+ * A window is the part of one mapping that one region holds, and only for
+ * the access the mapping permits. */
+void vhu_xlate_init_iotlb(struct vhu_xlate *x, const struct vhu_iotlb *iotlb, const struct vhu_mem *mem);
 /* Forget both windows: the memory behind them changed. */
 void vhu_xlate_invalidate(struct vhu_xlate *x);
 /* The miss path of vhu_xlate(); same contract. */

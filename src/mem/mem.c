@@ -132,13 +132,19 @@ void *vhu_mem_translate(void *mem, uint64_t gpa, uint64_t *len, int access)
 	return g->host + off;
 }
 
+const struct vhu_mem_region *vhu_mem_find_uaddr(const struct vhu_mem *m, uint64_t uaddr)
+{
+	/* sorted by gpa, not by user address: a scan of at most
+	 * VHU_USER_MAX_MEM_SLOTS, on a translator's miss only */
+	for (unsigned i = 0; i < m->n; i++)
+		if (uaddr - m->r[i].uaddr < m->r[i].size)
+			return &m->r[i];
+	return NULL;
+}
+
 void *vhu_mem_uaddr(const struct vhu_mem *m, uint64_t uaddr, uint64_t len)
 {
-	for (unsigned i = 0; i < m->n; i++) {
-		const struct vhu_mem_region *g = &m->r[i];
-		uint64_t off = uaddr - g->uaddr;
-		if (uaddr >= g->uaddr && off < g->size && len <= g->size - off)
-			return g->host + off;
-	}
-	return NULL;
+	const struct vhu_mem_region *g = vhu_mem_find_uaddr(m, uaddr);
+	uint64_t off = g ? uaddr - g->uaddr : 0;
+	return g && len <= g->size - off ? g->host + off : NULL;
 }
