@@ -21,6 +21,8 @@
 #include "vhu/iotlb.h"
 #include "vhu/mem.h"
 #include "vhu/vhost_user.h"
+#include "vhu/virtio.h"
+#include "vhu/vq.h"
 #include "vhu/xlate.h"
 
 #define RO VHU_USER_IOTLB_PERM_RO
@@ -253,10 +255,104 @@ static void xlate_through_iotlb(void **state)
 	/* invalidated: the caller forgets the windows, and the next asks again */
 	assert_int_equal(vhu_iotlb_invalidate(&t, 0x90000, 0x1000), 1);
 	vhu_xlate_invalidate(&x);
+	x.iotlb_missing = 0;   /* what the ring does before each chain */
 	assert_null(vhu_xlate(&x, 0x90008, &len, VHU_ACCESS_READ));
 	assert_int_equal(x.missing_iova, 0x90008);
 	vhu_iotlb_clear(&t);
 	vhu_mem_clear(&m);
+}
+
+/*
+ * A ring whose buffers are I/O virtual addresses: a chain with a buffer the
+ * IOTLB lacks stays in the ring (-EAGAIN, the miss named, the queue not
+ * broken) and is taken whole once the mapping arrives; a write through a
+ * read-only mapping is a fault, not a miss. Split and packed; a burst stops
+ * before the chain that misses.
+ */
+static void ring_waits_for_mapping(bool packed)
+{
+	struct vhu_mem m;
+	struct vhu_iotlb t;
+	vhu_mem_init(&m);
+	vhu_iotlb_init(&t, 0);
+	assert_int_equal(add_region(&m, 0x0, 0x100000, 0x7f0000000000ull), 0);
+	uint64_t features = (1ull << VHU_F_VERSION_1) | (1ull << VHU_F_ACCESS_PLATFORM) |
+			    (packed ? 1ull << VHU_F_RING_PACKED : 0);
+	struct vhu_vq_layout l;
+	vhu_vq_layout(8, packed, &l);
+	unsigned char *ring = aligned_alloc(4096, l.size);
+	assert_non_null(ring);
+	memset(ring, 0, l.size);
+	struct vhu_vq_config c = { .num = 8, .features = features, .desc = ring + l.desc_off,
+				   .driver_area = ring + l.driver_off, .device_area = ring + l.device_off,
+				   .mem = &m, .iotlb = &t };
+	struct vhu_drv_vq drv;
+	struct vhu_dev_vq dev;
+	assert_int_equal(vhu_drv_vq_init(&drv, &c, NULL, 0, 0), 0);
+	assert_int_equal(vhu_dev_vq_init(&dev, &c), 0);
+	/* IOVA 0x40000000 -> region offset 0x1000 (read), 0x50000000 -> 0x8000 (write) */
+	assert_int_equal(vhu_iotlb_update(&t, 0x40000000, 0x1000, 0x7f0000001000ull, RO), 0);
+	struct vhu_sg sg[2] = { { 0x40000010, 64 }, { 0x50000020, 128 } };
+	assert_int_equal(vhu_drv_vq_add(&drv, sg, 1, 1, (void *)1), 0);
+	assert_int_equal(vhu_drv_vq_add(&drv, sg, 1, 1, (void *)2), 0);
+	vhu_drv_vq_publish(&drv);
+
+	struct vhu_vq_elem e[2];
+	struct iovec iov[8];
+	uint64_t iova;
+	int access;
+	assert_int_equal(vhu_dev_vq_pop(&dev, &e[0], iov, 8), -EAGAIN);
+	assert_true(vhu_dev_vq_iotlb_miss(&dev, &iova, &access));
+	assert_int_equal(iova, 0x50000020);
+	assert_int_equal(access, VHU_ACCESS_WRITE);
+	assert_int_equal(vhu_dev_vq_broken(&dev), 0);
+	assert_true(vhu_dev_vq_has_avail(&dev));
+	assert_int_equal(vhu_dev_vq_pop(&dev, &e[0], iov, 8), -EAGAIN);   /* still there, still missing */
+
+	/* the wrong permission is the IOMMU's answer, not a miss */
+	assert_int_equal(vhu_iotlb_update(&t, 0x50000000, 0x1000, 0x7f0000008000ull, RO), 0);
+	vhu_xlate_invalidate(&dev.xl);
+	assert_int_equal(vhu_dev_vq_pop(&dev, &e[0], iov, 8), -EFAULT);
+	assert_false(vhu_dev_vq_iotlb_miss(&dev, &iova, &access));
+	assert_int_equal(vhu_dev_vq_push(&dev, &e[0], 0), 0);
+
+	assert_int_equal(vhu_iotlb_update(&t, 0x50000000, 0x1000, 0x7f0000008000ull, WO), 0);
+	vhu_xlate_invalidate(&dev.xl);
+	assert_int_equal(vhu_dev_vq_pop(&dev, &e[1], iov, 8), 1);
+	assert_int_equal(e[1].out_num, 1);
+	assert_int_equal(e[1].in_num, 1);
+	assert_ptr_equal(e[1].iov[0].iov_base, m.r[0].host + 0x1010);
+	assert_ptr_equal(e[1].iov[1].iov_base, m.r[0].host + 0x8020);
+	assert_int_equal(e[1].iov[1].iov_len, 128);
+	assert_int_equal(vhu_dev_vq_push(&dev, &e[1], 128), 0);
+
+	/* a burst of two where the second misses: one taken, then -EAGAIN */
+	struct vhu_sg far[2] = { { 0x40000000, 16 }, { 0x60000000, 16 } };
+	assert_int_equal(vhu_drv_vq_add(&drv, sg, 1, 1, (void *)3), 0);
+	assert_int_equal(vhu_drv_vq_add(&drv, far, 1, 1, (void *)4), 0);
+	vhu_drv_vq_publish(&drv);
+	struct iovec biov[8];
+	assert_int_equal(vhu_dev_vq_pop_burst(&dev, e, 2, biov, 8, 4), 1);
+	assert_int_equal(vhu_dev_vq_pop_burst(&dev, &e[1], 1, biov + 2, 6, 4), -EAGAIN);
+	assert_true(vhu_dev_vq_iotlb_miss(&dev, &iova, &access));
+	assert_int_equal(iova, 0x60000000);
+	vhu_dev_vq_destroy(&dev);
+	vhu_drv_vq_destroy(&drv);
+	free(ring);
+	vhu_iotlb_clear(&t);
+	vhu_mem_clear(&m);
+}
+
+static void ring_waits_for_mapping_split(void **state)
+{
+	(void)state;
+	ring_waits_for_mapping(false);
+}
+
+static void ring_waits_for_mapping_packed(void **state)
+{
+	(void)state;
+	ring_waits_for_mapping(true);
 }
 
 int main(void)
@@ -265,6 +361,7 @@ int main(void)
 		cmocka_unit_test(update_find_lookup),   cmocka_unit_test(overlap_and_invalidate),
 		cmocka_unit_test(hostile_ranges),       cmocka_unit_test(bounded),
 		cmocka_unit_test(model_compare),        cmocka_unit_test(xlate_through_iotlb),
+		cmocka_unit_test(ring_waits_for_mapping_split), cmocka_unit_test(ring_waits_for_mapping_packed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,8 @@ VHU_API_BEGIN
  * virtio-blk does with small queues). 4096 entries = a 64 KiB table. */
 #define VHU_VQ_MAX_INDIRECT 4096u
 
+struct vhu_iotlb;
+
 struct vhu_vq_config {
 	uint16_t num;        /* queue size: split a power of two, 1..32768 */
 	uint16_t index;      /* queue index, carried in notification data */
@@ -54,6 +56,11 @@ struct vhu_vq_config {
 	const struct vhu_mem *mem;
 	vhu_translate_fn translate;
 	void *translate_opaque;
+	/* With mem: buffer and indirect-table addresses are I/O virtual
+	 * addresses (VIRTIO_F_ACCESS_PLATFORM), translated through this IOTLB
+	 * to the front-end's user addresses, then through mem. A missing
+	 * mapping leaves its chain in the ring (pop returns -EAGAIN). */
+	const struct vhu_iotlb *iotlb;
 };
 
 /* One chain taken by the device: only what the device needs to serve it.
@@ -168,6 +175,12 @@ int vhu_dev_vq_remap(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg);
  *   -ENOBUFS   more segments than iov_max
  *   -EILSEQ    a device-readable descriptor after a device-writable one
  *
+ * The chain is NOT taken and stays in the ring as it is, for a later pop:
+ *   -EAGAIN    the queue translates through an IOTLB (vhu_xlate_init_iotlb)
+ *              that has no mapping for one of its buffers or its indirect
+ *              table; vhu_dev_vq_iotlb_miss() says which address, to ask the
+ *              front-end for (BACKEND_IOTLB_MSG MISS) before popping again
+ *
  * The ring itself is malformed; the queue is broken (every later call returns
  * the same code; the device should set DEVICE_NEEDS_RESET, §2.1.2):
  *   -EDOM      the driver's avail index moved more than the queue size ahead
@@ -184,6 +197,11 @@ int vhu_dev_vq_remap(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg);
  */
 int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
 		   struct iovec *iov, unsigned iov_max);
+
+/* After a pop's -EAGAIN: the first address of the chain the IOTLB had no
+ * mapping for, and the access it was wanted for (VHU_ACCESS_READ or
+ * _WRITE). Returns false when the last pop missed nothing. */
+bool vhu_dev_vq_iotlb_miss(const struct vhu_dev_vq *vq, uint64_t *iova, int *access);
 
 /*
  * Take up to n available chains into elems[0 ..), their iovecs packed one

@@ -60,8 +60,9 @@ struct vhu_xlate {
 	vhu_translate_fn fn;
 	void *opaque;
 	uint64_t misses;                 /* for tests and statistics */
-	/* the last address the IOTLB had no mapping for (for a MISS to the
-	 * front-end), and its access; iotlb_missing is 0 when none */
+	/* the first address the IOTLB had no mapping for since the user last
+	 * zeroed iotlb_missing (for a MISS to the front-end), and its access;
+	 * iotlb_missing is 0 when none */
 	uint64_t missing_iova;
 	int iotlb_missing;
 };

@@ -15,7 +15,9 @@ static void set_rings(struct vhu_dev_vq *vq, const struct vhu_vq_config *cfg)
 		vq->split.avail = cfg->driver_area;
 		vq->split.used = cfg->device_area;
 	}
-	if (cfg->mem)
+	if (cfg->mem && cfg->iotlb)
+		vhu_xlate_init_iotlb(&vq->xl, cfg->iotlb, cfg->mem);
+	else if (cfg->mem)
 		vhu_xlate_init_mem(&vq->xl, cfg->mem);
 	else
 		vhu_xlate_init(&vq->xl, cfg->translate, cfg->translate_opaque);
@@ -114,6 +116,15 @@ int vhu_dev_vq_pop(struct vhu_dev_vq *vq, struct vhu_vq_elem *elem,
 	if (__builtin_expect(vq->log != NULL, 0))
 		dev_log_popped(vq, elem, r);
 	return r;
+}
+
+bool vhu_dev_vq_iotlb_miss(const struct vhu_dev_vq *vq, uint64_t *iova, int *access)
+{
+	if (!vq->xl.iotlb_missing)
+		return false;
+	*iova = vq->xl.missing_iova;
+	*access = vq->xl.iotlb_missing;
+	return true;
 }
 
 int vhu_dev_vq_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *used, unsigned n)

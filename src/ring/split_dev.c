@@ -217,11 +217,18 @@ static inline __attribute__((always_inline)) int pop_run(struct vhu_dev_vq *vq,
 		struct chain_map m;
 		int ring_err = 0;
 		chain_map_start(&m, ciov, room);
+		vq->xl.iotlb_missing = 0;
 		int buf_err = map_chain(vq, head, &m, &ring_err);
 		win[0] = vq->xl.win[0];   /* a miss moved them */
 		win[1] = vq->xl.win[1];
 		if (ring_err < 0) {
 			ret = broken(vq, ring_err);
+			break;
+		}
+		if (buf_err == -EFAULT && vq->xl.iotlb_missing) {
+			/* the IOTLB lacks a mapping: the chain stays in the ring,
+			 * untouched, until the front-end sends it */
+			ret = taken ? 0 : -EAGAIN;
 			break;
 		}
 		if (buf_err && taken)

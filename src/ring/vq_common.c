@@ -40,6 +40,8 @@ int vq_config_check(const struct vhu_vq_config *cfg, bool device)
 		return -EINVAL;
 	if (device && !cfg->translate && !cfg->mem)
 		return -EINVAL;
+	if (device && cfg->iotlb && !cfg->mem)	/* an IOTLB leads to user addresses: a region table maps those */
+		return -EINVAL;
 	return 0;
 }
 
@@ -116,6 +118,7 @@ const char *vhu_vq_strerror(int err)
 	switch (-err) {
 	case 0: return "no error";
 	case EFAULT: return "buffer or indirect table outside guest memory";
+	case EAGAIN: return "the IOTLB has no mapping for a buffer yet (chain left in the ring)";
 	case EOVERFLOW: return "total length exceeds 32 bits";
 	case ENOBUFS: return "more segments than the caller's iovec array";
 	case EILSEQ: return "device-readable descriptor after a device-writable one";
