@@ -12,7 +12,7 @@
 # PAGEFAULT; where it does not, the cases say so and pass).
 #
 # Under QEMU 10.0 (scripts/newer-peers.sh) vhu guest holds each migration
-# after RAM's first pass until the guest has run two more rounds
+# once 7/8 of RAM's first pass is sent, until the guest has run two more rounds
 # (migrate_rounds_held=2), so the device has rewritten every kept buffer
 # after QEMU sent its page: only the dirty log carries them. QEMU 7.2 does
 # not survive a held migration with any back-end (qemu-storage-daemon's
@@ -90,7 +90,7 @@ for c in "${cases[@]}"; do
 done
 
 if [[ $FAULTS == 1 ]]; then
-  # vhu guest holds the migration after RAM's first pass until the guest has
+  # vhu guest holds the migration late in RAM's first pass until the guest has
   # run two more rounds, so every kept buffer is rewritten by the device
   # after QEMU copied it: without the log the destination must hold stale
   # pages, which the guest catches as a changed kept buffer, a read mismatch,

@@ -11,20 +11,21 @@
  * socket is over in a second or two, and whether any such write falls in
  * that window is a matter of timing (a CI run missed five times running).
  * So with --rounds (the guest reads into buffers only the device writes, and
- * prints VHU-ROUND after each round) the migration is held once RAM's first
- * pass has ended, until the guest has finished --migrate-hold more rounds
- * (default 2; m->rounds_held reports how many it ran): every kept
- * buffer has by then been rewritten by the device after QEMU sent its page,
- * and only the back-end's dirty log can bring the new contents across.
+ * prints VHU-ROUND after each round) the migration is held once 7/8 of
+ * RAM's first pass is sent, until the guest has finished --migrate-hold
+ * more rounds (default 2; m->rounds_held reports how many it ran): the kept
+ * buffers QEMU has copied by then are all rewritten by the device after
+ * their pages were sent, and only the back-end's dirty log can bring the
+ * new contents across.
  *
  * The hold uses two of QEMU's parameters, as QEMU's own migration tests do.
  * A downtime limit of 1 ms and a bandwidth of 32 MiB/s from the start keep
- * QEMU iterating after the first pass (it stops the source only when what
- * is left to send fits in bandwidth x limit, here 8 pages); the end of the first
- * pass shows as query-migrate's dirty-sync-count passing 1, and at once the
- * bandwidth is cut to a trickle (FREEZE_BYTES_S), which leaves the limit
- * below one page: QEMU then cannot converge while the guest dirties anything
- * at all. The release restores the bandwidth, then the limit (precopy) or
+ * QEMU from converging early (it stops the source only when what is left
+ * to send fits in bandwidth x limit, here 8 pages); once 7/8 of the first
+ * pass is sent (query-migrate's remaining against total, or dirty-sync-count
+ * passing 1 if that is seen first) the bandwidth is cut to a trickle
+ * (FREEZE_BYTES_S), which leaves the limit below one page: QEMU then cannot
+ * converge while the guest dirties anything at all. The release restores the bandwidth, then the limit (precopy) or
  * switches to postcopy.
  *
  * QEMU 7.2 under TCG does not survive a held migration: whatever the
@@ -114,8 +115,14 @@ static int hold_may_release(const struct guest_opts *o, struct qmp *q, struct ho
 	if (strcmp(m->status, "active"))
 		return 0;
 	int seen = rounds_seen(console);
-	/* dirty-sync-count goes past 1 when the first pass has sent all pages */
-	if (h->first_pass_round < 0 && qmp_num(reply, "dirty-sync-count") >= 2) {
+	/* Frozen when 7/8 of RAM's first pass is sent, or once it is over
+	 * (dirty-sync-count passes 1), whichever is seen first: waiting for
+	 * the end alone lost the race to QEMU converging in a loaded CI run
+	 * when little was dirty. Pages copied by then and rewritten by the
+	 * device while frozen need the log; the rest of the pass trickles. */
+	double total = qmp_num(reply, "total"), remaining = qmp_num(reply, "remaining");
+	bool nearly = total > 0 && remaining >= 0 && remaining * 8 <= total;
+	if (h->first_pass_round < 0 && (nearly || qmp_num(reply, "dirty-sync-count") >= 2)) {
 		if (set_param(q, "max-bandwidth", FREEZE_BYTES_S, r, sizeof(r)) < 0) {
 			snprintf(m->error, sizeof(m->error), "freezing the migration: %.180s", r);
 			return -1;
