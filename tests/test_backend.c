@@ -164,6 +164,7 @@ static const struct vhu_device_ops *session_ops = &echo_ops;	/* what fe_start se
 static uint64_t session_pf = VHU_BACKEND_PROTOCOL_FEATURES;	/* and the protocol features it offers */
 static int (*session_request)(struct vhu_backend *, struct vhu_user_msg *, struct vhu_user_msg *); /* its request op */
 static struct vhu_poll_group *session_pg;	/* its queues on a poll group, or a thread each */
+static uint64_t session_extra_features;	/* offered beside DEV_FEATURES (ACCESS_PLATFORM) */
 
 /* PAGEFAULT is offered only where the kernel gives a userfaultfd (not
  * under valgrind, for one): postcopy_messages asks for it itself */
@@ -201,7 +202,8 @@ static void fe_start(struct bfe *b, uint16_t nq)
 	fe_init(&b->fe, sv[0], FE_MEM_SIZE);
 	b->backend_sock = sv[1];
 	struct vhu_device_config cfg = {
-		.ops = session_ops, .num_queues = nq, .max_queue_size = 256, .features = DEV_FEATURES,
+		.ops = session_ops, .num_queues = nq, .max_queue_size = 256,
+		.features = DEV_FEATURES | session_extra_features,
 		.config_size = ECHO_CONFIG_SIZE,
 		.log = getenv("VHU_TEST_LOG") ? log_stderr : NULL, .log_level = VHU_LOG_DEBUG,
 		.exec = session_pg ? VHU_EXEC_POLL_GROUP : VHU_EXEC_THREAD_PER_QUEUE, .poll_group = session_pg,
@@ -854,7 +856,7 @@ static void dispatch_table_covers_the_protocol(void **state)
 	assert_int_equal(vhu_backend_serves(VHU_USER_NET_SET_MTU), VHU_SERVES_DEVICE);
 	assert_int_equal(vhu_backend_serves(VHU_USER_SET_LOG_BASE), VHU_SERVES_LIBRARY);
 	assert_int_equal(vhu_backend_serves(VHU_USER_POSTCOPY_ADVISE), VHU_SERVES_LIBRARY);
-	assert_int_equal(vhu_backend_serves(VHU_USER_IOTLB_MSG), VHU_SERVES_NOT_OFFERED);
+	assert_int_equal(vhu_backend_serves(VHU_USER_IOTLB_MSG), VHU_SERVES_LIBRARY);
 }
 
 /* Device-specific requests reach the device's request op, with its
@@ -1353,6 +1355,116 @@ static int off_poll_group(void **state)
 }
 #define ON_POLL_GROUP(f) { #f "_on_poll_group", f, on_poll_group, off_poll_group, NULL }
 
+/* ---- IOTLB (ACCESS_PLATFORM) -------------------------------------------- */
+static uint64_t fe_iotlb(struct fe *f, uint8_t type, uint64_t iova, uint64_t size, uint64_t uaddr, uint8_t perm)
+{
+	struct vhu_user_iotlb m = { .iova = iova, .size = size, .uaddr = uaddr, .perm = perm, .type = type };
+	return fe_req(f, VHU_USER_IOTLB_MSG, &m, sizeof(m), NULL, 0, true, NULL);
+}
+
+/* The MISS the back-end sends on its channel: type, address, access. A
+ * request looked at again before its answer came is asked for again: a
+ * repeat of the last miss (*last) may come first. */
+static void expect_miss(int chan, uint64_t iova, uint8_t perm, uint64_t *last)
+{
+	struct vhu_user_msg m;
+	for (;;) {
+		assert_int_equal(vhu_user_recv(chan, &m, 5000), 0);
+		assert_int_equal(m.hdr.request, VHU_USER_BACKEND_IOTLB_MSG);
+		assert_false(m.hdr.flags & VHU_USER_NEED_REPLY_MASK);	/* see src/backend/iotlb.c */
+		assert_int_equal(m.payload.iotlb.type, VHU_USER_IOTLB_MISS);
+		if (m.payload.iotlb.iova != *last || iova == *last)
+			break;
+	}
+	assert_int_equal(m.payload.iotlb.iova, iova);
+	assert_int_equal(m.payload.iotlb.perm, perm);
+	*last = iova;
+}
+
+/*
+ * A guest behind an IOMMU: IOTLB messages refused until ACCESS_PLATFORM is
+ * negotiated, and hostile ones after; rings and buffers at I/O virtual
+ * addresses; a buffer the IOTLB lacks is asked for and its request waits,
+ * then completes once the update comes; a ring whose mapping is invalidated
+ * waits unmapped, and goes on where it stood once mapped again.
+ */
+static void iotlb_messages(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct bfe bb;
+	struct fe *const fp = &bb.fe;
+	session_extra_features = VHU_BIT(VHU_F_ACCESS_PLATFORM);
+	fe_start(&bb, 1);
+	session_extra_features = 0;
+	fe_negotiate(fp, DEV_FEATURES & ~VHU_BIT(VHU_F_RING_PACKED), ALL_PF);
+	uint64_t mem = (uintptr_t)fp->mem;
+	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_UPDATE, 0x10000, 0x1000, mem + 0x10000, VHU_USER_IOTLB_PERM_RO),
+			 EINVAL);	/* not negotiated */
+	int chan[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan), 0);
+	assert_int_equal(fe_req(fp, VHU_USER_SET_BACKEND_REQ_FD, NULL, 0, &chan[1], 1, true, NULL), 0);
+	close(chan[1]);
+	fp->features |= VHU_BIT(VHU_F_ACCESS_PLATFORM);
+	assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features, true), 0);
+	fe_mem_table(fp);
+	struct {
+		const char *name;
+		uint8_t type, perm;
+		uint64_t iova, size, uaddr;
+	} bad[] = {
+		{ "empty update", VHU_USER_IOTLB_UPDATE, VHU_USER_IOTLB_PERM_RW, 0x10000, 0, mem },
+		{ "update wrapping", VHU_USER_IOTLB_UPDATE, VHU_USER_IOTLB_PERM_RW, UINT64_MAX - 0xfff, 0x2000, mem },
+		{ "user address wrapping", VHU_USER_IOTLB_UPDATE, VHU_USER_IOTLB_PERM_RW, 0, 0x2000, UINT64_MAX - 0xfff },
+		{ "no permission", VHU_USER_IOTLB_UPDATE, 0, 0x10000, 0x1000, mem },
+		{ "unknown permission", VHU_USER_IOTLB_UPDATE, 7, 0x10000, 0x1000, mem },
+		{ "empty invalidation", VHU_USER_IOTLB_INVALIDATE, 0, 0x10000, 0, 0 },
+		{ "a MISS from the front-end", VHU_USER_IOTLB_MISS, VHU_USER_IOTLB_PERM_RO, 0x10000, 1, 0 },
+		{ "ACCESS_FAIL from the front-end", VHU_USER_IOTLB_ACCESS_FAIL, VHU_USER_IOTLB_PERM_RO, 0x10000, 1, 0 },
+		{ "unknown type", 9, VHU_USER_IOTLB_PERM_RO, 0x10000, 0x1000, mem },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (fe_iotlb(fp, bad[i].type, bad[i].iova, bad[i].size, bad[i].uaddr, bad[i].perm) != EINVAL)
+			fail_msg("%s: not refused", bad[i].name);
+	/* the rings at IOVA = user address; the echo's buffers at IOVA 64 KiB
+	 * (read) and 80 KiB (write), as the descriptors give them */
+	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_UPDATE, mem, 0x10000, mem, VHU_USER_IOTLB_PERM_RW), 0);
+	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_UPDATE, 0x10000, 0x4000, mem + 0x10000, VHU_USER_IOTLB_PERM_RO), 0);
+	fe_setup_ring(fp, QSIZE, true);
+	/* the write buffer missing: the request waits, asked for */
+	int tok;
+	void *t;
+	uint32_t len;
+	memcpy(fp->mem + 0x10000, "iommu", 6);
+	struct vhu_sg sg[2] = { { 0x10000, 6 }, { 0x14000, 6 } };
+	assert_int_equal(vhu_drv_vq_add(&fp->q[0].drv, sg, 1, 1, &tok), 0);
+	fe_kick(fp, 0);
+	uint64_t last = UINT64_MAX;
+	expect_miss(chan[0], 0x14000, VHU_USER_IOTLB_PERM_WO, &last);
+	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_UPDATE, 0x14000, 0x4000, mem + 0x14000, VHU_USER_IOTLB_PERM_WO), 0);
+	fe_wait_used(fp, 0, &t, &len);
+	assert_ptr_equal(t, &tok);
+	assert_int_equal(len, 6);
+	assert_string_equal((char *)fp->mem + 0x14000, "iommu");
+	fe_echo(fp, "through the IOTLB");
+	/* a read through a write-only mapping is a fault, not a miss: the
+	 * request comes back with nothing written */
+	struct vhu_sg wrong[2] = { { 0x14000, 6 }, { 0x14100, 6 } };
+	assert_int_equal(vhu_drv_vq_add(&fp->q[0].drv, wrong, 1, 1, &tok), 0);
+	fe_kick(fp, 0);
+	fe_wait_used(fp, 0, &t, &len);
+	assert_int_equal(len, 0);
+	/* the rings' mapping invalidated: the ring waits, asking; mapped
+	 * again, it goes on where it stood */
+	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_INVALIDATE, mem, 0x10000, 0, 0), 0);
+	expect_miss(chan[0], (uintptr_t)(fp->q[0].base + fp->q[0].layout.desc_off), VHU_USER_IOTLB_PERM_RO, &last);
+	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_UPDATE, mem, 0x10000, mem, VHU_USER_IOTLB_PERM_RW), 0);
+	fe_echo(fp, "after the rings came back");
+	close(chan[0]);
+	fe_stop(&bb);
+	assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1375,6 +1487,7 @@ int main(void)
 		cmocka_unit_test(shared_kick_fd_does_not_deadlock),
 		cmocka_unit_test(ring_moved_outside_memory),
 		cmocka_unit_test(dirty_log_hostile),
+		cmocka_unit_test(iotlb_messages),
 		cmocka_unit_test(postcopy_messages),
 		cmocka_unit_test(postcopy_page_never_placed),
 		ON_POLL_GROUP(session_split_eventfd),

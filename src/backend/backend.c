@@ -127,6 +127,7 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 		vhu_backend_log(be, VHU_LOG_INFO, "postcopy (PAGEFAULT) not offered: no userfaultfd for shared memory");
 	}
 	vhu_mem_init(&be->mem);
+	vhu_iotlb_init(&be->iotlb, 0);
 	pthread_mutex_init(&be->backend_lock, NULL);
 	be->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	be->inband_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -183,7 +184,7 @@ void vhu_backend_stop(struct vhu_backend *be)
 	(void)!write(be->stop_fd, &one, sizeof(one));
 }
 
-int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size)
+static int send_backend(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size, bool want_ack)
 {
 	struct vhu_user_msg m;
 	int r;
@@ -195,7 +196,7 @@ int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *pa
 	m.nfds = 0;
 	if (size)
 		memcpy(&m.payload, payload, size);
-	bool ack = be_pf(be, VHU_USER_PROTOCOL_F_REPLY_ACK);
+	bool ack = want_ack && be_pf(be, VHU_USER_PROTOCOL_F_REPLY_ACK);
 	if (ack)
 		m.hdr.flags |= VHU_USER_NEED_REPLY_MASK;
 	pthread_mutex_lock(&be->backend_lock);
@@ -215,6 +216,16 @@ int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *pa
 	if (r < 0)
 		be_warn(be, "back-end request %s failed: %s", vhu_user_backend_request_name(request), strerror(-r));
 	return r;
+}
+
+int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size)
+{
+	return send_backend(be, request, payload, size, true);
+}
+
+int be_send_backend_notice(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size)
+{
+	return send_backend(be, request, payload, size, false);
 }
 
 int vhu_backend_config_changed(struct vhu_backend *be)
@@ -279,6 +290,7 @@ static void send_inband(struct vhu_backend *be)
 		if (atomic_exchange(&be->vr[i].inband_call, false))
 			be_send_backend_msg(be, VHU_USER_BACKEND_VRING_CALL, &s, sizeof(s));
 	}
+	be_iotlb_send_misses(be);
 }
 
 /* Receive one message (its start has arrived) and serve it; false when the session must end. */

@@ -19,6 +19,7 @@
 #include "vhu/backend.h"
 #include "vhu/dirty_log.h"
 #include "vhu/inflight.h"
+#include "vhu/iotlb.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
 
@@ -30,6 +31,12 @@ struct be_vring {
 	struct vhu_vq_pos base;     /* SET_VRING_BASE, or where the ring stopped */
 	atomic_bool inband_call;    /* a VRING_CALL for the control thread to send */
 	atomic_bool inband_err;     /* a VRING_ERR likewise */
+	/* IOTLB (iotlb.c): the ring's parts wait for a mapping (control thread);
+	 * a chain waits (set by its serving thread), the miss to send */
+	bool ring_wait;
+	atomic_bool chain_wait, inband_miss;
+	_Atomic uint64_t miss_iova;
+	atomic_int miss_access;
 };
 
 struct vhu_backend {
@@ -63,6 +70,9 @@ struct vhu_backend {
 		int fd;             /* SET_LOG_FD's eventfd, or -1 */
 	} log;
 	bool log_all;               /* VHOST_F_LOG_ALL as last negotiated */
+	bool iommu;                 /* VIRTIO_F_ACCESS_PLATFORM negotiated: addresses are IOVAs */
+	struct vhu_iotlb iotlb;     /* changed with every queue paused */
+	uint64_t iotlb_updates, iotlb_invalidations, iotlb_misses;
 	struct {                    /* postcopy (PAGEFAULT) */
 		int uffd;           /* our userfaultfd, or -1 */
 		bool listening;     /* regions are registered with it as they are mapped */
@@ -117,6 +127,17 @@ void be_log_all_rings(struct vhu_backend *be);
 /* -ERANGE if the ring's log_guest_addr lies outside the bitmap mapped. */
 int be_ring_log_check(struct vhu_backend *be, const struct be_vring *vr, unsigned index);
 
+/* iotlb.c */
+int be_iotlb_msg(struct vhu_backend *be, const struct vhu_user_iotlb *m);
+/* A ring part at an IOVA, for reading and/or writing; -EAGAIN: a MISS was
+ * sent and the ring waits (ring_wait), -EFAULT: refused. */
+int be_ring_part_iova(struct vhu_backend *be, unsigned index, uint64_t iova, uint64_t len, bool read, bool write,
+		      void **host);
+int be_iova_span(struct vhu_backend *be, uint64_t iova, uint64_t len, int access, void **host, uint64_t *missing);
+void be_iotlb_chain_miss(void *opaque, struct vhu_queue *q, uint64_t iova, int access);
+void be_iotlb_send_misses(struct vhu_backend *be);
+void be_iotlb_reset(struct vhu_backend *be);
+
 /* postcopy.c */
 int be_postcopy_probe(void);   /* 0 if this kernel gives a userfaultfd for shared memory */
 int be_postcopy_advise(struct vhu_backend *be, struct reply *rep);
@@ -130,6 +151,9 @@ bool be_postcopy_take_ack(struct vhu_backend *be, const struct vhu_user_msg *m);
 
 /* backend.c */
 int be_send_backend_msg(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size);
+/* The same without NEED_REPLY: for a message the front-end answers on the
+ * other channel first (IOTLB MISS), which a wait here would deadlock. */
+int be_send_backend_notice(struct vhu_backend *be, uint32_t request, const void *payload, uint32_t size);
 
 #define be_err(be, ...) vhu_backend_log(be, VHU_LOG_ERROR, __VA_ARGS__)
 #define be_warn(be, ...) vhu_backend_log(be, VHU_LOG_WARN, __VA_ARGS__)

@@ -52,10 +52,23 @@ static int set_features(struct vhu_backend *be, uint64_t f)
 		be_err(be, "SET_FEATURES: 0x%llx was not offered", (unsigned long long)extra);
 		return -EINVAL;
 	}
+	bool iommu = f >> VHU_F_ACCESS_PLATFORM & 1;
+	/* a miss is asked on the back-end channel, and QEMU wants REPLY_ACK
+	 * to know an update arrived ("IOMMU support") */
+	if (iommu && (!be_pf(be, VHU_USER_PROTOCOL_F_BACKEND_REQ) || !be_pf(be, VHU_USER_PROTOCOL_F_REPLY_ACK))) {
+		be_err(be, "SET_FEATURES: ACCESS_PLATFORM needs BACKEND_REQ and REPLY_ACK negotiated first");
+		return -EINVAL;
+	}
 	int r = dev_set_features(be->dev, f & ~(PROTOCOL_FEATURES_BIT | LOG_ALL_BIT));
 	if (r == -EBUSY)
 		return r;	/* nothing changed */
 	be->features = f;
+	if (iommu != be->iommu) {
+		be->iommu = iommu;
+		be_iotlb_reset(be);
+		be_info(be, "IOMMU %s: ring and buffer addresses are %s", iommu ? "on" : "off",
+			iommu ? "I/O virtual addresses, through the IOTLB" : "the front-end's own");
+	}
 	bool log_all = f & LOG_ALL_BIT;
 	if (log_all != be->log_all) {
 		be->log_all = log_all;
@@ -126,6 +139,12 @@ HANDLER(get_features)
 HANDLER(set_features_msg)
 {
 	return set_features(be, m->payload.u64);
+}
+
+HANDLER(iotlb_msg)
+{
+	(void)rep;
+	return be_iotlb_msg(be, &m->payload.iotlb);
 }
 
 HANDLER(set_owner)
@@ -544,7 +563,7 @@ static const struct be_request requests[VHU_USER_REQUEST_MAX] = {
 	[VHU_USER_SEND_RARP] = DEVICE,
 	[VHU_USER_NET_SET_MTU] = DEVICE,
 	[VHU_USER_SET_BACKEND_REQ_FD] = LIB(set_backend_req_fd, .before_owner = true),
-	[VHU_USER_IOTLB_MSG] = NOT("IOTLB (ACCESS_PLATFORM) is not offered"),
+	[VHU_USER_IOTLB_MSG] = LIB(iotlb_msg, .pause_all = true),
 	[VHU_USER_SET_VRING_ENDIAN] = LIB(set_vring_endian, .queue = QUEUE_IN_STATE),
 	[VHU_USER_GET_CONFIG] = LIB(get_config),
 	[VHU_USER_SET_CONFIG] = LIB(set_config),
@@ -653,6 +672,8 @@ void be_session_reset(struct vhu_backend *be)
 	dev_pause_all(be->dev);
 	reset_device(be);
 	vhu_mem_clear(&be->mem);
+	be_iotlb_reset(be);
+	be->iommu = false;
 	dev_resume_all(be->dev);
 	pthread_mutex_lock(&be->backend_lock);
 	if (be->backend_fd >= 0)

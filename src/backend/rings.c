@@ -19,11 +19,25 @@ static int map_ring(struct vhu_backend *be, struct vhu_queue *q, struct vhu_vq_c
 
 	*c = (struct vhu_vq_config){
 		.num = (uint16_t)vr->num, .index = vhu_queue_index(q), .features = f,
-		.desc = vhu_mem_uaddr(&be->mem, vr->addr.desc_user_addr, dsz),
-		.driver_area = vhu_mem_uaddr(&be->mem, vr->addr.avail_user_addr, asz),
-		.device_area = vhu_mem_uaddr(&be->mem, vr->addr.used_user_addr, usz),
-		.mem = &be->mem,
+		.mem = &be->mem, .iotlb = be->iommu ? &be->iotlb : NULL,
 	};
+	if (be->iommu) {
+		/* IOVAs: the device reads the driver's parts and writes its own
+		 * (packed: the descriptor ring both) */
+		unsigned i = c->index;
+		int r;
+		if ((r = be_ring_part_iova(be, i, vr->addr.desc_user_addr, dsz, true, packed, &c->desc)) < 0 ||
+		    (r = be_ring_part_iova(be, i, vr->addr.avail_user_addr, asz, true, false, &c->driver_area)) < 0 ||
+		    (r = be_ring_part_iova(be, i, vr->addr.used_user_addr, usz, packed, true, &c->device_area)) < 0) {
+			if (r != -EAGAIN)
+				be_err(be, "queue %u: ring addresses outside what the IOMMU maps", i);
+			return r;
+		}
+		return 0;
+	}
+	c->desc = vhu_mem_uaddr(&be->mem, vr->addr.desc_user_addr, dsz);
+	c->driver_area = vhu_mem_uaddr(&be->mem, vr->addr.avail_user_addr, asz);
+	c->device_area = vhu_mem_uaddr(&be->mem, vr->addr.used_user_addr, usz);
 	if (!c->desc || !c->driver_area || !c->device_area) {
 		be_err(be, "queue %u: ring addresses outside guest memory", c->index);
 		return -EFAULT;
@@ -43,7 +57,9 @@ int be_ring_start(struct vhu_backend *be, struct vhu_queue *q)
 		be_err(be, "queue %u: started before its size and addresses were set", vhu_queue_index(q));
 		return -EINVAL;
 	}
-	if ((r = map_ring(be, q, &c)) < 0)
+	if ((r = map_ring(be, q, &c)) == -EAGAIN)
+		return 0;	/* it waits for the IOTLB: started by the update */
+	if (r < 0)
 		return r;
 	/* §"Ring states": without VHOST_USER_F_PROTOCOL_FEATURES a started
 	 * ring is enabled at once; with it, SET_VRING_ENABLE decides. */
@@ -67,6 +83,8 @@ int be_ring_remap(struct vhu_backend *be, struct vhu_queue *q)
 	if (!dq_started(q))
 		return 0;
 	int r = map_ring(be, q, &c);
+	if (r == -EAGAIN)
+		return dq_remap(q, NULL);	/* unmapped until the IOTLB maps it again */
 	if (r < 0 || (r = dq_remap(q, &c)) < 0)
 		return r;
 	be_ring_log(be, q);   /* the rings' guest addresses may have moved */
@@ -109,5 +127,6 @@ static int config_changed(void *opaque)
 const struct dev_transport be_transport = {
 	.call = call_inband,
 	.error = error_inband,
+	.iotlb_miss = be_iotlb_chain_miss,
 	.config_changed = config_changed,
 };

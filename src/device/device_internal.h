@@ -23,6 +23,9 @@ struct dev_transport {
 	void (*call)(void *opaque, struct vhu_queue *q);    /* no call fd */
 	void (*error)(void *opaque, struct vhu_queue *q);   /* no err fd */
 	int (*config_changed)(void *opaque);
+	/* a chain's buffer is not in the IOTLB (the pop said -EAGAIN): ask the
+	 * driver side, and wake the queue once it answers; NULL: no IOMMU */
+	void (*iotlb_miss)(void *opaque, struct vhu_queue *q, uint64_t iova, int access);
 };
 
 struct vhu_queue {
@@ -32,6 +35,9 @@ struct vhu_queue {
 	int wake_fd;                /* eventfd: transport -> serving thread */
 	atomic_int pause_req;       /* the transport wants the lock */
 	atomic_bool inband_kick;    /* a kick that came as a message */
+	/* the chain at the ring's head waits for an IOTLB mapping: the ring is
+	 * not work until the transport says one arrived (dq_iotlb_updated) */
+	atomic_bool iotlb_wait;
 
 	/* queue.c, under the lock: the ring and its state */
 	enum vhu_ring_state state;
@@ -97,6 +103,10 @@ void dq_pause(struct vhu_queue *q);
 void dq_resume(struct vhu_queue *q);
 /* The driver kicked in a message (vhost-user VRING_KICK). */
 void dq_wake(struct vhu_queue *q, bool kick);
+/* The IOTLB gained mappings: a queue whose chain waited looks again. */
+void dq_iotlb_updated(struct vhu_queue *q);
+/* Whether the ring has chains the device can take now. */
+bool dq_ring_has_work(struct vhu_queue *q);
 /* Start the ring with the transport's mapping and position. A ring the
  * engine refuses is an error (the queue stays stopped); a device that cannot
  * serve it breaks the queue, and the start still succeeds. */

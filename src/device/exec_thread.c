@@ -31,7 +31,7 @@ static bool busy_poll(struct vhu_queue *q)
 
 	vhu_dev_vq_disable_notify(&q->vq);
 	do {
-		if (vhu_dev_vq_has_avail(&q->vq)) {
+		if (dq_ring_has_work(q)) {
 			q->pending_ev |= VHU_QUEUE_EV_KICK;
 			work = true;
 		}
@@ -43,7 +43,7 @@ static bool busy_poll(struct vhu_queue *q)
 			break;
 		vhu_cpu_relax();
 	} while (dev_mono_ns() < end);
-	if (vhu_dev_vq_enable_notify(&q->vq) && !work) {
+	if (vhu_dev_vq_enable_notify(&q->vq) && !atomic_load(&q->iotlb_wait) && !work) {
 		q->pending_ev |= VHU_QUEUE_EV_KICK;
 		work = true;
 	}

@@ -73,7 +73,7 @@ static unsigned collect(struct vhu_queue *q)
 		ev |= VHU_QUEUE_EV_KICK;
 	if (!dq_active(q))
 		return ev;
-	if ((q->notify_off || q->kick_fd < 0) && vhu_dev_vq_has_avail(&q->vq))
+	if ((q->notify_off || q->kick_fd < 0) && dq_ring_has_work(q))
 		ev |= VHU_QUEUE_EV_KICK;
 	if (q->notify_off && dev->cfg.ops->poll && dev->cfg.ops->poll(dev, q))
 		ev |= VHU_QUEUE_EV_AUX;
@@ -121,7 +121,7 @@ static bool prepare_sleep(struct pg_thread *pt)
 		struct vhu_queue *q = pt->members[i];
 		if (!q || !q->notify_off || atomic_load(&q->pause_req) || pthread_mutex_trylock(&q->lock))
 			continue;
-		if (q->notify_off && dq_active(q) && vhu_dev_vq_enable_notify(&q->vq)) {
+		if (q->notify_off && dq_active(q) && vhu_dev_vq_enable_notify(&q->vq) && !atomic_load(&q->iotlb_wait)) {
 			atomic_fetch_or(&q->pg_ready, VHU_QUEUE_EV_KICK);
 			idle = false;
 		}

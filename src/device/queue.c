@@ -107,6 +107,19 @@ void dq_wake(struct vhu_queue *q, bool kick)
 	wake_server(q);
 }
 
+void dq_iotlb_updated(struct vhu_queue *q)
+{
+	if (atomic_exchange(&q->iotlb_wait, false))
+		dq_wake(q, true);
+}
+
+bool dq_ring_has_work(struct vhu_queue *q)
+{
+	/* a chain waiting for the IOTLB is not work: looking again before a
+	 * mapping arrives would only ask again, in a loop */
+	return !atomic_load(&q->iotlb_wait) && vhu_dev_vq_has_avail(&q->vq);
+}
+
 /* A poll group leaves kicks off between rounds; the ring gets them back
  * before anyone else looks at it. */
 static void notify_back_on(struct vhu_queue *q)
@@ -196,6 +209,7 @@ void dq_stop(struct vhu_queue *q, struct vhu_vq_pos *pos)
 		dev->cfg.ops->queue_stop(dev, q);
 	q->dev_started = false;
 	q->state = VHU_RING_STOPPED;
+	atomic_store(&q->iotlb_wait, false);
 	vhu_dev_vq_destroy(&q->vq);
 	q->pending_ev = 0;
 	q->aux_fd = -1;
@@ -307,10 +321,25 @@ static void pop_failed(struct vhu_queue *q, bool was_broken, int r, const struct
 		dev_warn(q->dev, "queue %u: bad buffer %u: %s", q->index, e->id, vhu_vq_strerror(r));
 }
 
+/* -EAGAIN: the chain waits in the ring for the IOTLB; to the device it is
+ * a ring with nothing more for now, and the transport wakes the queue */
+static int iotlb_wait(struct vhu_queue *q)
+{
+	uint64_t iova;
+	int access;
+	if (q->dev->transport.iotlb_miss && vhu_dev_vq_iotlb_miss(&q->vq, &iova, &access)) {
+		atomic_store(&q->iotlb_wait, true);
+		q->dev->transport.iotlb_miss(q->dev->transport.opaque, q, iova, access);
+	}
+	return 0;
+}
+
 int vhu_queue_pop(struct vhu_queue *q, struct vhu_vq_elem *e, struct iovec *iov, unsigned max)
 {
 	bool was_broken = q->vq.broken;
 	int r = vhu_dev_vq_pop(&q->vq, e, iov, max);
+	if (r == -EAGAIN)
+		return iotlb_wait(q);
 
 	if (r < 0)
 		pop_failed(q, was_broken, r, e);
@@ -322,6 +351,8 @@ int vhu_queue_pop_burst(struct vhu_queue *q, struct vhu_vq_elem *elems, unsigned
 {
 	bool was_broken = q->vq.broken;
 	int r = vhu_dev_vq_pop_burst(&q->vq, elems, n, iov, iov_len, iov_max);
+	if (r == -EAGAIN)
+		return iotlb_wait(q);
 
 	/* good chains before a malformed one: the ring is broken already,
 	 * and the device hears it now, not a call later */

@@ -89,9 +89,13 @@ static void usage(FILE *f)
 		"                        the result gains migrate=completed and the downtime QEMU measured\n"
 		"  --postcopy            with --migrate-to: postcopy (the guest moves at once, its pages\n"
 		"                        follow on demand; the back-ends need PAGEFAULT)\n"
-		"  --migrate-hold=N      with --rounds: hold the migration after RAM's first pass until the\n"
-		"                        guest ran N more rounds (default 2; 0: no hold), so every kept\n"
-		"                        buffer is rewritten by the device after QEMU copied its page\n"
+		"  --iommu               put the device behind a vIOMMU (q35, intel-iommu with interrupt\n"
+		"                        remapping and device IOTLB, iommu_platform=on,ats=on, the guest\n"
+		"                        booted with intel_iommu=on): the back-end sees I/O virtual\n"
+		"                        addresses and IOTLB messages; the result gains iommu=1\n"
+		"  --migrate-hold=N      with --rounds: hold the migration once 7/8 of RAM's first pass is\n"
+		"                        sent, until the guest ran N more rounds (default 2; 0: no hold),\n"
+		"                        so kept buffers are rewritten by the device after QEMU copied them\n"
 		"  --timeout=S           the whole run (default 120)\n"
 		"  --json                the result as a JSON object\n"
 		"  -v, --verbose         copy the guest console to stderr\n");
@@ -121,7 +125,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 	enum { O_PACKED = 256, O_QUEUES, O_EVIDX, O_INDIRECT, O_QSIZE, O_MEM, O_QEMU, O_KERNEL, O_MODULES,
 	       O_DEVOPT, O_RECONNECT, O_TIMEOUT, O_JSON, O_WORKLOAD, O_RUN, O_SIZE, O_IMAGE, O_RW, O_BS,
 	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL, O_BOOT, O_ROUNDS, O_MIGRATE_TO,
-	       O_MIGRATE_AFTER, O_POSTCOPY, O_MIGRATE_HOLD };
+	       O_MIGRATE_AFTER, O_POSTCOPY, O_MIGRATE_HOLD, O_IOMMU };
 	static const struct option lo[] = {
 		{ "packed", no_argument, NULL, O_PACKED }, { "queues", required_argument, NULL, O_QUEUES },
 		{ "event-idx", required_argument, NULL, O_EVIDX }, { "indirect", required_argument, NULL, O_INDIRECT },
@@ -138,7 +142,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		{ "accel", required_argument, NULL, O_ACCEL }, { "boot", required_argument, NULL, O_BOOT },
 		{ "rounds", required_argument, NULL, O_ROUNDS }, { "migrate-to", required_argument, NULL, O_MIGRATE_TO },
 		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER }, { "postcopy", no_argument, NULL, O_POSTCOPY },
-		{ "migrate-hold", required_argument, NULL, O_MIGRATE_HOLD },
+		{ "migrate-hold", required_argument, NULL, O_MIGRATE_HOLD }, { "iommu", no_argument, NULL, O_IOMMU },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	long v;
@@ -213,6 +217,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		case O_ROUNDS: if (!(rc = number("--rounds", optarg, 1, 100000, &v))) o->rounds = (unsigned)v; break;
 		case O_MIGRATE_TO: o->migrate_to = optarg; break;
 		case O_POSTCOPY: o->postcopy = true; break;
+		case O_IOMMU: o->iommu = true; break;
 		case O_MIGRATE_HOLD:
 			if (!(rc = number("--migrate-hold", optarg, 0, 1000, &v)))
 				o->migrate_hold = (unsigned)v;
@@ -244,6 +249,8 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		return bad("--migrate-to", "drives two QEMU processes itself, not through libvirt");
 	if (o->migrate_to && !strcmp(o->migrate_to, o->sock))
 		return bad("--migrate-to", "needs a second back-end: the destination cannot share the source's socket");
+	if (o->libvirt && o->iommu)
+		return bad("--iommu", "builds QEMU's command line itself, not a libvirt domain");
 	if (o->libvirt && (o->ndevopts || o->indirect >= 0 || o->reconnect))
 		return bad("--libvirt", "libvirt's vhostuser disk has no --device-opt, --indirect or --reconnect");
 	return 0;

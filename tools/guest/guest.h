@@ -102,6 +102,7 @@ struct guest_opts {
 	double migrate_after;		/* seconds into the workload */
 	bool postcopy;			/* --postcopy: switch to postcopy once precopy runs */
 	unsigned migrate_hold;		/* --migrate-hold: rounds held after RAM's first pass */
+	bool iommu;			/* --iommu: the device behind QEMU's Intel vIOMMU */
 	int packed, event_idx, indirect;	/* -1: QEMU's default */
 	uint64_t size, bs;
 	bool json, verbose, libvirt, kvm, kvm_auto, bzimage;

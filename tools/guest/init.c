@@ -203,9 +203,13 @@ static void wait_block(struct blk *b)
 		bits |= (uint64_t)(feat[i] == '1') << i;
 	snprintf(sys, sizeof(sys), "/sys/block/%s/ro", name);
 	bool ro = read_file(sys, v, sizeof(v)) && v[0] == '1';
-	add(" device=blk disk_bytes=%" PRIu64 " queues=%u packed=%u event_idx=%u indirect=%u ro=%u features=0x%016" PRIx64,
+	/* behind an IOMMU: the virtio device's PCI parent is in an IOMMU group */
+	snprintf(sys, sizeof(sys), "/sys/block/%s/device/../iommu_group", name);
+	bool iommu = access(sys, F_OK) == 0;
+	add(" device=blk disk_bytes=%" PRIu64 " queues=%u packed=%u event_idx=%u indirect=%u ro=%u features=0x%016" PRIx64
+	    " access_platform=%u iommu=%u",
 	    b->bytes, b->queues, (unsigned)(bits >> 34 & 1), (unsigned)(bits >> 29 & 1),
-	    (unsigned)(bits >> 28 & 1), ro, bits);
+	    (unsigned)(bits >> 28 & 1), ro, bits, (unsigned)(bits >> 33 & 1), iommu);
 }
 
 /* ---- verify -------------------------------------------------------------- */

@@ -70,6 +70,8 @@ static void kernel_cmdline(const struct guest_opts *o, uint32_t seed, char *out,
 {
 	int n = snprintf(out, len, "console=ttyS0 panic=-1 loglevel=4 edd=off vhu.dev=%s vhu.workload=%s vhu.seed=%u "
 			 "vhu.size=%" PRIu64 " vhu.rounds=%u", o->dev->name, o->workload, seed, o->size, o->rounds);
+	if (o->iommu && n >= 0 && (size_t)n < len)
+		n += snprintf(out + n, len - (size_t)n, " intel_iommu=on iommu.strict=1");
 	if (!strcmp(o->workload, "fio"))
 		snprintf(out + n, len - (size_t)n, " vhu.fio_rw=%s vhu.fio_bs=%" PRIu64 " vhu.fio_iodepth=%u vhu.fio_runtime=%u",
 			 o->rw, o->bs, o->iodepth, o->runtime);
@@ -92,6 +94,8 @@ static void device_props(const struct guest_opts *o, char *out, size_t len)
 		PROP(d->indirect, "%s", o->indirect ? "on" : "off");
 	if (o->queue_size)
 		PROP(d->queue_size, "%u", o->queue_size);
+	if (o->iommu && n >= 0 && (size_t)n < len)
+		n += snprintf(out + n, len - (size_t)n, ",iommu_platform=on,ats=on,disable-legacy=on");
 #undef PROP
 	for (unsigned i = 0; i < o->ndevopts && n >= 0 && (size_t)n < len; i++)
 		n += snprintf(out + n, len - (size_t)n, ",%s", o->devopts[i]);
@@ -145,7 +149,8 @@ static void qemu_argv(const struct guest_opts *o, const struct side *sd, const c
 	arg(a, "-object");
 	arg(a, "memory-backend-memfd,id=mem,size=%uM,share=on", o->mem_mib);
 	arg(a, "-machine");
-	arg(a, "pc,memory-backend=mem");
+	/* a vIOMMU: Intel's on q35, interrupt remapping needing the split irqchip */
+	arg(a, "%s,memory-backend=mem", o->iommu ? "q35,kernel-irqchip=split" : "pc");
 	static const char *const fixed[] = { "-nodefaults", "-nographic", "-no-user-config", "-serial", "stdio",
 					     "-monitor", "none", "-no-reboot" };
 	for (unsigned i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
@@ -168,6 +173,10 @@ static void qemu_argv(const struct guest_opts *o, const struct side *sd, const c
 	if (sd->incoming) {
 		arg(a, "-incoming");
 		arg(a, "%s", sd->incoming);
+	}
+	if (o->iommu) {
+		arg(a, "-device");
+		arg(a, "intel-iommu,intremap=on,device-iotlb=on");
 	}
 	device_props(o, dev, sizeof(dev));
 	arg(a, "-device");
