@@ -37,6 +37,7 @@ struct be_vring {
 	atomic_bool chain_wait, inband_miss;
 	_Atomic uint64_t miss_iova;
 	atomic_int miss_access;
+	uint64_t miss_asked_ns;     /* when the serving thread last asked (its own) */
 };
 
 struct vhu_backend {

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend_internal.h"
@@ -80,12 +81,31 @@ int be_ring_part_iova(struct vhu_backend *be, unsigned index, uint64_t iova, uin
 	return 0;
 }
 
+#define PAGE_MASK_4K (~(uint64_t)0xfff)
+#define MISS_RETRY_NS 500000000ull	/* ask again for the same page after 0.5 s */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* From a serving thread (its queue lock held): a chain waits for a mapping.
- * The control thread sends the MISS; the next update wakes the queue. */
+ * The control thread sends the MISS; the update that covers it wakes the
+ * queue. The same page is not asked for again while the answer is on its
+ * way: with two queues waiting, each update woke both, each asked again,
+ * and the front-end's backlog of answers grew without end (a guest with
+ * two queues behind QEMU 7.2's vIOMMU hung so). */
 void be_iotlb_chain_miss(void *opaque, struct vhu_queue *q, uint64_t iova, int access)
 {
 	struct vhu_backend *be = opaque;
 	struct be_vring *vr = &be->vr[vhu_queue_index(q)];
+	uint64_t now = mono_ns();
+	if (atomic_load(&vr->chain_wait) && ((atomic_load(&vr->miss_iova) ^ iova) & PAGE_MASK_4K) == 0 &&
+	    atomic_load(&vr->miss_access) == access && now - vr->miss_asked_ns < MISS_RETRY_NS)
+		return;
+	vr->miss_asked_ns = now;
 	atomic_store(&vr->miss_iova, iova);
 	atomic_store(&vr->miss_access, access);
 	atomic_store(&vr->chain_wait, true);
@@ -132,8 +152,12 @@ static void after_change(struct vhu_backend *be, bool update, uint64_t iova, uin
 			be_info(be, "queue %u: its ring's mapping was invalidated; it waits for a new one", i);
 			be_ring_remap(be, q);
 		}
-		if (update && atomic_exchange(&vr->chain_wait, false))
+		/* only the update that maps what the chain waits for wakes it */
+		if (update && atomic_load(&vr->chain_wait) &&
+		    vhu_iotlb_overlaps(atomic_load(&vr->miss_iova), 1, iova, size)) {
+			atomic_store(&vr->chain_wait, false);
 			dq_iotlb_updated(q);
+		}
 	}
 }
 
