@@ -74,8 +74,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!be) {
 		struct vhu_device_config d = {
 			.ops = &ops, .num_queues = 2, .max_queue_size = 256,
+			/* ACCESS_PLATFORM: IOTLB messages mixed with rings at IOVAs */
 			.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_EVENT_IDX) |
-				    VHU_BIT(VHU_F_INDIRECT_DESC),
+				    VHU_BIT(VHU_F_INDIRECT_DESC) | VHU_BIT(VHU_F_ACCESS_PLATFORM),
 			.config_size = sizeof(config),
 		};
 		struct vhu_device *dev = vhu_device_new(&d);
