@@ -1454,6 +1454,16 @@ static void iotlb_messages(void **state)
 	fe_kick(fp, 0);
 	fe_wait_used(fp, 0, &t, &len);
 	assert_int_equal(len, 0);
+	/* a mapping that never comes (the guest gave an address its IOMMU
+	 * does not map, and QEMU answers nothing): after a bounded wait the
+	 * request fails and the queue goes on */
+	struct vhu_sg never[2] = { { 0x10000, 6 }, { 0x30000, 6 } };
+	assert_int_equal(vhu_drv_vq_add(&fp->q[0].drv, never, 1, 1, &tok), 0);
+	fe_kick(fp, 0);
+	expect_miss(chan[0], 0x30000, VHU_USER_IOTLB_PERM_WO, &last);
+	fe_wait_used(fp, 0, &t, &len);
+	assert_int_equal(len, 0);
+	fe_echo(fp, "after a request that waited in vain");
 	/* the rings' mapping invalidated: the ring waits, asking; mapped
 	 * again, it goes on where it stood */
 	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_INVALIDATE, mem, 0x10000, 0, 0), 0);

@@ -23,6 +23,7 @@
 
 #include "vhu/visibility.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 VHU_API_BEGIN
@@ -65,6 +66,9 @@ struct vhu_xlate {
 	 * iotlb_missing is 0 when none */
 	uint64_t missing_iova;
 	int iotlb_missing;
+	/* set by the user: a mapping the IOTLB lacks is a fault (the chain is
+	 * taken and fails) rather than a miss to wait for */
+	bool misses_fault;
 };
 
 /* Translate through a callback (fn must not be NULL). */

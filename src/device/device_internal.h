@@ -38,6 +38,7 @@ struct vhu_queue {
 	/* the chain at the ring's head waits for an IOTLB mapping: the ring is
 	 * not work until the transport says one arrived (dq_iotlb_updated) */
 	atomic_bool iotlb_wait;
+	uint64_t iotlb_wait_since;  /* queue.c, under the lock: when the wait began */
 
 	/* queue.c, under the lock: the ring and its state */
 	enum vhu_ring_state state;
@@ -107,6 +108,14 @@ void dq_wake(struct vhu_queue *q, bool kick);
 void dq_iotlb_updated(struct vhu_queue *q);
 /* Whether the ring has chains the device can take now. */
 bool dq_ring_has_work(struct vhu_queue *q);
+/* A chain waited for the IOTLB longer than VHU_IOTLB_MISS_TIMEOUT_NS: the
+ * next serve fails it (the serving loops look at least every
+ * VHU_IOTLB_WAIT_POLL_MS while a queue waits). */
+#define VHU_IOTLB_MISS_TIMEOUT_NS 2000000000ull
+#define VHU_IOTLB_WAIT_POLL_MS 200
+bool dq_iotlb_expired(struct vhu_queue *q);
+/* Whether any queue of this process waits for the IOTLB. */
+bool dq_any_iotlb_wait(void);
 /* Start the ring with the transport's mapping and position. A ring the
  * engine refuses is an error (the queue stays stopped); a device that cannot
  * serve it breaks the queue, and the start still succeeds. */

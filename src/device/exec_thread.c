@@ -67,6 +67,8 @@ static void wait_for_work(struct vhu_queue *q, bool active)
 	}
 	/* polling mode (no kick fd): look at the ring every ms */
 	int timeout = active && q->kick_fd < 0 ? 1 : -1;
+	if (atomic_load(&q->iotlb_wait))	/* to fail a chain whose mapping never comes */
+		timeout = VHU_IOTLB_WAIT_POLL_MS;
 	pthread_mutex_unlock(&q->lock);
 	int r = poll(p, n, timeout);
 	/* let the control thread in first if it asked */

@@ -73,6 +73,8 @@ static unsigned collect(struct vhu_queue *q)
 		ev |= VHU_QUEUE_EV_KICK;
 	if (!dq_active(q))
 		return ev;
+	if (dq_iotlb_expired(q))
+		ev |= VHU_QUEUE_EV_KICK;
 	if ((q->notify_off || q->kick_fd < 0) && dq_ring_has_work(q))
 		ev |= VHU_QUEUE_EV_KICK;
 	if (q->notify_off && dev->cfg.ops->poll && dev->cfg.ops->poll(dev, q))
@@ -169,7 +171,8 @@ static void *pg_main(void *arg)
 		if (!prepare_sleep(pt))
 			continue;
 		struct epoll_event evs[64];
-		int n = epoll_wait(pt->epfd, evs, 64, pt->polled ? 1 : -1);
+		int n = epoll_wait(pt->epfd, evs, 64,
+				   pt->polled ? 1 : dq_any_iotlb_wait() ? VHU_IOTLB_WAIT_POLL_MS : -1);
 		if (n > 0)
 			take_events(pt, evs, n);
 	}

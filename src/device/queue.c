@@ -107,10 +107,25 @@ void dq_wake(struct vhu_queue *q, bool kick)
 	wake_server(q);
 }
 
-void dq_iotlb_updated(struct vhu_queue *q)
+static atomic_uint iotlb_waiting;	/* queues of the process waiting */
+
+static void iotlb_wait_end(struct vhu_queue *q)
 {
 	if (atomic_exchange(&q->iotlb_wait, false))
+		atomic_fetch_sub(&iotlb_waiting, 1);
+}
+
+bool dq_any_iotlb_wait(void)
+{
+	return atomic_load(&iotlb_waiting) != 0;
+}
+
+void dq_iotlb_updated(struct vhu_queue *q)
+{
+	if (atomic_load(&q->iotlb_wait)) {
+		iotlb_wait_end(q);
 		dq_wake(q, true);
+	}
 }
 
 bool dq_ring_has_work(struct vhu_queue *q)
@@ -209,7 +224,7 @@ void dq_stop(struct vhu_queue *q, struct vhu_vq_pos *pos)
 		dev->cfg.ops->queue_stop(dev, q);
 	q->dev_started = false;
 	q->state = VHU_RING_STOPPED;
-	atomic_store(&q->iotlb_wait, false);
+	iotlb_wait_end(q);
 	vhu_dev_vq_destroy(&q->vq);
 	q->pending_ev = 0;
 	q->aux_fd = -1;
@@ -299,14 +314,38 @@ void dq_fail(struct vhu_queue *q, const char *why, int err)
 		dev->transport.error(dev->transport.opaque, q);
 }
 
+bool dq_iotlb_expired(struct vhu_queue *q)
+{
+	return atomic_load(&q->iotlb_wait) && dev_mono_ns() - q->iotlb_wait_since >= VHU_IOTLB_MISS_TIMEOUT_NS;
+}
+
 bool dq_serve(struct vhu_queue *q, unsigned ev)
 {
+	/* The front-end never answered (or the guest gave an address its
+	 * IOMMU does not map: QEMU reports the fault to the guest and sends
+	 * nothing): the chain is taken as a fault, the request fails, and the
+	 * queue goes on. */
+	bool expired = dq_iotlb_expired(q);
+	if (expired) {
+		uint64_t iova;
+		int access;
+		if (vhu_dev_vq_iotlb_miss(&q->vq, &iova, &access))
+			dev_warn(q->dev, "queue %u: no IOTLB mapping for 0x%llx after %llu ms: the request fails",
+				 q->index, (unsigned long long)iova,
+				 (unsigned long long)(VHU_IOTLB_MISS_TIMEOUT_NS / 1000000));
+		iotlb_wait_end(q);
+		q->vq.xl.misses_fault = true;
+		ev |= VHU_QUEUE_EV_KICK;
+	}
 	q->pending_ev |= ev;
-	if (!dq_active(q) || !q->pending_ev)
+	if (!dq_active(q) || !q->pending_ev) {
+		q->vq.xl.misses_fault = false;
 		return false;
+	}
 	ev = q->pending_ev;
 	q->pending_ev = 0;
 	q->dev->cfg.ops->handle(q->dev, q, ev);
+	q->vq.xl.misses_fault = false;
 	return true;
 }
 
@@ -328,7 +367,10 @@ static int iotlb_wait(struct vhu_queue *q)
 	uint64_t iova;
 	int access;
 	if (q->dev->transport.iotlb_miss && vhu_dev_vq_iotlb_miss(&q->vq, &iova, &access)) {
-		atomic_store(&q->iotlb_wait, true);
+		if (!atomic_exchange(&q->iotlb_wait, true)) {
+			q->iotlb_wait_since = dev_mono_ns();
+			atomic_fetch_add(&iotlb_waiting, 1);
+		}
 		q->dev->transport.iotlb_miss(q->dev->transport.opaque, q, iova, access);
 	}
 	return 0;

@@ -34,7 +34,7 @@ static bool iotlb_window(struct vhu_xlate *x, uint64_t iova, int access, struct 
 	const struct vhu_iotlb_entry *e = vhu_iotlb_find(x->iotlb, iova);
 	uint64_t len = UINT64_MAX, uaddr;
 	int r = vhu_iotlb_lookup(x->iotlb, iova, &len, access, &uaddr);
-	if (r == -ENOENT && !x->iotlb_missing) {	/* the first of a chain */
+	if (r == -ENOENT && !x->iotlb_missing && !x->misses_fault) {	/* the first of a chain */
 		x->missing_iova = iova;
 		x->iotlb_missing = access;
 	}
