@@ -1470,6 +1470,15 @@ static void iotlb_messages(void **state)
 	expect_miss(chan[0], (uintptr_t)(fp->q[0].base + fp->q[0].layout.desc_off), VHU_USER_IOTLB_PERM_RO, &last);
 	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_UPDATE, mem, 0x10000, mem, VHU_USER_IOTLB_PERM_RW), 0);
 	fe_echo(fp, "after the rings came back");
+	/* a ring stopped while it waited stays stopped when the mapping comes
+	 * (it started on the update once: a stopped ring then refuses no new
+	 * size, a started one does) */
+	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_INVALIDATE, mem, 0x10000, 0, 0), 0);
+	expect_miss(chan[0], (uintptr_t)(fp->q[0].base + fp->q[0].layout.desc_off), VHU_USER_IOTLB_PERM_RO, &last);
+	struct vhu_user_msg r;
+	fe_req(fp, VHU_USER_GET_VRING_BASE, &(struct vhu_user_vring_state){ 0, 0 }, 8, NULL, 0, false, &r);
+	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_UPDATE, mem, 0x10000, mem, VHU_USER_IOTLB_PERM_RW), 0);
+	assert_int_equal(fe_state(fp, VHU_USER_SET_VRING_NUM, 0, QSIZE, true), 0);
 	close(chan[0]);
 	fe_stop(&bb);
 	assert_int_equal(count_fds(), before);

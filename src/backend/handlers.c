@@ -322,6 +322,7 @@ HANDLER(get_vring_base)
 	/* stops the ring ("Ring states") */
 	struct vhu_user_vring_state s = m->payload.state;
 	dq_stop(q, &VR(q)->base);
+	VR(q)->ring_wait = false;	/* a ring waiting for the IOTLB: no update starts it now */
 	s.num = vhu_vq_pos_encode(&VR(q)->base, vhu_has_feature(be->features, VHU_F_RING_PACKED));
 	rep->has_body = true;
 	rep->msg.hdr.size = sizeof(s);
@@ -462,6 +463,8 @@ static void reset_device(struct vhu_backend *be)
 	be->log_all = false;
 	be_postcopy_end(be);
 	be->features = 0;
+	be_iotlb_reset(be);	/* no ring waits on a mapping, none is kept */
+	be->iommu = false;
 }
 
 HANDLER(set_log_base)
@@ -672,8 +675,6 @@ void be_session_reset(struct vhu_backend *be)
 	dev_pause_all(be->dev);
 	reset_device(be);
 	vhu_mem_clear(&be->mem);
-	be_iotlb_reset(be);
-	be->iommu = false;
 	dev_resume_all(be->dev);
 	pthread_mutex_lock(&be->backend_lock);
 	if (be->backend_fd >= 0)
