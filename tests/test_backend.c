@@ -1468,6 +1468,16 @@ static void iotlb_messages(void **state)
 	 * again, it goes on where it stood */
 	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_INVALIDATE, mem, 0x10000, 0, 0), 0);
 	expect_miss(chan[0], (uintptr_t)(fp->q[0].base + fp->q[0].layout.desc_off), VHU_USER_IOTLB_PERM_RO, &last);
+	/* while it waits, unmapped: a new memory table unmaps the old memory,
+	 * and a kick must not make the worker read the ring it had (a fuzz_backend
+	 * find: it did, and faulted) */
+	fe_mem_table(fp);
+	fe_kick(fp, 0);
+	uint64_t one = 1;
+	assert_int_equal(write(fp->q[0].kick, &one, 8), 8);
+	usleep(50000);
+	/* and ACCESS_PLATFORM cannot change under a ring */
+	assert_int_equal(fe_u64(fp, VHU_USER_SET_FEATURES, fp->features & ~VHU_BIT(VHU_F_ACCESS_PLATFORM), true), EBUSY);
 	assert_int_equal(fe_iotlb(fp, VHU_USER_IOTLB_UPDATE, mem, 0x10000, mem, VHU_USER_IOTLB_PERM_RW), 0);
 	fe_echo(fp, "after the rings came back");
 	/* a ring stopped while it waited stays stopped when the mapping comes

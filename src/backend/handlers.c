@@ -59,6 +59,12 @@ static int set_features(struct vhu_backend *be, uint64_t f)
 		be_err(be, "SET_FEATURES: ACCESS_PLATFORM needs BACKEND_REQ and REPLY_ACK negotiated first");
 		return -EINVAL;
 	}
+	/* the rings translate as they started: through the IOTLB or not */
+	for (unsigned i = 0; iommu != be->iommu && i < be->nq; i++)
+		if (dq_started(&be->dev->q[i]) || be->vr[i].ring_wait) {
+			be_err(be, "SET_FEATURES: ACCESS_PLATFORM %s while queue %u runs", iommu ? "set" : "cleared", i);
+			return -EBUSY;
+		}
 	int r = dev_set_features(be->dev, f & ~(PROTOCOL_FEATURES_BIT | LOG_ALL_BIT));
 	if (r == -EBUSY)
 		return r;	/* nothing changed */

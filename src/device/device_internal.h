@@ -81,7 +81,9 @@ struct vhu_device {
 
 static inline bool dq_active(const struct vhu_queue *q)
 {
-	return q->state == VHU_RING_ENABLED && !q->vq.broken;
+	/* num 0: started, but its ring is unmapped (an IOTLB invalidation
+	 * took its mapping; it waits for a new one): nothing may touch it */
+	return q->state == VHU_RING_ENABLED && !q->vq.broken && q->num;
 }
 
 /* ---- for transports (their control thread) ---------------------------- */
