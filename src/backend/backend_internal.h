@@ -100,6 +100,9 @@ int be_handle(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
 void be_session_reset(struct vhu_backend *be);
 
 /* rings.c (queue paused) */
+/* The sizes of the ring's descriptor, driver and device parts, as negotiated. */
+void be_ring_part_sizes(const struct vhu_backend *be, const struct be_vring *vr, uint64_t *dsz, uint64_t *asz,
+			uint64_t *usz);
 /* Start the ring once its size, addresses and kick are known ("Ring states"). */
 int be_ring_start(struct vhu_backend *be, struct vhu_queue *q);
 /* The memory table or the ring's addresses changed: map it again. */
@@ -134,7 +137,6 @@ int be_iotlb_msg(struct vhu_backend *be, const struct vhu_user_iotlb *m);
  * sent and the ring waits (ring_wait), -EFAULT: refused. */
 int be_ring_part_iova(struct vhu_backend *be, unsigned index, uint64_t iova, uint64_t len, bool read, bool write,
 		      void **host);
-int be_iova_span(struct vhu_backend *be, uint64_t iova, uint64_t len, int access, void **host, uint64_t *missing);
 void be_iotlb_chain_miss(void *opaque, struct vhu_queue *q, uint64_t iova, int access);
 void be_iotlb_send_misses(struct vhu_backend *be);
 void be_iotlb_reset(struct vhu_backend *be);

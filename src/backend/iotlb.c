@@ -17,12 +17,10 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend_internal.h"
 #include "vhu/iotlb.h"
-#include "vhu/virtio_ring.h"
 
 static void send_miss(struct vhu_backend *be, unsigned index, uint64_t iova, int access)
 {
@@ -39,7 +37,7 @@ static void send_miss(struct vhu_backend *be, unsigned index, uint64_t iova, int
 /* [iova, iova + len) for access as one host range: every mapping on the
  * way permits it and continues the last in host memory. -EAGAIN with
  * *missing: a part is not mapped (ask); -EFAULT: refused. */
-int be_iova_span(struct vhu_backend *be, uint64_t iova, uint64_t len, int access, void **host, uint64_t *missing)
+static int iova_span(struct vhu_backend *be, uint64_t iova, uint64_t len, int access, void **host, uint64_t *missing)
 {
 	unsigned char *start = NULL, *next = NULL;
 	while (len) {
@@ -70,7 +68,7 @@ int be_ring_part_iova(struct vhu_backend *be, unsigned index, uint64_t iova, uin
 	for (int access = VHU_ACCESS_READ; access <= VHU_ACCESS_WRITE; access++) {
 		if ((access == VHU_ACCESS_READ && !read) || (access == VHU_ACCESS_WRITE && !write))
 			continue;
-		int r = be_iova_span(be, iova, len, access, host, &missing);
+		int r = iova_span(be, iova, len, access, host, &missing);
 		if (r == -EAGAIN) {
 			be->vr[index].ring_wait = true;
 			send_miss(be, index, missing, access);
@@ -84,13 +82,6 @@ int be_ring_part_iova(struct vhu_backend *be, unsigned index, uint64_t iova, uin
 #define PAGE_MASK_4K (~(uint64_t)0xfff)
 #define MISS_RETRY_NS 500000000ull	/* ask again for the same page after 0.5 s */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* From a serving thread (its queue lock held): a chain waits for a mapping.
  * The control thread sends the MISS; the update that covers it wakes the
  * queue. The same page is not asked for again while the answer is on its
@@ -101,7 +92,7 @@ void be_iotlb_chain_miss(void *opaque, struct vhu_queue *q, uint64_t iova, int a
 {
 	struct vhu_backend *be = opaque;
 	struct be_vring *vr = &be->vr[vhu_queue_index(q)];
-	uint64_t now = mono_ns();
+	uint64_t now = dev_mono_ns();
 	if (atomic_load(&vr->chain_wait) && ((atomic_load(&vr->miss_iova) ^ iova) & PAGE_MASK_4K) == 0 &&
 	    atomic_load(&vr->miss_access) == access && now - vr->miss_asked_ns < MISS_RETRY_NS)
 		return;
@@ -124,10 +115,8 @@ void be_iotlb_send_misses(struct vhu_backend *be)
 
 static bool ring_overlaps(const struct vhu_backend *be, const struct be_vring *vr, uint64_t iova, uint64_t size)
 {
-	bool packed = vhu_has_feature(vhu_device_features(be->dev), VHU_F_RING_PACKED);
-	uint64_t dsz = packed ? vhu_vring_packed_desc_size(vr->num) : vhu_vring_split_desc_size(vr->num);
-	uint64_t asz = packed ? 4 : vhu_vring_split_avail_size(vr->num);
-	uint64_t usz = packed ? 4 : vhu_vring_split_used_size(vr->num);
+	uint64_t dsz, asz, usz;
+	be_ring_part_sizes(be, vr, &dsz, &asz, &usz);
 	return vhu_iotlb_overlaps(vr->addr.desc_user_addr, dsz, iova, size) ||
 	       vhu_iotlb_overlaps(vr->addr.avail_user_addr, asz, iova, size) ||
 	       vhu_iotlb_overlaps(vr->addr.used_user_addr, usz, iova, size);

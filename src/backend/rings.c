@@ -6,16 +6,23 @@
 
 #include "backend_internal.h"
 
+void be_ring_part_sizes(const struct vhu_backend *be, const struct be_vring *vr, uint64_t *dsz, uint64_t *asz,
+			uint64_t *usz)
+{
+	bool packed = vhu_has_feature(vhu_device_features(be->dev), VHU_F_RING_PACKED);
+	*dsz = packed ? vhu_vring_packed_desc_size(vr->num) : vhu_vring_split_desc_size(vr->num);
+	*asz = packed ? 4 : vhu_vring_split_avail_size(vr->num);
+	*usz = packed ? 4 : vhu_vring_split_used_size(vr->num);
+}
+
 /* Host addresses of the ring parts from the front-end's user addresses;
  * each part must lie whole inside one region. */
 static int map_ring(struct vhu_backend *be, struct vhu_queue *q, struct vhu_vq_config *c)
 {
 	struct be_vring *vr = &be->vr[vhu_queue_index(q)];
-	uint64_t f = vhu_device_features(be->dev);
+	uint64_t f = vhu_device_features(be->dev), dsz, asz, usz;
 	bool packed = vhu_has_feature(f, VHU_F_RING_PACKED);
-	uint64_t dsz = packed ? vhu_vring_packed_desc_size(vr->num) : vhu_vring_split_desc_size(vr->num);
-	uint64_t asz = packed ? 4 : vhu_vring_split_avail_size(vr->num);
-	uint64_t usz = packed ? 4 : vhu_vring_split_used_size(vr->num);
+	be_ring_part_sizes(be, vr, &dsz, &asz, &usz);
 
 	*c = (struct vhu_vq_config){
 		.num = (uint16_t)vr->num, .index = vhu_queue_index(q), .features = f,

@@ -114,7 +114,6 @@ static int hold_may_release(const struct guest_opts *o, struct qmp *q, struct ho
 	char r[4096];
 	if (strcmp(m->status, "active"))
 		return 0;
-	int seen = rounds_seen(console);
 	/* Frozen when 7/8 of RAM's first pass is sent, or once it is over
 	 * (dirty-sync-count passes 1), whichever is seen first: waiting for
 	 * the end alone lost the race to QEMU converging in a loaded CI run
@@ -127,10 +126,11 @@ static int hold_may_release(const struct guest_opts *o, struct qmp *q, struct ho
 			snprintf(m->error, sizeof(m->error), "freezing the migration: %.180s", r);
 			return -1;
 		}
-		h->first_pass_round = seen;
+		h->first_pass_round = rounds_seen(console);
+	} else if (h->first_pass_round >= 0) {
+		/* the console is read only from the freeze on, not every 2 ms before it */
+		m->rounds_held = rounds_seen(console) - h->first_pass_round;
 	}
-	if (h->first_pass_round >= 0)
-		m->rounds_held = seen - h->first_pass_round;
 	return m->rounds_held >= (int)o->migrate_hold || guest_now() > h->since + HOLD_LIMIT_S;
 }
 
