@@ -67,6 +67,22 @@ int vhu_fe_get_status(struct vhu_fe *fe, uint8_t *status);
 int vhu_fe_set_status(struct vhu_fe *fe, uint8_t status);
 int vhu_fe_reset_device(struct vhu_fe *fe);
 
+/*
+ * The front-end as the device's IOMMU (VIRTIO_F_ACCESS_PLATFORM): device
+ * addresses are then I/O virtual addresses in a window at
+ * VHU_FE_IOVA_BASE over the front-end's memory (VHU_FE_IOVA_BASE + guest
+ * address; vhu_fe_alloc hands them out), translated only through what is
+ * mapped. Needs a back-end with BACKEND_REQ and REPLY_ACK.
+ */
+enum vhu_fe_iommu {
+	VHU_FE_IOMMU_OFF,
+	VHU_FE_IOMMU_STATIC,     /* the whole window mapped read-write at start */
+	VHU_FE_IOMMU_DYNAMIC,    /* only the rings (and indirect tables) mapped;
+				    the caller maps its buffers, as a guest's
+				    DMA API does (vhu_fe_iommu_map) */
+};
+#define VHU_FE_IOVA_BASE (1ull << 40)
+
 struct vhu_fe_setup {
 	uint64_t features;       /* wanted; masked with what is offered */
 	uint16_t num_queues;
@@ -79,6 +95,7 @@ struct vhu_fe_setup {
 	 * the used ring this long with notifications off (hybrid polling; the
 	 * device then need not signal while the driver is busy). 0: sleep at once. */
 	uint32_t spin_ns;
+	enum vhu_fe_iommu iommu;
 };
 
 /* SET_FEATURES, memory, rings: the device is live after this. */
@@ -122,8 +139,39 @@ int vhu_fe_log_stop(struct vhu_fe *fe);
 const struct vhu_dirty_log *vhu_fe_dirty_log(const struct vhu_fe *fe);   /* NULL while off */
 
 /* Buffer memory handed out by a simple bump allocator over the guest
- * memory; host pointer and guest address. NULL when full. */
-void *vhu_fe_alloc(struct vhu_fe *fe, size_t size, size_t align, uint64_t *gpa);
+ * memory; host pointer, and in *addr the address the device uses for it
+ * (its guest address, or behind the IOMMU its IOVA in the window). NULL
+ * when full. */
+void *vhu_fe_alloc(struct vhu_fe *fe, size_t size, size_t align, uint64_t *addr);
+
+/*
+ * IOMMU mappings (setup.iommu on; -ENOTSUP otherwise). Map [iova, iova +
+ * size) of the window, perm VHU_USER_IOTLB_PERM_RO (the device reads), _WO
+ * or _RW; it replaces what it overlaps (the back-end is told to drop that
+ * first). The back-end learns a mapping when it misses on it, as QEMU's
+ * back-ends do; push sends the UPDATE now instead (as does a map that
+ * covers an address the back-end asked for while it was unmapped). Unmap withdraws what the
+ * range holds: when it returns 0 the back-end has acknowledged the
+ * INVALIDATE and no longer touches that memory (-ENOENT: nothing mapped).
+ * -EINVAL (outside the window, size 0, perm), -ENOSPC (65536 mappings), or
+ * a request's error. Misses are answered by whoever serves the back-end
+ * channel: the waits below, or vhu_fe_serve_backend.
+ */
+int vhu_fe_iommu_map(struct vhu_fe *fe, uint64_t iova, uint64_t size, unsigned perm, bool push);
+int vhu_fe_iommu_unmap(struct vhu_fe *fe, uint64_t iova, uint64_t size);
+enum vhu_fe_iommu vhu_fe_iommu_mode(const struct vhu_fe *fe);
+
+struct vhu_fe_iommu_stats {
+	uint64_t misses;         /* BACKEND_IOTLB_MSG MISS received */
+	uint64_t answered;       /* misses answered with an UPDATE */
+	uint64_t unmapped;       /* misses for an address nothing maps: no answer */
+	uint64_t dropped;        /* misses beyond the 64 waiting: the back-end asks again */
+	uint64_t pushed;         /* UPDATEs sent by vhu_fe_iommu_map */
+	uint64_t invalidations;  /* INVALIDATEs sent */
+	uint64_t access_fails;   /* ACCESS_FAIL received */
+	uint64_t mappings;       /* in the table now */
+};
+void vhu_fe_iommu_stats(struct vhu_fe *fe, struct vhu_fe_iommu_stats *st);
 
 struct vhu_fe_queue *vhu_fe_queue(struct vhu_fe *fe, unsigned index);
 struct vhu_drv_vq *vhu_fe_queue_vq(struct vhu_fe_queue *q);

@@ -66,7 +66,7 @@ struct blk_slot {
 struct vhu_blk_queue {
 	struct vhu_fe_queue *fq;
 	struct slot_hdr *hdrs;
-	uint64_t hdrs_gpa;
+	uint64_t hdrs_addr;
 	struct blk_slot *slots;
 	unsigned nslots, free_head, inflight;
 	struct vhu_sg *sg;          /* a burst's segments */
@@ -86,8 +86,15 @@ struct vhu_blk_queue *vhu_blk_queue_new(struct vhu_fe *fe, unsigned index)
 	q->nslots = vhu_fe_queue_vq(fq)->num;
 	q->slots = calloc(q->nslots, sizeof(*q->slots));
 	q->sg = calloc(SG_SCRATCH, sizeof(*q->sg));
-	q->hdrs = vhu_fe_alloc(fe, q->nslots * sizeof(struct slot_hdr), 64, &q->hdrs_gpa);
+	q->hdrs = vhu_fe_alloc(fe, q->nslots * sizeof(struct slot_hdr), 64, &q->hdrs_addr);
 	if (!q->slots || !q->sg || !q->hdrs) {
+		vhu_blk_queue_free(q);
+		return NULL;
+	}
+	/* headers and status bytes live as long as the queue: mapped once,
+	 * both ways, as a guest's driver keeps them in coherent memory */
+	if (vhu_fe_iommu_mode(fe) == VHU_FE_IOMMU_DYNAMIC &&
+	    vhu_fe_iommu_map(fe, q->hdrs_addr, q->nslots * sizeof(struct slot_hdr), VHU_USER_IOTLB_PERM_RW, false) < 0) {
 		vhu_blk_queue_free(q);
 		return NULL;
 	}
@@ -120,9 +127,9 @@ static unsigned build_request(struct vhu_blk_queue *q, unsigned i, const struct 
 	h->hdr.reserved = 0;
 	h->hdr.sector = htole64(r->sector);
 	h->status = 0xff;     /* the device must overwrite it */
-	sg[0] = (struct vhu_sg){ q->hdrs_gpa + i * sizeof(*h), sizeof(h->hdr) };
+	sg[0] = (struct vhu_sg){ q->hdrs_addr + i * sizeof(*h), sizeof(h->hdr) };
 	memcpy(&sg[1], r->data, r->ndata * sizeof(*r->data));
-	sg[1 + r->ndata] = (struct vhu_sg){ q->hdrs_gpa + i * sizeof(*h) + offsetof(struct slot_hdr, status), 1 };
+	sg[1 + r->ndata] = (struct vhu_sg){ q->hdrs_addr + i * sizeof(*h) + offsetof(struct slot_hdr, status), 1 };
 	return data_in(r->type) ? 1 : 1 + r->ndata;
 }
 

@@ -18,60 +18,13 @@
 
 #include "../common/cpu_relax.h"
 #include "../common/log_internal.h"
-#include "vhu/frontend.h"
+#include "frontend_internal.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
 
-/* Protocol features this front-end knows how to use. */
-#define FE_PF_KNOWN                                                             \
-	((1ull << VHU_USER_PROTOCOL_F_MQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK) | \
-	 (1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_CONFIG) | \
-	 (1ull << VHU_USER_PROTOCOL_F_RESET_DEVICE) |                           \
-	 (1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS) |                   \
-	 (1ull << VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | (1ull << VHU_USER_PROTOCOL_F_STATUS) | \
-	 (1ull << VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD) | (1ull << VHU_USER_PROTOCOL_F_LOG_SHMFD))
-
-struct vhu_fe_queue {
-	struct vhu_fe *fe;
-	unsigned index;
-	struct vhu_drv_vq drv;
-	struct vhu_vq_config ring;  /* where its ring is, to hand it again on a reconnect */
-	int kick, call;
-	atomic_uint inband_calls;
-	atomic_bool error;
-};
-
-struct vhu_fe {
-	struct vhu_fe_config cfg;
-	int sock, chan;
-	pthread_mutex_t lock;       /* requests on sock */
-	pthread_mutex_t chan_lock;  /* the back-end channel */
-	uint64_t offered, offered_pf, pf, features, queue_num, max_slots;
-	atomic_bool config_changed;
-	int memfd;
-	unsigned char *mem;
-	size_t mem_size, alloc_off;
-	pthread_mutex_t alloc_lock;
-	struct vhu_fe_queue *q;
-	unsigned nq;
-	enum vhu_fe_notify notify;
-	uint32_t spin_ns;
-	int listen_fd;              /* server role: kept to accept a restarted back-end */
-	/* The inflight region (INFLIGHT_SHMFD): the back-end made it; we
-	 * keep it alive across its restarts and hand it back, as QEMU does. */
-	int inflight_fd;
-	struct vhu_user_inflight inflight;
-	unsigned reconnects;
-	/* The dirty log while it is on: a memfd bitmap shared with the back-end. */
-	int log_fd;
-	struct vhu_dirty_log log;
-};
-
 #define LOG_ALL_BIT (1ull << VHU_USER_F_LOG_ALL)
 
-static void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...)
+void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -87,7 +40,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool has_pf(const struct vhu_fe *fe, unsigned bit) { return fe->pf >> bit & 1; }
 
 /* ---- the back-end channel ---------------------------------------------- */
 
@@ -117,6 +69,13 @@ static int serve_one(struct vhu_fe *fe)
 			atomic_store(&fe->q[idx].error, true);
 		}
 		break;
+	case VHU_USER_BACKEND_IOTLB_MSG: {
+		int verdict = fe_iommu_backend_msg(fe, &m);
+		if (verdict == 2)
+			return 1;   /* the reply goes with the answer */
+		result = (uint64_t)verdict;
+		break;
+	}
 	default:
 		fe_log(fe, VHU_LOG_WARN, "back-end request %u not supported", m.hdr.request);
 		result = 1;
@@ -132,13 +91,19 @@ static int serve_one(struct vhu_fe *fe)
 	return 1;
 }
 
-int vhu_fe_serve_backend(struct vhu_fe *fe, int timeout_ms)
+/* Serve what the channel holds. From inside a request (nested), only if
+ * no other thread serves it already (-EBUSY), and misses stay for later:
+ * answering them is a request of its own. */
+static int serve_channel(struct vhu_fe *fe, int timeout_ms, bool nested)
 {
 	int n = 0;
 
 	if (fe->chan < 0)
 		return 0;
-	pthread_mutex_lock(&fe->chan_lock);
+	if (!nested)
+		pthread_mutex_lock(&fe->chan_lock);
+	else if (pthread_mutex_trylock(&fe->chan_lock))
+		return -EBUSY;
 	for (;;) {
 		struct pollfd p = { .fd = fe->chan, .events = POLLIN };
 		int r = poll(&p, 1, n ? 0 : timeout_ms);
@@ -155,6 +120,14 @@ int vhu_fe_serve_backend(struct vhu_fe *fe, int timeout_ms)
 	return n;
 }
 
+int vhu_fe_serve_backend(struct vhu_fe *fe, int timeout_ms)
+{
+	int n = serve_channel(fe, timeout_ms, false);
+	if (fe->iommu.mode != VHU_FE_IOMMU_OFF)
+		fe_iommu_answer_misses(fe);
+	return n;
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 /*
@@ -164,12 +137,12 @@ int vhu_fe_serve_backend(struct vhu_fe *fe, int timeout_ms)
  * request, flags and size. An acknowledgement with a non-zero value is
  * -EIO (the back-end refused).
  */
-static int request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_t size,
-		   const int *fds, unsigned nfds, struct vhu_user_msg *reply, uint32_t reply_size)
+int fe_request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_t size,
+	       const int *fds, unsigned nfds, struct vhu_user_msg *reply, uint32_t reply_size)
 {
 	const struct vhu_user_request_info *ri = vhu_user_request_info(req);
 	bool body = ri && ri->replies;
-	bool ack = !body && has_pf(fe, VHU_USER_PROTOCOL_F_REPLY_ACK);
+	bool ack = !body && fe_has_pf(fe, VHU_USER_PROTOCOL_F_REPLY_ACK);
 	struct vhu_user_msg m, r;
 	/* only GET_INFLIGHT_FD's reply carries an fd we keep */
 	bool keep_fds = req == VHU_USER_GET_INFLIGHT_FD && reply;
@@ -190,6 +163,7 @@ static int request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_
 	if (rc < 0 || (!body && !ack))
 		goto out;
 	int64_t deadline = now_ms() + fe->cfg.timeout_ms;
+	bool chan_busy = false;   /* another thread serves the channel */
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fe->sock, .events = POLLIN }, { .fd = fe->chan, .events = POLLIN } };
 		int left = (int)(deadline - now_ms());
@@ -197,12 +171,16 @@ static int request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_
 			rc = -ETIMEDOUT;
 			goto out;
 		}
-		if (poll(p, fe->chan >= 0 ? 2 : 1, left) < 0 && errno != EINTR) {
+		bool watch_chan = fe->chan >= 0 && !chan_busy;
+		if (chan_busy && left > 1)
+			left = 1;   /* look again soon: it may be ours to serve then */
+		if (poll(p, watch_chan ? 2 : 1, left) < 0 && errno != EINTR) {
 			rc = -errno;
 			goto out;
 		}
-		if (fe->chan >= 0 && (p[1].revents & POLLIN))
-			vhu_fe_serve_backend(fe, 0);
+		chan_busy = false;
+		if (watch_chan && (p[1].revents & POLLIN))
+			chan_busy = serve_channel(fe, 0, true) == -EBUSY;
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
 			break;
 	}
@@ -247,7 +225,7 @@ out:
 static int get_u64(struct vhu_fe *fe, uint32_t req, uint64_t *v)
 {
 	struct vhu_user_msg r;
-	int rc = request(fe, req, NULL, 0, NULL, 0, &r, 8);
+	int rc = fe_request(fe, req, NULL, 0, NULL, 0, &r, 8);
 	if (rc == 0)
 		*v = r.payload.u64;
 	return rc;
@@ -255,13 +233,13 @@ static int get_u64(struct vhu_fe *fe, uint32_t req, uint64_t *v)
 
 static int set_u64(struct vhu_fe *fe, uint32_t req, uint64_t v)
 {
-	return request(fe, req, &v, 8, NULL, 0, NULL, 0);
+	return fe_request(fe, req, &v, 8, NULL, 0, NULL, 0);
 }
 
 static int set_state(struct vhu_fe *fe, uint32_t req, uint32_t index, uint32_t num)
 {
 	struct vhu_user_vring_state s = { index, num };
-	return request(fe, req, &s, sizeof(s), NULL, 0, NULL, 0);
+	return fe_request(fe, req, &s, sizeof(s), NULL, 0, NULL, 0);
 }
 
 /* ---- connection ------------------------------------------------------- */
@@ -280,7 +258,7 @@ static int send_log_base(struct vhu_fe *fe)
 	struct vhu_user_log l = { .size = fe->log.size, .offset = 0 };
 	struct vhu_user_msg r;
 	int fd = fe->log_fd;
-	int rc = request(fe, VHU_USER_SET_LOG_BASE, &l, sizeof(l), &fd, 1, &r, 8);
+	int rc = fe_request(fe, VHU_USER_SET_LOG_BASE, &l, sizeof(l), &fd, 1, &r, 8);
 	if (rc < 0)
 		return rc;
 	if (r.payload.u64 != 0 && r.payload.u64 != l.size) {
@@ -336,22 +314,22 @@ static int handshake(struct vhu_fe *fe)
 			return rc;
 		fe->pf = pf;   /* from here on, requests ask for acks */
 	}
-	if (has_pf(fe, VHU_USER_PROTOCOL_F_MQ) && (rc = get_u64(fe, VHU_USER_GET_QUEUE_NUM, &fe->queue_num)) < 0)
+	if (fe_has_pf(fe, VHU_USER_PROTOCOL_F_MQ) && (rc = get_u64(fe, VHU_USER_GET_QUEUE_NUM, &fe->queue_num)) < 0)
 		return rc;
-	if (has_pf(fe, VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) &&
+	if (fe_has_pf(fe, VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) &&
 	    (rc = get_u64(fe, VHU_USER_GET_MAX_MEM_SLOTS, &fe->max_slots)) < 0)
 		return rc;
-	if (has_pf(fe, VHU_USER_PROTOCOL_F_BACKEND_REQ)) {
+	if (fe_has_pf(fe, VHU_USER_PROTOCOL_F_BACKEND_REQ)) {
 		int sv[2];
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 			return -errno;
 		fe->chan = sv[0];
-		rc = request(fe, VHU_USER_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1, NULL, 0);
+		rc = fe_request(fe, VHU_USER_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1, NULL, 0);
 		close(sv[1]);
 		if (rc < 0)
 			return rc;
 	}
-	return request(fe, VHU_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
+	return fe_request(fe, VHU_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
 }
 
 int vhu_fe_connect(struct vhu_fe **out, const struct vhu_fe_config *cfg)
@@ -368,6 +346,7 @@ int vhu_fe_connect(struct vhu_fe **out, const struct vhu_fe_config *cfg)
 	pthread_mutex_init(&fe->lock, NULL);
 	pthread_mutex_init(&fe->chan_lock, NULL);
 	pthread_mutex_init(&fe->alloc_lock, NULL);
+	fe_iommu_init(fe);
 	fe->sock = open_socket(fe, fe->cfg.timeout_ms);
 	if (fe->sock < 0) {
 		rc = fe->sock;
@@ -409,6 +388,7 @@ void vhu_fe_close(struct vhu_fe *fe)
 	if (fe->inflight_fd >= 0)
 		close(fe->inflight_fd);
 	log_free(fe);
+	fe_iommu_free(fe);
 	pthread_mutex_destroy(&fe->lock);
 	pthread_mutex_destroy(&fe->chan_lock);
 	pthread_mutex_destroy(&fe->alloc_lock);
@@ -429,12 +409,12 @@ int vhu_fe_get_config(struct vhu_fe *fe, uint32_t offset, void *buf, uint32_t le
 	struct vhu_user_msg r;
 	int rc;
 
-	if (!has_pf(fe, VHU_USER_PROTOCOL_F_CONFIG))
+	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_CONFIG))
 		return -ENOTSUP;
 	if (len > VHU_USER_MAX_CONFIG_SIZE)
 		return -EINVAL;
 	/* "payload size MUST match the front-end's request"; empty is an error */
-	rc = request(fe, VHU_USER_GET_CONFIG, &c, VHU_USER_CONFIG_HDR_SIZE + len, NULL, 0, &r,
+	rc = fe_request(fe, VHU_USER_GET_CONFIG, &c, VHU_USER_CONFIG_HDR_SIZE + len, NULL, 0, &r,
 		     VHU_USER_CONFIG_HDR_SIZE + len);
 	if (rc == 0)
 		memcpy(buf, r.payload.config.region, len);
@@ -444,19 +424,19 @@ int vhu_fe_get_config(struct vhu_fe *fe, uint32_t offset, void *buf, uint32_t le
 int vhu_fe_set_config(struct vhu_fe *fe, uint32_t offset, const void *buf, uint32_t len)
 {
 	struct vhu_user_config c = { .offset = offset, .size = len, .flags = VHU_USER_CONFIG_FLAG_WRITABLE };
-	if (!has_pf(fe, VHU_USER_PROTOCOL_F_CONFIG))
+	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_CONFIG))
 		return -ENOTSUP;
 	if (len > VHU_USER_MAX_CONFIG_SIZE)
 		return -EINVAL;
 	memcpy(c.region, buf, len);
-	return request(fe, VHU_USER_SET_CONFIG, &c, VHU_USER_CONFIG_HDR_SIZE + len, NULL, 0, NULL, 0);
+	return fe_request(fe, VHU_USER_SET_CONFIG, &c, VHU_USER_CONFIG_HDR_SIZE + len, NULL, 0, NULL, 0);
 }
 
 int vhu_fe_get_status(struct vhu_fe *fe, uint8_t *status)
 {
 	uint64_t v;
 	int rc;
-	if (!has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
+	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
 		return -ENOTSUP;
 	rc = get_u64(fe, VHU_USER_GET_STATUS, &v);
 	if (rc == 0)
@@ -466,16 +446,16 @@ int vhu_fe_get_status(struct vhu_fe *fe, uint8_t *status)
 
 int vhu_fe_set_status(struct vhu_fe *fe, uint8_t status)
 {
-	if (!has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
+	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
 		return -ENOTSUP;
 	return set_u64(fe, VHU_USER_SET_STATUS, status);
 }
 
 int vhu_fe_reset_device(struct vhu_fe *fe)
 {
-	if (!has_pf(fe, VHU_USER_PROTOCOL_F_RESET_DEVICE))
+	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_RESET_DEVICE))
 		return -ENOTSUP;
-	return request(fe, VHU_USER_RESET_DEVICE, NULL, 0, NULL, 0, NULL, 0);
+	return fe_request(fe, VHU_USER_RESET_DEVICE, NULL, 0, NULL, 0, NULL, 0);
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -489,11 +469,11 @@ static int register_memory(struct vhu_fe *fe)
 
 	if (fe->max_slots) {
 		struct vhu_user_mem_single s = { 0, reg };
-		return request(fe, VHU_USER_ADD_MEM_REG, &s, sizeof(s), &fd, 1, NULL, 0);
+		return fe_request(fe, VHU_USER_ADD_MEM_REG, &s, sizeof(s), &fd, 1, NULL, 0);
 	}
 	struct vhu_user_mem_table t = { .nregions = 1 };
 	t.regions[0] = reg;
-	return request(fe, VHU_USER_SET_MEM_TABLE, &t, 8 + sizeof(reg), &fd, 1, NULL, 0);
+	return fe_request(fe, VHU_USER_SET_MEM_TABLE, &t, 8 + sizeof(reg), &fd, 1, NULL, 0);
 }
 
 static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vhu_vq_pos *pos);
@@ -505,12 +485,12 @@ static int send_inflight(struct vhu_fe *fe, uint16_t num_queues, uint16_t queue_
 {
 	int rc;
 
-	if (!has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 		return 0;
 	if (fe->inflight_fd < 0) {
 		struct vhu_user_inflight in = { .num_queues = num_queues, .queue_size = queue_size };
 		struct vhu_user_msg r;
-		if ((rc = request(fe, VHU_USER_GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0, &r, sizeof(in))) < 0)
+		if ((rc = fe_request(fe, VHU_USER_GET_INFLIGHT_FD, &in, sizeof(in), NULL, 0, &r, sizeof(in))) < 0)
 			return rc;
 		if (r.nfds != 1 || r.payload.inflight.mmap_size == 0) {
 			fe_log(fe, VHU_LOG_ERROR, "GET_INFLIGHT_FD: no region in the reply");
@@ -522,7 +502,7 @@ static int send_inflight(struct vhu_fe *fe, uint16_t num_queues, uint16_t queue_
 		fe->inflight.num_queues = num_queues;
 		fe->inflight.queue_size = queue_size;
 	}
-	return request(fe, VHU_USER_SET_INFLIGHT_FD, &fe->inflight, sizeof(fe->inflight), &fe->inflight_fd, 1,
+	return fe_request(fe, VHU_USER_SET_INFLIGHT_FD, &fe->inflight, sizeof(fe->inflight), &fe->inflight_fd, 1,
 		       NULL, 0);
 }
 
@@ -530,14 +510,14 @@ static int start_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct v
 {
 	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
 	struct vhu_vq_layout l;
-	uint64_t ring_gpa, ind_gpa = 0;
+	uint64_t ring_addr, ind_addr = 0;
 	unsigned char *ring, *ind = NULL;
 	int rc;
 
 	vhu_vq_layout(s->queue_size, packed, &l);
-	ring = vhu_fe_alloc(fe, l.size, 4096, &ring_gpa);
+	ring = vhu_fe_alloc(fe, l.size, 4096, &ring_addr);
 	if (s->indirect_max && vhu_has_feature(fe->features, VHU_F_INDIRECT_DESC))
-		ind = vhu_fe_alloc(fe, (size_t)s->queue_size * s->indirect_max * 16, 64, &ind_gpa);
+		ind = vhu_fe_alloc(fe, (size_t)s->queue_size * s->indirect_max * 16, 64, &ind_addr);
 	if (!ring || (s->indirect_max && vhu_has_feature(fe->features, VHU_F_INDIRECT_DESC) && !ind))
 		return -ENOMEM;
 	memset(ring, 0, l.size);
@@ -545,7 +525,14 @@ static int start_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct v
 		.num = s->queue_size, .index = (uint16_t)q->index, .features = fe->features,
 		.desc = ring + l.desc_off, .driver_area = ring + l.driver_off, .device_area = ring + l.device_off,
 	};
-	if ((rc = vhu_drv_vq_init(&q->drv, &c, ind, ind_gpa, ind ? s->indirect_max : 0)) < 0)
+	if ((rc = vhu_drv_vq_init(&q->drv, &c, ind, ind_addr, ind ? s->indirect_max : 0)) < 0)
+		return rc;
+	/* as a guest's driver maps its rings (coherent, both ways) and its
+	 * indirect tables (the device only reads them) */
+	if (fe->iommu.mode == VHU_FE_IOMMU_DYNAMIC &&
+	    ((rc = vhu_fe_iommu_map(fe, ring_addr, l.size, VHU_USER_IOTLB_PERM_RW, false)) < 0 ||
+	     (ind && (rc = vhu_fe_iommu_map(fe, ind_addr, (size_t)s->queue_size * s->indirect_max * 16,
+					    VHU_USER_IOTLB_PERM_RO, false)) < 0)))
 		return rc;
 	q->ring = c;
 	if (s->notify != VHU_FE_NOTIFY_INBAND) {
@@ -565,20 +552,29 @@ static int start_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct v
 	return send_queue(fe, q, &pos);
 }
 
+/* A ring part for SET_VRING_ADDR: our user address, or behind the IOMMU
+ * its IOVA (the vhost-user spec, "IOMMU support"). */
+static uint64_t ring_addr(const struct vhu_fe *fe, const void *part)
+{
+	if (fe->iommu.mode == VHU_FE_IOMMU_OFF)
+		return (uintptr_t)part;
+	return fe_dev_addr(fe, (uint64_t)((const unsigned char *)part - fe->mem));
+}
+
 /* The ring's addresses, and with the dirty log on, where its used area is
  * logged: its guest address (memory is one region at guest address 0). */
 static int send_vring_addr(struct vhu_fe *fe, const struct vhu_fe_queue *q)
 {
 	const struct vhu_vq_config *c = &q->ring;
 	struct vhu_user_vring_addr a = {
-		.index = q->index, .desc_user_addr = (uintptr_t)c->desc, .avail_user_addr = (uintptr_t)c->driver_area,
-		.used_user_addr = (uintptr_t)c->device_area,
+		.index = q->index, .desc_user_addr = ring_addr(fe, c->desc), .avail_user_addr = ring_addr(fe, c->driver_area),
+		.used_user_addr = ring_addr(fe, c->device_area),
 	};
 	if (fe->log.bitmap) {
 		a.flags = 1u << VHU_USER_VRING_F_LOG;
 		a.log_guest_addr = (uint64_t)((const unsigned char *)c->device_area - fe->mem);
 	}
-	return request(fe, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0);
+	return fe_request(fe, VHU_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0);
 }
 
 /* Hand the back-end a ring (the first time, or again after it restarted):
@@ -598,8 +594,8 @@ static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vh
 	case VHU_FE_NOTIFY_EVENTFD:
 	case VHU_FE_NOTIFY_POLL: {
 		uint64_t v = q->index;
-		if ((rc = request(fe, VHU_USER_SET_VRING_CALL, &v, 8, &q->call, 1, NULL, 0)) < 0 ||
-		    (rc = request(fe, VHU_USER_SET_VRING_KICK, &v, 8, &q->kick, 1, NULL, 0)) < 0)
+		if ((rc = fe_request(fe, VHU_USER_SET_VRING_CALL, &v, 8, &q->call, 1, NULL, 0)) < 0 ||
+		    (rc = fe_request(fe, VHU_USER_SET_VRING_KICK, &v, 8, &q->kick, 1, NULL, 0)) < 0)
 			return rc;
 		break;
 	}
@@ -617,7 +613,7 @@ static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vh
 
 static void set_driver_ok(struct vhu_fe *fe)
 {
-	if (has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
+	if (fe_has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
 		vhu_fe_set_status(fe, VHU_STATUS_ACKNOWLEDGE | VHU_STATUS_DRIVER | VHU_STATUS_FEATURES_OK |
 				  VHU_STATUS_DRIVER_OK);
 }
@@ -630,11 +626,17 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
 		return -EINVAL;
 	if (s->num_queues > 1 && s->num_queues > fe->queue_num)
 		return -ERANGE;
-	if (s->notify == VHU_FE_NOTIFY_INBAND && !has_pf(fe, VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS))
+	if (s->notify == VHU_FE_NOTIFY_INBAND && !fe_has_pf(fe, VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS))
 		return -ENOTSUP;
-	/* vhost-user kicks carry no data: NOTIFICATION_DATA cannot work */
-	fe->features = (s->features & fe->offered & ~VHU_BIT(VHU_F_NOTIFICATION_DATA)) |
+	if ((rc = fe_iommu_setup(fe, s->iommu)) < 0)
+		return rc;
+	/* vhost-user kicks carry no data: NOTIFICATION_DATA cannot work; and
+	 * ACCESS_PLATFORM only with this front-end as the IOMMU */
+	fe->features = (s->features & fe->offered &
+			~(VHU_BIT(VHU_F_NOTIFICATION_DATA) | VHU_BIT(VHU_F_ACCESS_PLATFORM))) |
 		       (fe->offered & (1ull << VHU_USER_F_PROTOCOL_FEATURES));
+	if (s->iommu != VHU_FE_IOMMU_OFF)
+		fe->features |= VHU_BIT(VHU_F_ACCESS_PLATFORM);
 	if ((rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0)
 		return rc;
 	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
@@ -656,6 +658,9 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
 		return -errno;
 	}
 	if ((rc = register_memory(fe)) < 0 || (rc = send_inflight(fe, s->num_queues, s->queue_size)) < 0)
+		return rc;
+	if (s->iommu == VHU_FE_IOMMU_STATIC &&
+	    (rc = vhu_fe_iommu_map(fe, VHU_FE_IOVA_BASE, fe->mem_size, VHU_USER_IOTLB_PERM_RW, false)) < 0)
 		return rc;
 	fe->q = calloc(s->num_queues, sizeof(*fe->q));
 	if (!fe->q)
@@ -701,7 +706,7 @@ static int resume(struct vhu_fe *fe)
 		fe_log(fe, VHU_LOG_ERROR, "the back-end no longer offers features 0x%llx", (unsigned long long)lost);
 		return -EPROTO;
 	}
-	if (fe->inflight_fd >= 0 && !has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+	if (fe->inflight_fd >= 0 && !fe_has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 		fe_log(fe, VHU_LOG_WARN, "the back-end no longer keeps an inflight region: requests it had "
 			"taken are redone from the ring");
 	if ((rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0 || (rc = register_memory(fe)) < 0 ||
@@ -712,7 +717,7 @@ static int resume(struct vhu_fe *fe)
 			       (rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features | LOG_ALL_BIT)) < 0))
 		return rc;
 	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
-	bool region = fe->inflight_fd >= 0 && has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD);
+	bool region = fe->inflight_fd >= 0 && fe_has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 	for (unsigned i = 0; i < fe->nq; i++) {
 		struct vhu_vq_pos pos;
 		/* without a region the back-end takes again what follows the
@@ -797,7 +802,7 @@ int vhu_fe_log_start(struct vhu_fe *fe)
 		return -EINVAL;
 	if (fe->log.bitmap)
 		return -EALREADY;
-	if (!has_pf(fe, VHU_USER_PROTOCOL_F_LOG_SHMFD) || !(fe->offered & LOG_ALL_BIT))
+	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_LOG_SHMFD) || !(fe->offered & LOG_ALL_BIT))
 		return -ENOTSUP;
 	/* a whole number of pages of bitmap, as QEMU sizes its log in chunks */
 	size_t size = align_up((size_t)vhu_dirty_log_size_for(fe->mem_size), 4096);
@@ -845,21 +850,21 @@ int vhu_fe_stop(struct vhu_fe *fe)
 	for (unsigned i = 0; i < fe->nq; i++) {
 		struct vhu_user_vring_state s = { i, 0 };
 		struct vhu_user_msg r;
-		int e = request(fe, VHU_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &r, sizeof(s));
+		int e = fe_request(fe, VHU_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &r, sizeof(s));
 		if (e < 0 && !rc)
 			rc = e;
 	}
 	return rc;
 }
 
-void *vhu_fe_alloc(struct vhu_fe *fe, size_t size, size_t align, uint64_t *gpa)
+void *vhu_fe_alloc(struct vhu_fe *fe, size_t size, size_t align, uint64_t *addr)
 {
 	void *p = NULL;
 	pthread_mutex_lock(&fe->alloc_lock);
 	size_t off = align_up(fe->alloc_off, align ? align : 8);
 	if (fe->mem && off + size <= fe->mem_size) {
 		fe->alloc_off = off + size;
-		*gpa = off;    /* the one region starts at guest address 0 */
+		*addr = fe_dev_addr(fe, off);    /* the one region starts at guest address 0 */
 		p = fe->mem + off;
 	}
 	pthread_mutex_unlock(&fe->alloc_lock);
@@ -953,6 +958,9 @@ int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 			if (!vhu_drv_vq_has_used(&q->drv)) {
 				if (back_end_gone(fe))
 					return -ECONNRESET;
+				/* a back-end behind our IOMMU may wait on an answer */
+				if (fe->iommu.mode != VHU_FE_IOMMU_OFF && vhu_fe_serve_backend(fe, 0) < 0)
+					return -ECONNRESET;
 				sched_yield();
 			}
 		} else if (fe->notify == VHU_FE_NOTIFY_INBAND) {
@@ -966,9 +974,10 @@ int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 		} else {
 			/* the socket too: a back-end never writes there
 			 * unasked, so anything on it is the back-end gone */
-			struct pollfd p[3] = { { .fd = q->call, .events = POLLIN }, { .fd = fe->sock, .events = POLLIN },
-					       { .fd = fe->chan, .events = POLLIN } };
-			int r = poll(p, fe->chan >= 0 ? 3 : 2, left);
+			struct pollfd p[4] = { { .fd = q->call, .events = POLLIN }, { .fd = fe->sock, .events = POLLIN },
+					       { .fd = fe->chan, .events = POLLIN },
+					       { .fd = fe_iommu_wake_fd(fe), .events = POLLIN } };
+			int r = poll(p, 4, left);   /* an fd of -1 is left out */
 			if (r > 0 && (p[0].revents & POLLIN)) {
 				uint64_t v;
 				(void)!read(q->call, &v, 8);
@@ -978,6 +987,8 @@ int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms)
 			if (r > 0 && fe->chan >= 0 && (p[2].revents & (POLLIN | POLLHUP)) &&
 			    vhu_fe_serve_backend(fe, 0) < 0)
 				return -ECONNRESET;
+			if (r > 0 && (p[3].revents & POLLIN))
+				fe_iommu_answer_misses(fe);
 		}
 	}
 }
