@@ -300,6 +300,7 @@ struct fake {
 	int sock, chan;
 	uint64_t features;
 	pthread_mutex_t lock;
+	atomic_bool miss_before_reply;   /* send a miss on the channel before the next reply */
 	struct vhu_user_iotlb got[16];   /* the first IOTLB messages it was sent */
 	unsigned ngot;                   /* and how many in all */
 };
@@ -336,6 +337,14 @@ static void *fake_backend(void *arg)
 			break;
 		}
 		vhu_user_msg_close_fds(&m);
+		if (reply && atomic_exchange(&f->miss_before_reply, false)) {
+			struct vhu_user_msg x;
+			memset(&x, 0, sizeof(x));
+			x.hdr = (struct vhu_user_hdr){ VHU_USER_BACKEND_IOTLB_MSG, VHU_USER_VERSION, sizeof(x.payload.iotlb) };
+			x.payload.iotlb = (struct vhu_user_iotlb){ .iova = VHU_FE_IOVA_BASE + 8192, .size = 1,
+								   .perm = VHU_USER_IOTLB_PERM_RO, .type = VHU_USER_IOTLB_MISS };
+			vhu_user_send(f->chan, &x);
+		}
 		if (reply)
 			vhu_user_send(f->sock, &r);
 	}
@@ -471,6 +480,21 @@ static void hostile_channel(void **state)
 		assert_int_equal(vhu_user_send(f.chan, &m), 0);
 	vhu_fe_serve_backend(fe, 200);
 	assert_int_equal(updates_seen(&f), 2 + 4 * 64);
+
+	/* a miss that arrives while a request of ours waits for its reply is
+	 * taken then and answered by the next serve, which must not wait for
+	 * more traffic first (it waited its whole timeout: 100 ms a request
+	 * with in-band notifications). Here the serve may wait for ever: it
+	 * has to return because of the miss. */
+	atomic_store(&f.miss_before_reply, true);
+	assert_int_equal(vhu_fe_iommu_map(fe, base + (512 << 10), 4096, VHU_USER_IOTLB_PERM_RW, true), 0);
+	/* the invalidation of what it replaces in the window, the push; the
+	 * miss not answered yet */
+	assert_int_equal(updates_seen(&f), 4 + 4 * 64);
+	alarm(20);
+	vhu_fe_serve_backend(fe, -1);
+	alarm(0);
+	assert_int_equal(updates_seen(&f), 5 + 4 * 64);
 	fake_down(&f, th, fe);
 
 	/* no IOMMU negotiated: every IOTLB message refused */

@@ -3,6 +3,7 @@
  * vhu: probe, verify and benchmark any vhost-user-blk back-end.
  *   vhu probe SOCK [--json]
  *   vhu verify SOCK [--size=BYTES] [--queues=N] [--ring=split|packed] [--notify=eventfd|inband|poll]
+ *                   [--iommu=off|static|dynamic]
  *   vhu bench SOCK [--rw=read|write|randread|randwrite|randrw] [--bs=BYTES] [--iodepth=N]
  *                  [--queues=N] [--runtime=SECONDS] [--ring=...] [--notify=...] [--spin-us=N] [--json]
  *   vhu guest SOCK [options]   (tools/guest/: a real Linux guest against the back-end)
@@ -27,6 +28,7 @@ struct opts {
 	const char *sock;
 	bool json, server, packed, reconnect, no_event_idx, dirty_log;
 	enum vhu_fe_notify notify;
+	enum vhu_fe_iommu iommu;
 	unsigned queues, iodepth, runtime, queue_size, verbose, spin_us;
 	uint64_t size, bs;
 	const char *rw;
@@ -191,7 +193,7 @@ static int dev_open(const struct opts *o, struct dev *d, size_t buf_mem)
 			    (o->packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) | vhu_blk_driver_features(),
 		.num_queues = (uint16_t)o->queues, .queue_size = (uint16_t)o->queue_size, .notify = o->notify,
 		.mem_size = buf_mem + (size_t)o->queues * o->queue_size * 64, .indirect_max = 8,
-		.spin_ns = o->spin_us * 1000u,
+		.spin_ns = o->spin_us * 1000u, .iommu = o->iommu,
 	};
 	if ((rc = vhu_fe_start(d->fe, &s)) < 0) {
 		fprintf(stderr, "vhu: cannot start the device: %s\n", strerror(-rc));
@@ -218,6 +220,34 @@ static void dev_close(struct dev *d)
 		vhu_blk_queue_free(d->q[i]);
 	free(d->q);
 	vhu_fe_close(d->fe);
+}
+
+/* --iommu=dynamic: a buffer is mapped for one request, the way its data
+ * goes, and unmapped when the request completes, as a guest's DMA API does
+ * in strict mode; the back-end learns each mapping by a miss. */
+static int dma_map(struct dev *d, uint64_t addr, uint64_t len, bool to_device)
+{
+	if (vhu_fe_iommu_mode(d->fe) != VHU_FE_IOMMU_DYNAMIC)
+		return 0;
+	int rc = vhu_fe_iommu_map(d->fe, addr, len, to_device ? VHU_USER_IOTLB_PERM_RO : VHU_USER_IOTLB_PERM_WO, false);
+	if (rc < 0)
+		fprintf(stderr, "vhu: cannot map 0x%" PRIx64 ": %s\n", addr, strerror(-rc));
+	return rc;
+}
+
+static int dma_unmap(struct dev *d, uint64_t addr, uint64_t len)
+{
+	if (vhu_fe_iommu_mode(d->fe) != VHU_FE_IOMMU_DYNAMIC)
+		return 0;
+	int rc = vhu_fe_iommu_unmap(d->fe, addr, len);
+	if (rc < 0)
+		fprintf(stderr, "vhu: cannot unmap 0x%" PRIx64 ": %s\n", addr, strerror(-rc));
+	return rc;
+}
+
+static const char *iommu_name(enum vhu_fe_iommu m)
+{
+	return m == VHU_FE_IOMMU_STATIC ? "static" : m == VHU_FE_IOMMU_DYNAMIC ? "dynamic" : "off";
 }
 
 /* Wait for and collect completions; returns the count or -1. */
@@ -325,9 +355,13 @@ static int cmd_verify(const struct opts *o)
 					else
 						memset(v->buf[k], 0, VBLK);
 					struct vhu_sg sg = { v->gpa[k], VBLK };
+					if (dma_map(&d, v->gpa[k], VBLK, writing) < 0)
+						return 1;
 					if (vhu_blk_submit(q, writing ? VHU_BLK_T_OUT : VHU_BLK_T_IN, off / 512, &sg, 1,
-							   (void *)(uintptr_t)(k + 1)) < 0)
+							   (void *)(uintptr_t)(k + 1)) < 0) {
+						dma_unmap(&d, v->gpa[k], VBLK);
 						break;
+					}
 					v->blk[k] = next++;
 					v->nfree--;
 				}
@@ -341,6 +375,8 @@ static int cmd_verify(const struct opts *o)
 				for (int i = 0; i < n; i++) {
 					unsigned k = (unsigned)(uintptr_t)c[i].user - 1;
 					uint64_t off = v->blk[k] * VBLK;
+					if (dma_unmap(&d, v->gpa[k], VBLK) < 0)
+						return 1;
 					v->free[v->nfree++] = k;
 					done++;
 					if (c[i].status != VHU_BLK_S_OK) {
@@ -698,6 +734,10 @@ static void *bench_thread(void *arg)
 			unsigned k = free_k[nfree - 1 - nreq];
 			uint64_t blk = rnd ? rng_next(&seed) % span : seq++ % span;
 			bool this_wr = mixed ? (rng_next(&seed) & 1) : wr;
+			if (dma_map(w->d, gpa[k], o->bs, this_wr) < 0) {
+				w->failed = 1;
+				break;
+			}
 			sgs[nreq] = (struct vhu_sg){ gpa[k], (uint32_t)o->bs };
 			reqs[nreq] = (struct vhu_blk_request){ this_wr ? VHU_BLK_T_OUT : VHU_BLK_T_IN,
 							       blk * o->bs / 512, &sgs[nreq], 1,
@@ -706,8 +746,12 @@ static void *bench_thread(void *arg)
 			nreq++;
 		}
 		int queued = nreq ? vhu_blk_submit_burst(q, reqs, nreq) : 0;
+		for (unsigned i = queued > 0 ? (unsigned)queued : 0; i < nreq; i++)
+			dma_unmap(w->d, sgs[i].addr, o->bs);   /* not queued */
 		if (queued > 0)
 			nfree -= (unsigned)queued;
+		if (w->failed)
+			break;
 		vhu_blk_kick(q);
 		struct vhu_blk_completion c[256];
 		int n = reap(q, c, 256);
@@ -718,7 +762,7 @@ static void *bench_thread(void *arg)
 		uint64_t t = now_ns();
 		for (int i = 0; i < n; i++) {
 			unsigned k = (unsigned)(uintptr_t)c[i].user - 1;
-			if (c[i].status != VHU_BLK_S_OK)
+			if (c[i].status != VHU_BLK_S_OK || dma_unmap(w->d, gpa[k], o->bs) < 0)
 				w->failed = 1;
 			w->hist[hbucket(t - t_sub[k])]++;
 			free_k[nfree++] = k;
@@ -729,8 +773,11 @@ static void *bench_thread(void *arg)
 	/* let the requests in flight finish */
 	while (vhu_blk_inflight(q)) {
 		struct vhu_blk_completion c[256];
-		if (reap(q, c, 256) < 0)
+		int n = reap(q, c, 256);
+		if (n < 0)
 			break;
+		for (int i = 0; i < n; i++)
+			dma_unmap(w->d, gpa[(uintptr_t)c[i].user - 1], o->bs);
 	}
 	free(t_sub);
 	free(gpa);
@@ -842,14 +889,16 @@ static int cmd_bench(const struct opts *o)
 		printf("{\"rw\": \"%s\", \"bs\": %" PRIu64 ", \"iodepth\": %u, \"queues\": %u, \"ring\": \"%s\", "
 		       "\"notify\": \"%s\", \"spin_us\": %u, \"seconds\": %.3f, \"ios\": %" PRIu64 ", \"iops\": %.0f, \"mbps\": %.2f, "
 		       "\"lat_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 "}, "
-		       "\"dirty_log\": %s, \"dirty_pages\": %" PRIu64 ", \"errors\": %s}\n",
+		       "\"dirty_log\": %s, \"dirty_pages\": %" PRIu64 ", \"iommu\": \"%s\", \"errors\": %s}\n",
 		       o->rw, o->bs, o->iodepth, d.nq, ring, notify, o->spin_us, t, ios, iops, mbps, p50, p99, p999,
-		       o->dirty_log ? "true" : "false", dirty, failed ? "true" : "false");
+		       o->dirty_log ? "true" : "false", dirty, iommu_name(o->iommu), failed ? "true" : "false");
 	} else {
 		printf("%s bs=%" PRIu64 " iodepth=%u queues=%u ring=%s notify=%s", o->rw, o->bs, o->iodepth, d.nq, ring,
 		       notify);
 		if (o->spin_us && o->notify != VHU_FE_NOTIFY_POLL)
 			printf(" spin=%uus", o->spin_us);
+		if (o->iommu != VHU_FE_IOMMU_OFF)
+			printf(" iommu=%s", iommu_name(o->iommu));
 		printf(": %" PRIu64 " I/Os in %.2f s\n", ios, t);
 		printf("  IOPS %.0f   %.2f MB/s\n  latency p50 %.1f us   p99 %.1f us   p99.9 %.1f us\n", iops, mbps,
 		       p50 / 1e3, p99 / 1e3, p999 / 1e3);
@@ -896,6 +945,9 @@ static void usage(FILE *f)
 		   "  --queue-size=N    ring size (default 256)\n"
 		   "  --spin-us=N       eventfd and inband: watch the used ring N us before sleeping (default 0)\n"
 		   "  --event-idx=on|off  negotiate VIRTIO_F_EVENT_IDX (default on)\n"
+		   "  --iommu=MODE      verify, bench: be the device's IOMMU (VIRTIO_F_ACCESS_PLATFORM): static\n"
+		   "                    maps all memory once; dynamic maps each buffer for its request and\n"
+		   "                    unmaps it after, as a guest in strict mode (default off)\n"
 		   "  --dirty-log       verify, bench: the back-end logs the pages it writes, as during a live\n"
 		   "                    migration (LOG_SHMFD); bench takes the log once a second\n"
 		   "       vhu guest SOCK [options]   a Linux guest under QEMU against the back-end (vhu guest --help)\n");
@@ -912,7 +964,7 @@ int main(int argc, char **argv)
 		{ "queue-size", required_argument, NULL, 'z' }, { "verbose", no_argument, NULL, 'v' },
 		{ "plot", required_argument, NULL, 'P' }, { "spin-us", required_argument, NULL, 'u' },
 		{ "reconnect", no_argument, NULL, 'R' }, { "event-idx", required_argument, NULL, 'E' },
-		{ "dirty-log", no_argument, NULL, 'D' },
+		{ "dirty-log", no_argument, NULL, 'D' }, { "iommu", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	struct opts o = { .queues = 1, .iodepth = 16, .runtime = 5, .queue_size = 256, .size = 16u << 20,
@@ -938,6 +990,14 @@ int main(int argc, char **argv)
 		case 'S': o.server = true; break;
 		case 'R': o.reconnect = true; break;
 		case 'D': o.dirty_log = true; break;
+		case 'I':
+			if (!strcmp(optarg, "static"))
+				o.iommu = VHU_FE_IOMMU_STATIC;
+			else if (!strcmp(optarg, "dynamic"))
+				o.iommu = VHU_FE_IOMMU_DYNAMIC;
+			else if (strcmp(optarg, "off"))
+				rc = opt_refuse("vhu", "--iommu", optarg, "takes off, static or dynamic");
+			break;
 		case 'E':
 			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
 				rc = opt_refuse("vhu", "--event-idx", optarg, "takes on or off");
@@ -999,6 +1059,10 @@ int main(int argc, char **argv)
 		return opt_refuse("vhu", argv[optind], NULL, "not an option (options are --name=value)");
 	if (o.iodepth > o.queue_size)
 		return opt_refuse("vhu", "--iodepth", NULL, "cannot be more than --queue-size");
+	/* a back-end that comes back learns the static window again by its
+	 * misses; per-request mappings are not carried across a restart here */
+	if (o.reconnect && o.iommu == VHU_FE_IOMMU_DYNAMIC)
+		return opt_refuse("vhu", "--iommu", "dynamic", "does not combine with --reconnect (static does)");
 	if (!strcmp(cmd, "probe"))
 		return cmd_probe(&o);
 	if (!strcmp(cmd, "verify"))

@@ -105,9 +105,12 @@ static int serve_channel(struct vhu_fe *fe, int timeout_ms, bool nested)
 	else if (pthread_mutex_trylock(&fe->chan_lock))
 		return -EBUSY;
 	for (;;) {
-		struct pollfd p = { .fd = fe->chan, .events = POLLIN };
-		int r = poll(&p, 1, n ? 0 : timeout_ms);
-		if (r <= 0)
+		/* and, where misses can be answered, stop waiting when one
+		 * waits: a request of ours may have taken it off the channel */
+		struct pollfd p[2] = { { .fd = fe->chan, .events = POLLIN },
+				       { .fd = nested ? -1 : fe_iommu_wake_fd(fe), .events = POLLIN } };
+		int r = poll(p, 2, n ? 0 : timeout_ms);
+		if (r <= 0 || !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			break;
 		r = serve_one(fe);
 		if (r < 0) {
