@@ -541,6 +541,7 @@ struct be_request {
 	int (*handle)(struct vhu_backend *be, struct vhu_queue *q, struct vhu_user_msg *m, struct reply *rep);
 	bool before_owner;      /* negotiation sends it before SET_OWNER (QEMU's vhost_user_backend_init) */
 	bool pause_all;         /* every queue paused and drained around it: memory or device state changes */
+	bool pause_undrained;   /* every queue paused, requests in flight left to run (the handler drains if it must) */
 	enum queue_arg queue;
 	bool device;            /* device-specific: the device's request op serves it */
 	const char *not_offered;    /* neither: why vhu does not serve it (its feature is never offered) */
@@ -572,7 +573,7 @@ static const struct be_request requests[VHU_USER_REQUEST_MAX] = {
 	[VHU_USER_SEND_RARP] = DEVICE,
 	[VHU_USER_NET_SET_MTU] = DEVICE,
 	[VHU_USER_SET_BACKEND_REQ_FD] = LIB(set_backend_req_fd, .before_owner = true),
-	[VHU_USER_IOTLB_MSG] = LIB(iotlb_msg, .pause_all = true),
+	[VHU_USER_IOTLB_MSG] = LIB(iotlb_msg, .pause_undrained = true),
 	[VHU_USER_SET_VRING_ENDIAN] = LIB(set_vring_endian, .queue = QUEUE_IN_STATE),
 	[VHU_USER_GET_CONFIG] = LIB(get_config),
 	[VHU_USER_SET_CONFIG] = LIB(set_config),
@@ -661,10 +662,12 @@ int be_handle(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
 		return -EINVAL;
 	if (row->pause_all)
 		dev_pause_all(be->dev);
+	else if (row->pause_undrained)
+		dev_pause_all_undrained(be->dev);
 	else if (q)
 		dq_pause(q);
 	int r = row->handle(be, q, m, rep);
-	if (row->pause_all)
+	if (row->pause_all || row->pause_undrained)
 		dev_resume_all(be->dev);
 	else if (q)
 		dq_resume(q);

@@ -4,7 +4,12 @@
  * "IOMMU support"): ring and buffer addresses are I/O virtual addresses.
  * The front-end's IOTLB_MSG UPDATE and INVALIDATE fill and cut the device
  * IOTLB (vhu/iotlb.h) with every queue paused, so no worker ever uses a
- * translation the front-end has withdrawn once it has our reply. What is
+ * translation the front-end has withdrawn once it has our reply; an
+ * invalidation also waits for the requests in flight (drain), since their
+ * buffers were translated before it and the device may still be writing
+ * them. An update withdraws nothing and leaves them running: draining for
+ * it made each miss wait for every request in flight (at iodepth 128 behind
+ * per-request mappings, a miss cost the whole queue's latency). What is
  * missing is asked for with BACKEND_IOTLB_MSG MISS: a ring waits unstarted
  * (or, mapped before, unmapped) until its parts are mapped; a chain whose
  * buffer missed stays in its ring (the engine's -EAGAIN) and its queue is
@@ -162,6 +167,7 @@ int be_iotlb_msg(struct vhu_backend *be, const struct vhu_user_iotlb *m)
 		r = vhu_iotlb_update(&be->iotlb, m->iova, m->size, m->uaddr, m->perm);
 		break;
 	case VHU_USER_IOTLB_INVALIDATE:
+		dev_drain_all(be->dev);
 		r = vhu_iotlb_invalidate(&be->iotlb, m->iova, m->size);
 		break;
 	default:

@@ -193,6 +193,19 @@ void dev_pause_all(struct vhu_device *dev)
 	}
 }
 
+void dev_pause_all_undrained(struct vhu_device *dev)
+{
+	for (unsigned i = 0; i < dev->cfg.num_queues; i++)
+		dq_pause(&dev->q[i]);
+}
+
+void dev_drain_all(struct vhu_device *dev)
+{
+	for (unsigned i = 0; i < dev->cfg.num_queues; i++)
+		if (dq_started(&dev->q[i]) && dev->cfg.ops->drain)
+			dev->cfg.ops->drain(dev, &dev->q[i]);
+}
+
 void dev_resume_all(struct vhu_device *dev)
 {
 	for (unsigned i = 0; i < dev->cfg.num_queues; i++)

@@ -99,6 +99,10 @@ void dev_reset(struct vhu_device *dev);
 int dev_get_config(struct vhu_device *dev, uint8_t *buf, uint32_t offset, uint32_t len);
 int dev_set_config(struct vhu_device *dev, const uint8_t *buf, uint32_t offset, uint32_t len, uint32_t flags);
 void dev_pause_all(struct vhu_device *dev);   /* and drained */
+/* Every queue paused, requests in flight left to run; dev_drain_all then
+ * waits for them (every queue paused). */
+void dev_pause_all_undrained(struct vhu_device *dev);
+void dev_drain_all(struct vhu_device *dev);
 void dev_resume_all(struct vhu_device *dev);
 
 /* A queue, paused (its lock held) except dq_pause and dq_wake. */

@@ -14,7 +14,7 @@ check() {   # name, command
   local out
   if out=$(eval "$2" 2>&1); then echo "ok $n - $1"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$out" | tail -15; fi
 }
-echo "1..23"
+echo "1..29"
 
 truncate -s 64M "$WORK/blk.img"
 "$BLK" --socket-path="$WORK/blk.sock" --blk-file="$WORK/blk.img" --num-queues=2 2> "$WORK/blk.log" &
@@ -31,6 +31,13 @@ for a in "--ring=split" "--ring=packed" "--ring=split --notify=inband" "--ring=p
          "--ring=packed --queues=2 --spin-us=20"; do
   check "vhu-blk: verify $a" "\"$VHU\" verify $S --size=16M $a | grep -q 'verify ok'"
 done
+# vhu as the device's IOMMU: every address an IOVA the back-end must
+# translate through what vhu answers to its misses
+for a in "--iommu=static --ring=split" "--iommu=dynamic --ring=packed --queues=2" \
+         "--iommu=dynamic --ring=split --notify=inband" "--iommu=dynamic --ring=packed --notify=poll"; do
+  check "vhu-blk: verify $a" "\"$VHU\" verify $S --size=8M $a | grep -q 'verify ok'"
+done
+check "vhu-blk: bench --iommu=dynamic" "\"$VHU\" bench $S --runtime=1 --iommu=dynamic --iodepth=8 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ios\"]>0 and not d[\"errors\"] and d[\"iommu\"]==\"dynamic\"'"
 check "vhu-blk: bench --plot draws a PNG" \
   "\"$VHU\" bench $S --runtime=1 --plot=$WORK/lat.png && file $WORK/lat.png | grep -q 'PNG image'"
 for a in "--ring=split" "--ring=packed --notify=inband" "--rw=randrw --queues=2 --iodepth=32"; do
@@ -49,9 +56,11 @@ if pid=$("$QSD" "$WORK/qsd.img" "$WORK/qsd.sock" --queues=2 2>"$WORK/qsd.log"); 
     check "qemu-storage-daemon: verify $a" "\"$VHU\" verify $Q --size=16M $a | grep -q 'verify ok'"
   done
   check "qemu-storage-daemon: bench" "\"$VHU\" bench $Q --runtime=1 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ios\"]>0 and not d[\"errors\"]'"
+  check "qemu-storage-daemon offers no ACCESS_PLATFORM: --iommu refused with a reason" \
+    "! \"$VHU\" verify $Q --iommu=static > $WORK/iommu.out 2>&1 && cat $WORK/iommu.out && grep -q 'does not offer VIRTIO_F_ACCESS_PLATFORM' $WORK/iommu.out"
   check "qemu-storage-daemon offers no packed ring: vhu says so" "! \"$VHU\" verify $Q --ring=packed 2>&1 | tee /dev/stderr | grep -q 'verify ok'"
 else
-  for _ in 1 2 3 4 5 6 7 8; do n=$((n + 1)); echo "not ok $n - qemu-storage-daemon did not start"; done
+  for _ in 1 2 3 4 5 6 7 8 9; do n=$((n + 1)); echo "not ok $n - qemu-storage-daemon did not start"; done
   sed 's/^/# /' "$WORK/qsd.log"
   fail=1
 fi
