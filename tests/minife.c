@@ -16,10 +16,40 @@
 #include "minife.h"
 #include "vhu/virtio.h"
 
+/* A doorbell page (or its withdrawal) from the back-end; the answer. */
+static uint64_t fe_doorbell(struct fe *f, const struct vhu_user_msg *m)
+{
+	const struct vhu_user_vring_area *a = &m->payload.area;
+	unsigned qi = (unsigned)(a->u64 & VHU_USER_VRING_IDX_MASK);
+	assert_int_equal(m->hdr.size, sizeof(*a));
+	assert_true(qi < FE_MAX_RINGS);
+	struct fe_ring *q = &f->q[qi];
+	q->doorbell_msgs++;
+	if (q->doorbell)
+		munmap(q->doorbell, 4096);
+	q->doorbell = NULL;
+	if (a->u64 & VHU_USER_VRING_NOFD_MASK) {
+		q->doorbell_gone++;
+		return 0;
+	}
+	assert_int_equal(m->nfds, 1);
+	assert_int_equal(a->size, 4096);
+	if (f->doorbell_answer == FE_DOORBELL_REFUSE)
+		return 1;
+	if (f->doorbell_answer == FE_DOORBELL_USE) {
+		q->doorbell = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], (off_t)a->offset);
+		assert_true(q->doorbell != MAP_FAILED);
+	}
+	return 0;
+}
+
 static void fe_serve_chan(struct fe *f)
 {
 	struct vhu_user_msg m;
+	uint64_t result = 0;
 	assert_int_equal(vhu_user_recv(f->chan, &m, 1000), 0);
+	if (m.hdr.request == VHU_USER_BACKEND_VRING_HOST_NOTIFIER_MSG)
+		result = fe_doorbell(f, &m);
 	vhu_user_msg_close_fds(&m);
 	if (m.hdr.request == VHU_USER_BACKEND_VRING_CALL) {
 		assert_true(m.payload.state.index < FE_MAX_RINGS);
@@ -29,7 +59,17 @@ static void fe_serve_chan(struct fe *f)
 		struct vhu_user_msg r;
 		memset(&r, 0, sizeof(r));
 		r.hdr = (struct vhu_user_hdr){ m.hdr.request, VHU_USER_VERSION | VHU_USER_REPLY_MASK, 8 };
+		r.payload.u64 = result;
 		assert_int_equal(vhu_user_send(f->chan, &r), 0);
+	}
+}
+
+void fe_serve_backend_channel(struct fe *f, int timeout_ms)
+{
+	struct pollfd p = { .fd = f->chan, .events = POLLIN };
+	while (f->chan >= 0 && poll(&p, 1, timeout_ms) == 1) {
+		fe_serve_chan(f);
+		timeout_ms = 0;
 	}
 }
 
@@ -196,20 +236,21 @@ void fe_setup_ring_at(struct fe *f, unsigned qi, uint64_t gpa, uint16_t qsize, b
 static void fe_wait_call(struct fe *f, unsigned qi, int timeout_ms)
 {
 	struct fe_ring *q = &f->q[qi];
-	if (f->chan >= 0) {
-		if (!q->inband_calls) {
-			struct pollfd p = { .fd = f->chan, .events = POLLIN };
-			if (poll(&p, 1, timeout_ms) == 1)
-				fe_serve_chan(f);
-		}
-		if (q->inband_calls)
-			q->inband_calls--;
-	} else {
-		struct pollfd p = { .fd = q->call, .events = POLLIN };
-		uint64_t v;
-		if (poll(&p, 1, timeout_ms) == 1)
-			assert_int_equal(read(q->call, &v, 8), 8);
+	if (q->inband_calls) {
+		q->inband_calls--;
+		return;
 	}
+	/* the call eventfd, and the channel (in-band calls, doorbell pages) */
+	struct pollfd p[2] = { { .fd = q->call, .events = POLLIN }, { .fd = f->chan, .events = POLLIN } };
+	uint64_t v;
+	if (poll(p, 2, timeout_ms) <= 0)
+		return;
+	if (p[1].revents & POLLIN)
+		fe_serve_chan(f);
+	if (q->inband_calls)
+		q->inband_calls--;
+	if (p[0].revents & POLLIN)
+		assert_int_equal(read(q->call, &v, 8), 8);
 }
 
 void fe_init(struct fe *f, int sock, size_t mem_size)
@@ -252,6 +293,9 @@ void fe_close(struct fe *f)
 		close_fd(&q->kick);
 		close_fd(&q->call);
 		close_fd(&q->err);
+		if (q->doorbell)
+			munmap(q->doorbell, 4096);
+		q->doorbell = NULL;
 	}
 	munmap(f->mem, f->mem_size);
 	f->mem = NULL;
@@ -266,7 +310,12 @@ void fe_kick(struct fe *f, unsigned qi)
 	struct fe_ring *q = &f->q[qi];
 	if (!vhu_drv_vq_kick_prepare(&q->drv))
 		return;
-	if (q->kick >= 0) {
+	if (q->doorbell) {
+		if (f->features >> VHU_F_NOTIFICATION_DATA & 1)
+			__atomic_store_n(q->doorbell, vhu_drv_vq_notification_data(&q->drv), __ATOMIC_RELEASE);
+		else
+			__atomic_store_n((uint16_t *)q->doorbell, (uint16_t)qi, __ATOMIC_RELEASE);
+	} else if (q->kick >= 0) {
 		uint64_t one = 1;
 		assert_int_equal(write(q->kick, &one, 8), 8);
 	} else {

@@ -33,6 +33,16 @@ struct fe_ring {
 	struct vhu_drv_vq drv;
 	int kick, call, err;
 	unsigned inband_calls;        /* VRING_CALLs received and not yet consumed */
+	uint32_t *doorbell;           /* the back-end's doorbell page, mapped, or NULL */
+	unsigned doorbell_msgs;       /* HOST_NOTIFIER messages received for it */
+	unsigned doorbell_gone;       /* of them, withdrawals (the "no fd" form) */
+};
+
+/* How the scripted front-end answers a doorbell (HOST_NOTIFIER) page. */
+enum fe_doorbell_answer {
+	FE_DOORBELL_USE,      /* map it, reply 0, kick by a store into it */
+	FE_DOORBELL_REFUSE,   /* reply 1 (QEMU without page-per-vq) */
+	FE_DOORBELL_IGNORE,   /* reply 0, but never map it: kicks stay on the eventfd */
 };
 
 struct fe {
@@ -45,6 +55,7 @@ struct fe {
 	uint64_t features;
 	struct fe_ring q[FE_MAX_RINGS];
 	int chan;                  /* our end of the back-end channel, or -1 */
+	enum fe_doorbell_answer doorbell_answer;
 	FILE *seed;                /* the session as a fuzz_backend input, or NULL */
 };
 
@@ -74,8 +85,10 @@ void fe_mem_table(struct fe *f);
 /* Ring qi at guest address 0 (ring 0) or gpa, size qsize; eventfds or in-band. */
 void fe_setup_ring(struct fe *f, uint16_t qsize, bool eventfds);
 void fe_setup_ring_at(struct fe *f, unsigned qi, uint64_t gpa, uint16_t qsize, bool eventfds);
-/* Kick ring qi if the engine says so (eventfd, or in-band VRING_KICK). */
+/* Kick ring qi if the engine says so (doorbell store, eventfd, or in-band VRING_KICK). */
 void fe_kick(struct fe *f, unsigned qi);
+/* Serve what the back-end channel holds (waiting up to timeout_ms for the first). */
+void fe_serve_backend_channel(struct fe *f, int timeout_ms);
 /* Take a used buffer from ring qi, re-arming notifications and sleeping on
  * them as a driver does; fails after 10 s without one. */
 void fe_wait_used(struct fe *f, unsigned qi, void **token, uint32_t *len);

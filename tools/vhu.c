@@ -26,7 +26,7 @@
 
 struct opts {
 	const char *sock;
-	bool json, server, packed, reconnect, no_event_idx, dirty_log;
+	bool json, server, packed, reconnect, no_event_idx, dirty_log, doorbell;
 	enum vhu_fe_notify notify;
 	enum vhu_fe_iommu iommu;
 	unsigned queues, iodepth, runtime, queue_size, verbose, spin_us;
@@ -59,7 +59,8 @@ static uint64_t now_ns(void)
 static int connect_fe(const struct opts *o, struct vhu_fe **fe)
 {
 	struct vhu_fe_config c = { .path = o->sock, .server = o->server, .fd = -1, .timeout_ms = 5000,
-				   .log = log_stderr, .log_level = VHU_LOG_WARN + (int)o->verbose };
+				   .log = log_stderr, .log_level = VHU_LOG_WARN + (int)o->verbose,
+				   .doorbells = o->doorbell };
 	int rc = vhu_fe_connect(fe, &c);
 	if (rc < 0)
 		fprintf(stderr, "vhu: cannot talk to %s: %s\n", o->sock, strerror(-rc));
@@ -190,7 +191,8 @@ static int dev_open(const struct opts *o, struct dev *d, size_t buf_mem)
 	struct vhu_fe_setup s = {
 		.features = VHU_BIT(VHU_F_VERSION_1) | (o->no_event_idx ? 0 : VHU_BIT(VHU_F_EVENT_IDX)) |
 			    VHU_BIT(VHU_F_INDIRECT_DESC) |
-			    (o->packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) | vhu_blk_driver_features(),
+			    (o->packed ? VHU_BIT(VHU_F_RING_PACKED) : 0) | vhu_blk_driver_features() |
+			    (o->doorbell ? VHU_BIT(VHU_F_NOTIFICATION_DATA) : 0),
 		.num_queues = (uint16_t)o->queues, .queue_size = (uint16_t)o->queue_size, .notify = o->notify,
 		.mem_size = buf_mem + (size_t)o->queues * o->queue_size * 64, .indirect_max = 8,
 		.spin_ns = o->spin_us * 1000u, .iommu = o->iommu,
@@ -243,6 +245,24 @@ static int dma_unmap(struct dev *d, uint64_t addr, uint64_t len)
 	if (rc < 0)
 		fprintf(stderr, "vhu: cannot unmap 0x%" PRIx64 ": %s\n", addr, strerror(-rc));
 	return rc;
+}
+
+/* --notify=doorbell: how the kicks went, and whether the values carried
+ * notification data. */
+static void print_kicks(struct dev *d)
+{
+	struct vhu_fe_queue_stats t = { 0 };
+	for (unsigned i = 0; i < d->nq; i++) {
+		struct vhu_fe_queue_stats st;
+		vhu_fe_queue_stats(vhu_fe_queue(d->fe, i), &st);
+		t.kicks_doorbell += st.kicks_doorbell;
+		t.kicks_eventfd += st.kicks_eventfd;
+		t.doorbells_mapped += st.doorbells_mapped;
+		t.doorbells_refused += st.doorbells_refused;
+	}
+	printf("  kicks: %" PRIu64 " by doorbell, %" PRIu64 " by eventfd; %" PRIu64 " doorbell pages mapped, %" PRIu64
+	       " refused; notification data %s\n", t.kicks_doorbell, t.kicks_eventfd, t.doorbells_mapped,
+	       t.doorbells_refused, vhu_has_feature(vhu_fe_features(d->fe), VHU_F_NOTIFICATION_DATA) ? "on" : "off");
 }
 
 static const char *iommu_name(enum vhu_fe_iommu m)
@@ -398,6 +418,8 @@ static int cmd_verify(const struct opts *o)
 	double t = now_s() - t0;
 	printf("verify %s: %" PRIu64 " blocks of %u bytes written and read back in %.2f s, %" PRIu64 " mismatches\n",
 	       bad ? "FAILED" : "ok", nblk, VBLK, t, bad);
+	if (o->doorbell)
+		print_kicks(&d);
 	dev_close(&d);
 	for (unsigned qi = 0; qi < d.nq; qi++) {
 		free(vs[qi].buf);
@@ -884,7 +906,7 @@ static int cmd_bench(const struct opts *o)
 	uint64_t p50 = percentile(hist, ios, 0.5), p99 = percentile(hist, ios, 0.99),
 		 p999 = percentile(hist, ios, 0.999);
 	const char *ring = o->packed ? "packed" : "split";
-	const char *notify = o->notify == VHU_FE_NOTIFY_POLL ? "poll" : o->notify == VHU_FE_NOTIFY_INBAND ? "inband" : "eventfd";
+	const char *notify = o->notify == VHU_FE_NOTIFY_POLL ? "poll" : o->notify == VHU_FE_NOTIFY_INBAND ? "inband" : o->doorbell ? "doorbell" : "eventfd";
 	if (o->json) {
 		printf("{\"rw\": \"%s\", \"bs\": %" PRIu64 ", \"iodepth\": %u, \"queues\": %u, \"ring\": \"%s\", "
 		       "\"notify\": \"%s\", \"spin_us\": %u, \"seconds\": %.3f, \"ios\": %" PRIu64 ", \"iops\": %.0f, \"mbps\": %.2f, "
@@ -1020,10 +1042,12 @@ int main(int argc, char **argv)
 				o.notify = VHU_FE_NOTIFY_EVENTFD;
 			else if (!strcmp(optarg, "inband"))
 				o.notify = VHU_FE_NOTIFY_INBAND;
+			else if (!strcmp(optarg, "doorbell"))
+				o.notify = VHU_FE_NOTIFY_EVENTFD, o.doorbell = true;
 			else if (!strcmp(optarg, "poll"))
 				o.notify = VHU_FE_NOTIFY_POLL;
 			else
-				rc = opt_refuse("vhu", "--notify", optarg, "takes eventfd, inband or poll");
+				rc = opt_refuse("vhu", "--notify", optarg, "takes eventfd, doorbell, inband or poll");
 			break;
 		case 'w': {
 			static const char *const modes[] = { "read", "write", "randread", "randwrite", "randrw" };

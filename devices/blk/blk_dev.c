@@ -674,5 +674,8 @@ uint64_t blk_dev_features(const struct blk_dev *d)
 		     VHU_BIT(VHU_F_ACCESS_PLATFORM);
 	if (d->read_only)
 		f |= VHU_BIT(VHU_BLK_F_RO);
+	/* only a doorbell's store can carry notification data */
+	if (d->doorbell)
+		f |= VHU_BIT(VHU_F_NOTIFICATION_DATA);
 	return f;
 }

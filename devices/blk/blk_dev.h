@@ -18,6 +18,7 @@ struct blk_dev {
 	const char *serial;
 	int fd;
 	bool read_only, is_blockdev;
+	bool doorbell;              /* --doorbell: HOST_NOTIFIER pages, NOTIFICATION_DATA */
 	uint64_t capacity;          /* sectors */
 	uint16_t num_queues, queue_size;
 	uint32_t seg_max;

@@ -69,6 +69,10 @@ static void usage(FILE *f)
 		"                       ring without indirect descriptors; at most 256)\n"
 		"  --poll-us=N          busy-poll a queue this long after serving it, before\n"
 		"                       sleeping (default 32, as QEMU's poll-max-ns; 0: off)\n"
+		"  --doorbell           give each queue a doorbell page (HOST_NOTIFIER): the driver\n"
+		"                       kicks by a store into it, with NOTIFICATION_DATA offered;\n"
+		"                       withdrawn after 20 ms idle, offered again on the next kick\n"
+		"                       (thread per queue only; QEMU needs page-per-vq=on)\n"
 		"  -v, --verbose        more log (twice: every message)\n");
 }
 
@@ -123,9 +127,13 @@ static struct vhu_device *make_device(struct blk_dev *d, struct vhu_poll_group *
 	return vhu_device_new(&cfg);
 }
 
-static struct vhu_backend *make_backend(struct vhu_device *dev)
+static struct vhu_backend *make_backend(struct vhu_device *dev, bool doorbell)
 {
-	struct vhu_backend_config cfg = { .device = dev, .protocol_features = VHU_BACKEND_PROTOCOL_FEATURES };
+	struct vhu_backend_config cfg = {
+		.device = dev,
+		.protocol_features = VHU_BACKEND_PROTOCOL_FEATURES |
+				     (doorbell ? 1ull << VHU_USER_PROTOCOL_F_HOST_NOTIFIER : 0),
+	};
 	return vhu_backend_new(&cfg);
 }
 
@@ -160,7 +168,7 @@ static int serve_one(struct blk_dev *d, const char *sock, int conn_fd, long thre
 		r = cannot("start the poll group", errno);
 		goto out;
 	}
-	if (!(dev = make_device(d, pg, poll_ns, level, NULL)) || !(g_be = make_backend(dev))) {
+	if (!(dev = make_device(d, pg, poll_ns, level, NULL)) || !(g_be = make_backend(dev, d->doorbell))) {
 		r = cannot("create the back-end", errno);
 		goto out;
 	}
@@ -199,7 +207,7 @@ static int start_export(struct blk_export *e, struct blk_pool *pool, struct vhu_
 	if (open_image(&e->d, pool))
 		return 1;
 	if (!(e->dev = make_device(&e->d, pg, poll_ns, level, name_it ? (void *)e->sock : NULL)) ||
-	    !(e->be = make_backend(e->dev)))
+	    !(e->be = make_backend(e->dev, e->d.doorbell)))
 		return cannot("create a back-end", errno);
 	if ((e->listen_fd = vhu_user_listen(e->sock)) < 0) {
 		fprintf(stderr, "vhu-blk: cannot listen on %s: %s\n", e->sock, strerror(-e->listen_fd));
@@ -286,6 +294,7 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "export", required_argument, NULL, 'x' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "doorbell", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -349,6 +358,7 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'v': verbose++; break;
+		case 'D': d.doorbell = true; break;
 		case 'x':
 			if (nspecs == MAX_EXPORTS)
 				return refuse("--export", optarg, "at most 1024 exports");

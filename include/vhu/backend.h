@@ -58,7 +58,10 @@ struct vhu_backend_config {
 	/* The device served; it must outlive the back-end, and has one
 	 * transport at a time (-EBUSY). Logging goes through its hook. */
 	struct vhu_device *device;
-	uint64_t protocol_features;   /* offered (masked to what vhu implements) */
+	/* offered (masked to what vhu implements). HOST_NOTIFIER, not in
+	 * VHU_BACKEND_PROTOCOL_FEATURES, gives each queue a doorbell page
+	 * (thread per queue only; see ARCHITECTURE.md, "Doorbells"). */
+	uint64_t protocol_features;
 	/* Optional. A device-specific request (vhu_backend_serves() says
 	 * VHU_SERVES_DEVICE: SEND_RARP, NET_SET_MTU, crypto sessions,
 	 * GPU_SET_SOCKET), already checked against the protocol's message

@@ -44,6 +44,12 @@ struct vhu_fe_config {
 	vhu_log_fn log;
 	void *log_opaque;
 	int log_level;
+	/* Negotiate HOST_NOTIFIER: a back-end may then give each queue a
+	 * doorbell page, and kicks are one store into it (eventfd mode; the
+	 * kick eventfd whenever no page is mapped). With it, the setup's
+	 * VIRTIO_F_NOTIFICATION_DATA is kept if offered: the store carries the
+	 * driver's next avail position. */
+	bool doorbells;
 };
 
 struct vhu_fe;
@@ -181,6 +187,13 @@ int vhu_fe_queue_kick(struct vhu_fe_queue *q);
  * use a buffer: re-arms notifications and rechecks first. 0 when a used
  * buffer is there, -ETIMEDOUT, or an error. Polling mode spins. */
 int vhu_fe_queue_wait(struct vhu_fe_queue *q, int timeout_ms);
+/* How a queue's kicks went, and the doorbell pages the back-end gave
+ * (mapped) or that were refused (size, offset, a file that could shrink). */
+struct vhu_fe_queue_stats {
+	uint64_t kicks_doorbell, kicks_eventfd, kicks_inband;
+	uint64_t doorbells_mapped, doorbells_refused;
+};
+void vhu_fe_queue_stats(struct vhu_fe_queue *q, struct vhu_fe_queue_stats *st);
 /* The call eventfd (eventfd mode), for the caller's own poll loop. */
 int vhu_fe_queue_call_fd(struct vhu_fe_queue *q);
 

@@ -95,6 +95,11 @@ int vhu_backend_dispatch(struct vhu_backend *be)
 			return -ECONNRESET;
 		}
 	}
+	/* doorbell answers: looked at here, since the application's event fd
+	 * does not watch the channel (they are read at the next dispatch) */
+	struct pollfd pb = { .fd = be_doorbells(be) ? be->backend_fd : -1, .events = POLLIN };
+	if (pb.fd >= 0 && poll(&pb, 1, 0) == 1)
+		be_backend_channel_readable(be);
 	send_inband(be);
 	if (app_runs_queues(be)) {
 		vhu_device_process(be->dev);
@@ -118,8 +123,14 @@ struct vhu_backend *vhu_backend_new(const struct vhu_backend_config *cfg)
 	be->dev = cfg->device;
 	be->nq = vhu_device_num_queues(be->dev);
 	/* offer only what is served: by the library, or by the device's request op */
-	be->cfg.protocol_features &= VHU_BACKEND_PROTOCOL_FEATURES |
+	be->cfg.protocol_features &= VHU_BACKEND_PROTOCOL_FEATURES | (1ull << VHU_USER_PROTOCOL_F_HOST_NOTIFIER) |
 				     (cfg->request ? VHU_BACKEND_DEVICE_PROTOCOL_FEATURES : 0);
+	/* doorbells are looked at by a queue's own thread (doorbell.c) */
+	if ((be->cfg.protocol_features >> VHU_USER_PROTOCOL_F_HOST_NOTIFIER & 1) &&
+	    be->dev->cfg.exec != VHU_EXEC_THREAD_PER_QUEUE) {
+		be->cfg.protocol_features &= ~(1ull << VHU_USER_PROTOCOL_F_HOST_NOTIFIER);
+		vhu_backend_log(be, VHU_LOG_WARN, "doorbells (HOST_NOTIFIER) need a thread per queue: not offered");
+	}
 	be->conn = be->backend_fd = be->epoll_fd = be->log.fd = be->postcopy.uffd = -1;
 	/* postcopy only where the kernel gives us a userfaultfd for shared memory */
 	if ((be->cfg.protocol_features >> VHU_USER_PROTOCOL_F_PAGEFAULT & 1) && be_postcopy_probe() < 0) {
@@ -204,7 +215,9 @@ static int send_backend(struct vhu_backend *be, uint32_t request, const void *pa
 		r = -ENOTCONN;
 	} else if ((r = vhu_user_send(be->backend_fd, &m)) == 0 && ack) {
 		struct vhu_user_msg rep;
-		r = vhu_user_recv(be->backend_fd, &rep, 1000);
+		/* answers to doorbell messages sent before come first (in order) */
+		while ((r = vhu_user_recv(be->backend_fd, &rep, 1000)) == 0 && be_doorbell_take_reply(be, &rep))
+			vhu_user_msg_close_fds(&rep);
 		if (r == 0) {
 			vhu_user_msg_close_fds(&rep);
 			if (rep.hdr.request != request || !(rep.hdr.flags & VHU_USER_REPLY_MASK) ||
@@ -291,6 +304,7 @@ static void send_inband(struct vhu_backend *be)
 			be_send_backend_msg(be, VHU_USER_BACKEND_VRING_CALL, &s, sizeof(s));
 	}
 	be_iotlb_send_misses(be);
+	be_doorbell_send_wishes(be);
 }
 
 /* Receive one message (its start has arrived) and serve it; false when the session must end. */
@@ -320,9 +334,11 @@ int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 	be->conn = conn;
 	be_info(be, "front-end connected");
 	for (;;) {
-		struct pollfd p[3] = { { .fd = conn, .events = POLLIN }, { .fd = be->stop_fd, .events = POLLIN },
-				       { .fd = be->inband_fd, .events = POLLIN } };
-		if (poll(p, 3, -1) < 0) {
+		/* the back-end channel too: answers to doorbell messages */
+		struct pollfd p[4] = { { .fd = conn, .events = POLLIN }, { .fd = be->stop_fd, .events = POLLIN },
+				       { .fd = be->inband_fd, .events = POLLIN },
+				       { .fd = be_doorbells(be) ? be->backend_fd : -1, .events = POLLIN } };
+		if (poll(p, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
@@ -332,6 +348,8 @@ int vhu_backend_run_conn(struct vhu_backend *be, int conn)
 			break;
 		if (p[2].revents & POLLIN)
 			send_inband(be);
+		if (p[3].revents & (POLLIN | POLLHUP | POLLERR))
+			be_backend_channel_readable(be);
 		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		if (!serve_message(be))

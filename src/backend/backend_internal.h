@@ -38,7 +38,20 @@ struct be_vring {
 	_Atomic uint64_t miss_iova;
 	atomic_int miss_access;
 	uint64_t miss_asked_ns;     /* when the serving thread last asked (its own) */
+	/* doorbell (doorbell.c): the page, made at the first start (control
+	 * thread), and what the serving thread wants sent */
+	atomic_int db_want;
+	int db_fd;
+	uint32_t *db_page;
+	size_t db_size;
 };
+
+/* A doorbell message sent, its reply still to come (in order). */
+struct be_db_sent {
+	uint16_t index;
+	bool offer;
+};
+#define BE_DB_PENDING_MAX 64u
 
 struct vhu_backend {
 	struct vhu_backend_config cfg;
@@ -59,6 +72,9 @@ struct vhu_backend {
 	int backend_fd;             /* back-end channel, or -1 */
 	pthread_mutex_t backend_lock;
 	bool close_conn;            /* a fatal protocol error: drop the front-end */
+	/* doorbell messages awaiting their replies (under backend_lock) */
+	struct be_db_sent db_fifo[BE_DB_PENDING_MAX];
+	unsigned db_head, db_pending;
 	struct {                    /* the inflight region (INFLIGHT_SHMFD), mapped */
 		void *base;
 		size_t map_size;
@@ -140,6 +156,18 @@ int be_ring_part_iova(struct vhu_backend *be, unsigned index, uint64_t iova, uin
 void be_iotlb_chain_miss(void *opaque, struct vhu_queue *q, uint64_t iova, int access);
 void be_iotlb_send_misses(struct vhu_backend *be);
 void be_iotlb_reset(struct vhu_backend *be);
+
+/* doorbell.c */
+bool be_doorbells(const struct vhu_backend *be);   /* HOST_NOTIFIER offered */
+void be_doorbell_ring_started(struct vhu_backend *be, struct vhu_queue *q);
+void be_doorbell_ring_stopped(struct vhu_backend *be, struct vhu_queue *q);
+void be_doorbell_wish(void *opaque, struct vhu_queue *q, bool offer);
+void be_doorbell_send_wishes(struct vhu_backend *be);   /* control thread */
+/* r came on the back-end channel: if it answers a doorbell message, it is
+ * taken (true); backend_lock held. */
+bool be_doorbell_take_reply(struct vhu_backend *be, const struct vhu_user_msg *r);
+void be_backend_channel_readable(struct vhu_backend *be);
+void be_doorbell_reset(struct vhu_backend *be);   /* every queue paused */
 
 /* postcopy.c */
 int be_postcopy_probe(void);   /* 0 if this kernel gives a userfaultfd for shared memory */

@@ -328,6 +328,7 @@ HANDLER(get_vring_base)
 	/* stops the ring ("Ring states") */
 	struct vhu_user_vring_state s = m->payload.state;
 	dq_stop(q, &VR(q)->base);
+	be_doorbell_ring_stopped(be, q);
 	VR(q)->ring_wait = false;	/* a ring waiting for the IOTLB: no update starts it now */
 	s.num = vhu_vq_pos_encode(&VR(q)->base, vhu_has_feature(be->features, VHU_F_RING_PACKED));
 	rep->has_body = true;
@@ -401,7 +402,12 @@ HANDLER(set_backend_req_fd)
 		close(be->backend_fd);
 	be->backend_fd = m->fds[0];
 	m->fds[0] = -1;
+	/* answers owed on the old channel never come */
+	unsigned lost = be->db_pending;
+	be->db_pending = 0;
 	pthread_mutex_unlock(&be->backend_lock);
+	for (unsigned i = 0; lost && i < be->nq; i++)
+		dq_doorbell_settled(&be->dev->q[i], false);
 	return 0;
 }
 
@@ -452,6 +458,8 @@ HANDLER(vring_kick)
 /* Every queue paused around it: the RESET_DEVICE and RESET_OWNER rows, be_session_reset. */
 static void reset_device(struct vhu_backend *be)
 {
+	for (unsigned i = 0; i < be->nq; i++)
+		be_doorbell_ring_stopped(be, &be->dev->q[i]);
 	dev_reset(be->dev);
 	for (unsigned i = 0; i < be->nq; i++) {
 		struct be_vring *vr = &be->vr[i];
@@ -683,6 +691,7 @@ void be_session_reset(struct vhu_backend *be)
 	/* as the RESET_DEVICE row: every queue paused and drained */
 	dev_pause_all(be->dev);
 	reset_device(be);
+	be_doorbell_reset(be);
 	vhu_mem_clear(&be->mem);
 	dev_resume_all(be->dev);
 	pthread_mutex_lock(&be->backend_lock);

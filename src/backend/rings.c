@@ -80,6 +80,7 @@ int be_ring_start(struct vhu_backend *be, struct vhu_queue *q)
 	if ((r = dq_start(q, &c, &vr->base, part, part_len)) < 0)
 		return r;
 	be_ring_log(be, q);   /* a ring that cannot log fails; the start was valid */
+	be_doorbell_ring_started(be, q);
 	return 0;
 }
 
@@ -136,4 +137,5 @@ const struct dev_transport be_transport = {
 	.error = error_inband,
 	.iotlb_miss = be_iotlb_chain_miss,
 	.config_changed = config_changed,
+	.doorbell = be_doorbell_wish,
 };

@@ -26,6 +26,22 @@ struct dev_transport {
 	/* a chain's buffer is not in the IOTLB (the pop said -EAGAIN): ask the
 	 * driver side, and wake the queue once it answers; NULL: no IOMMU */
 	void (*iotlb_miss)(void *opaque, struct vhu_queue *q, uint64_t iova, int access);
+	/* the queue's doorbell (doorbell.c) should be offered to the driver
+	 * (busy) or withdrawn (idle): serving thread, queue lock held; the
+	 * transport answers later with dq_doorbell_settled. NULL: none. */
+	void (*doorbell)(void *opaque, struct vhu_queue *q, bool offer);
+};
+
+/* Where a queue's doorbell stands (doorbell.c). The driver's stores may
+ * land in the word while it is being offered, is live, or is being
+ * withdrawn; then nothing wakes the serving thread and it looks. */
+enum dq_doorbell_state {
+	DQ_DB_NONE,         /* no doorbell */
+	DQ_DB_OFF,          /* withdrawn: kicks come by the kick fd */
+	DQ_DB_OFFERING,     /* offered, no answer yet */
+	DQ_DB_LIVE,         /* the driver notifies by a store into the word */
+	DQ_DB_WITHDRAWING,  /* withdrawal sent, no answer yet */
+	DQ_DB_REFUSED,      /* the driver side cannot map it: never again */
 };
 
 struct vhu_queue {
@@ -63,6 +79,12 @@ struct vhu_queue {
 	atomic_bool quit;
 	int watch_kick, watch_aux;  /* dups of kick_fd / aux_fd in an epoll set, -1: none */
 	unsigned watch_kick_gen, watch_aux_gen;
+	/* the doorbell (doorbell.c): the word and its state are the
+	 * transport's to set (queue paused); the counters the serving thread's */
+	_Atomic(uint32_t *) db_word;
+	atomic_int db_state;
+	uint64_t db_quiet_since;    /* serving thread: last work seen while live */
+	_Atomic uint64_t db_kicks, db_bad_data, db_offers;
 	struct pg_thread *pt;       /* poll group: the thread serving it */
 	unsigned pg_slot, pg_id;    /* pg_id: 31 bits, as the epoll data carries it */
 	atomic_uint pg_ready;       /* poll group: events its epoll set saw */
@@ -154,6 +176,31 @@ void dq_destroy(struct vhu_queue *q);
 bool dq_serve(struct vhu_queue *q, unsigned ev);
 /* The execution model's view of the queue's fds follows its state (lock held). */
 void dq_sync_watch(struct vhu_queue *q);
+
+/* doorbell.c */
+/* The value a doorbell word holds until the driver stores into it: no
+ * notification value can be it (the queue index in its low 16 bits would
+ * be 0xffff). */
+#define DQ_DOORBELL_EMPTY 0xffffffffu
+/* While live, the serving thread looks this often; with no work for
+ * VHU_DOORBELL_IDLE_NS it asks for the doorbell to be withdrawn. */
+#define VHU_DOORBELL_NAP_NS 20000ull
+#define VHU_DOORBELL_IDLE_NS 20000000ull
+/* Transport, queue paused: the queue has a doorbell at word (emptied);
+ * NULL takes it away. */
+void dq_doorbell_set(struct vhu_queue *q, uint32_t *word);
+/* Transport, any thread: the driver side answered an offer (ok: it maps
+ * the word now) or a withdrawal (ok ignored: it no longer writes there). */
+void dq_doorbell_settled(struct vhu_queue *q, bool ok);
+/* Serving thread: a store into the word since the last look (taken, and
+ * its notification data checked against the ring). */
+bool dq_doorbell_take(struct vhu_queue *q);
+/* Serving thread: whether the driver's stores may land in the word, so the
+ * thread must look rather than sleep; and the state changes the thread
+ * asks for: busy (a kick came by the fd) offers, idle withdraws. */
+bool dq_doorbell_watched(const struct vhu_queue *q);
+void dq_doorbell_busy(struct vhu_queue *q);
+void dq_doorbell_idle_check(struct vhu_queue *q, bool worked);
 
 /* exec_thread.c */
 int exec_thread_start(struct vhu_queue *q);

@@ -2,6 +2,7 @@
 /* A worker thread per queue: sleeps on the kick and the device's fd. */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +32,9 @@ static bool busy_poll(struct vhu_queue *q)
 
 	vhu_dev_vq_disable_notify(&q->vq);
 	do {
-		if (dq_ring_has_work(q)) {
+		/* (kicks are off, so a store there is an old one; taken to
+		 * keep the word's account) */
+		if (dq_doorbell_take(q) | dq_ring_has_work(q)) {
 			q->pending_ev |= VHU_QUEUE_EV_KICK;
 			work = true;
 		}
@@ -66,15 +69,20 @@ static void wait_for_work(struct vhu_queue *q, bool active)
 		p[n++] = (struct pollfd){ .fd = q->aux_fd, .events = POLLIN };
 	}
 	/* polling mode (no kick fd): look at the ring every ms */
-	int timeout = active && q->kick_fd < 0 ? 1 : -1;
+	uint64_t timeout_ns = active && q->kick_fd < 0 ? 1000000ull : UINT64_MAX;
 	if (atomic_load(&q->iotlb_wait))	/* to fail a chain whose mapping never comes */
-		timeout = VHU_IOTLB_WAIT_POLL_MS;
+		timeout_ns = VHU_IOTLB_WAIT_POLL_MS * 1000000ull;
+	/* the driver may store into the doorbell: nothing would wake us */
+	bool doorbell = active && dq_doorbell_watched(q);
+	if (doorbell)
+		timeout_ns = atomic_load(&q->db_state) == DQ_DB_WITHDRAWING ? 1000000ull : VHU_DOORBELL_NAP_NS;
+	struct timespec ts = { (time_t)(timeout_ns / 1000000000ull), (long)(timeout_ns % 1000000000ull) };
 	pthread_mutex_unlock(&q->lock);
-	int r = poll(p, n, timeout);
+	int r = ppoll(p, (nfds_t)n, timeout_ns == UINT64_MAX ? NULL : &ts, NULL);
 	/* let the control thread in first if it asked */
 	while (atomic_load(&q->pause_req) && !atomic_load(&q->quit)) {
-		struct timespec ts = { 0, 50000 };
-		nanosleep(&ts, NULL);
+		struct timespec nap = { 0, 50000 };
+		nanosleep(&nap, NULL);
 	}
 	pthread_mutex_lock(&q->lock);
 	if (r < 0)
@@ -89,7 +97,12 @@ static void wait_for_work(struct vhu_queue *q, bool active)
 		if (q->kick_fd == kick)
 			efd_drain(kick);
 		q->pending_ev |= VHU_QUEUE_EV_KICK;
+		/* busy, and kicking by the fd: offer the doorbell (if withdrawn) */
+		if (atomic_load(&q->db_state) == DQ_DB_OFF)
+			dq_doorbell_busy(q);
 	}
+	if (doorbell && (dq_doorbell_take(q) || dq_ring_has_work(q)))
+		q->pending_ev |= VHU_QUEUE_EV_KICK;
 	if (ia >= 0 && (p[ia].revents & POLLIN))
 		q->pending_ev |= VHU_QUEUE_EV_AUX;
 	if (active && q->kick_fd < 0)
@@ -102,7 +115,10 @@ static void *worker(void *arg)
 
 	pthread_mutex_lock(&q->lock);
 	while (!atomic_load(&q->quit)) {
-		if (dq_serve(q, 0) && q->dev->cfg.poll_ns && busy_poll(q))
+		bool served = dq_serve(q, 0);
+		if (atomic_load(&q->db_state) != DQ_DB_NONE)
+			dq_doorbell_idle_check(q, served);
+		if (served && q->dev->cfg.poll_ns && busy_poll(q))
 			continue;
 		wait_for_work(q, dq_active(q));
 	}

@@ -51,9 +51,13 @@ static int serve_one(struct vhu_fe *fe)
 
 	if (rc < 0)
 		return rc;
+	if (m.hdr.request == VHU_USER_BACKEND_VRING_HOST_NOTIFIER_MSG)
+		result = (uint64_t)fe_doorbell_msg(fe, &m);   /* takes the fd */
 	vhu_user_msg_close_fds(&m);
 	uint32_t idx = m.payload.state.index;
 	switch (m.hdr.request) {
+	case VHU_USER_BACKEND_VRING_HOST_NOTIFIER_MSG:
+		break;
 	case VHU_USER_BACKEND_CONFIG_CHANGE_MSG:
 		atomic_store(&fe->config_changed, true);
 		break;
@@ -309,7 +313,7 @@ static int handshake(struct vhu_fe *fe)
 	if (fe->offered >> VHU_USER_F_PROTOCOL_FEATURES & 1) {
 		if ((rc = get_u64(fe, VHU_USER_GET_PROTOCOL_FEATURES, &fe->offered_pf)) < 0)
 			return rc;
-		uint64_t pf = fe->offered_pf & FE_PF_KNOWN;
+		uint64_t pf = fe->offered_pf & (FE_PF_KNOWN | (fe->cfg.doorbells ? 1ull << VHU_USER_PROTOCOL_F_HOST_NOTIFIER : 0));
 		/* the spec makes INBAND depend on both of these */
 		if (!(pf >> VHU_USER_PROTOCOL_F_BACKEND_REQ & 1) || !(pf >> VHU_USER_PROTOCOL_F_REPLY_ACK & 1))
 			pf &= ~(1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS);
@@ -369,6 +373,7 @@ void vhu_fe_close(struct vhu_fe *fe)
 {
 	if (!fe)
 		return;
+	fe_doorbell_drop_all(fe, true);
 	for (unsigned i = 0; i < fe->nq; i++) {
 		struct vhu_fe_queue *q = &fe->q[i];
 		vhu_drv_vq_destroy(&q->drv);
@@ -633,11 +638,14 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
 		return -ENOTSUP;
 	if ((rc = fe_iommu_setup(fe, s->iommu)) < 0)
 		return rc;
-	/* vhost-user kicks carry no data: NOTIFICATION_DATA cannot work; and
-	 * ACCESS_PLATFORM only with this front-end as the IOMMU */
-	fe->features = (s->features & fe->offered &
-			~(VHU_BIT(VHU_F_NOTIFICATION_DATA) | VHU_BIT(VHU_F_ACCESS_PLATFORM))) |
-		       (fe->offered & (1ull << VHU_USER_F_PROTOCOL_FEATURES));
+	/* An eventfd kick carries no data: NOTIFICATION_DATA only with
+	 * doorbells, whose store carries it (and a kick that falls back to
+	 * the eventfd goes without; the ring is the device's truth). And
+	 * ACCESS_PLATFORM only with this front-end as the IOMMU. */
+	uint64_t never = VHU_BIT(VHU_F_ACCESS_PLATFORM) |
+			 (fe_has_pf(fe, VHU_USER_PROTOCOL_F_HOST_NOTIFIER) && s->notify == VHU_FE_NOTIFY_EVENTFD
+				  ? 0 : VHU_BIT(VHU_F_NOTIFICATION_DATA));
+	fe->features = (s->features & fe->offered & ~never) | (fe->offered & (1ull << VHU_USER_F_PROTOCOL_FEATURES));
 	if (s->iommu != VHU_FE_IOMMU_OFF)
 		fe->features |= VHU_BIT(VHU_F_ACCESS_PLATFORM);
 	if ((rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0)
@@ -702,6 +710,8 @@ static int resume(struct vhu_fe *fe)
 {
 	int rc;
 
+	/* the old back-end's pages mean nothing to the new one */
+	fe_doorbell_drop_all(fe, false);
 	if ((rc = handshake(fe)) < 0)
 		return rc;
 	uint64_t lost = fe->features & ~fe->offered;
@@ -889,8 +899,22 @@ int vhu_fe_queue_kick(struct vhu_fe_queue *q)
 {
 	if (!vhu_drv_vq_kick_prepare(&q->drv))
 		return 0;
-	if (q->fe->notify == VHU_FE_NOTIFY_INBAND)
+	if (q->fe->notify == VHU_FE_NOTIFY_INBAND) {
+		atomic_fetch_add_explicit(&q->kicks_inband, 1, memory_order_relaxed);
 		return set_state(q->fe, VHU_USER_VRING_KICK, q->index, 0);
+	}
+	void *db = fe_doorbell_current(q);
+	if (db) {
+		/* one store, as a driver writes its notify area (§4.1.5.2):
+		 * the value with NOTIFICATION_DATA, else the queue index */
+		if (vhu_has_feature(q->fe->features, VHU_F_NOTIFICATION_DATA))
+			__atomic_store_n((uint32_t *)db, vhu_drv_vq_notification_data(&q->drv), __ATOMIC_RELEASE);
+		else
+			__atomic_store_n((uint16_t *)db, (uint16_t)q->index, __ATOMIC_RELEASE);
+		atomic_fetch_add_explicit(&q->kicks_doorbell, 1, memory_order_relaxed);
+		return 0;
+	}
+	atomic_fetch_add_explicit(&q->kicks_eventfd, 1, memory_order_relaxed);
 	uint64_t one = 1;
 	return write(q->kick, &one, 8) == 8 ? 0 : -errno;
 }

@@ -28,7 +28,15 @@ struct vhu_fe_queue {
 	int kick, call;
 	atomic_uint inband_calls;
 	atomic_bool error;
+	/* Doorbell (HOST_NOTIFIER, doorbell.c): the page the channel mapped,
+	 * taken up by the queue's own thread at its next kick (which unmaps
+	 * the one it replaces: only that thread ever stores into it). */
+	_Atomic(void *) db_next;    /* NULL: no change; FE_DB_GONE: withdrawn */
+	void *db_cur;
+	_Atomic uint64_t kicks_doorbell, kicks_eventfd, kicks_inband, db_mapped, db_refused;
 };
+
+#define FE_DB_GONE ((void *)1)
 
 /* A miss the back-end sent, answered once no lock of the channel or of
  * the connection is held (the answer is a request on the connection). */
@@ -100,6 +108,14 @@ static inline uint64_t fe_dev_addr(const struct vhu_fe *fe, uint64_t gpa)
 {
 	return fe->iommu.mode == VHU_FE_IOMMU_OFF ? gpa : VHU_FE_IOVA_BASE + gpa;
 }
+
+/* doorbells (doorbell.c) */
+/* BACKEND_VRING_HOST_NOTIFIER_MSG (chan_lock held; takes m's fds): 0, or 1 refused. */
+int fe_doorbell_msg(struct vhu_fe *fe, struct vhu_user_msg *m);
+/* The queue's thread: its doorbell, the newest the channel mapped (or NULL). */
+void *fe_doorbell_current(struct vhu_fe_queue *q);
+/* Every doorbell withdrawn (a new back-end session), or unmapped (close). */
+void fe_doorbell_drop_all(struct vhu_fe *fe, bool unmap_now);
 
 /* IOMMU (iommu.c) */
 void fe_iommu_init(struct vhu_fe *fe);
