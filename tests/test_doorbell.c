@@ -22,10 +22,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fake_backend.h"
 #include "fdcount.h"
 #include "minife.h"
 #include "served.h"
@@ -377,6 +381,97 @@ static void back_end_without_doorbells(void **state)
 	rig_down(&g);
 }
 
+/* ---- vhu's front-end facing a back-end that sends bad doorbells --------- */
+
+static int sealed_page(size_t size, bool seal)
+{
+	int fd = memfd_create("test-doorbell", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	if (seal)
+		assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	return fd;
+}
+
+static int64_t send_area(struct fake *f, struct vhu_fe *fe, uint32_t size, uint64_t u64, uint64_t len,
+			 uint64_t offset, int fd)
+{
+	struct vhu_user_vring_area a = { u64, len, offset };
+	return fake_chan_send(f, fe, VHU_USER_BACKEND_VRING_HOST_NOTIFIER_MSG, size, &a, sizeof(a), fd, true);
+}
+
+/* A buffer added and kicked: how the kick went shows in the stats. */
+static void fe_kick_one(struct vhu_fe *fe, uint64_t addr)
+{
+	struct vhu_fe_queue *q = vhu_fe_queue(fe, 0);
+	struct vhu_sg sg = { addr, 64 };
+	assert_int_equal(vhu_drv_vq_add(vhu_fe_queue_vq(q), &sg, 0, 1, &sg), 0);
+	assert_int_equal(vhu_fe_queue_kick(q), 0);
+}
+
+static void hostile_doorbell_messages(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct fake f;
+	pthread_t th;
+	struct vhu_fe *fe;
+	struct vhu_fe_queue_stats st;
+	const uint32_t full = sizeof(struct vhu_user_vring_area);
+	uint64_t addr;
+
+	fake_up(&f, &th, &fe, VHU_FE_IOMMU_OFF, true);
+	assert_non_null(vhu_fe_alloc(fe, 4096, 4096, &addr));
+	int good = sealed_page(4096, true), unsealed = sealed_page(4096, false), efd = eventfd(0, EFD_CLOEXEC);
+	/* each refused (reply 1), none mapped */
+	assert_int_equal(send_area(&f, fe, 8, 0, 4096, 0, good), 1);                     /* short */
+	assert_int_equal(send_area(&f, fe, full, 3, 4096, 0, good), 1);                  /* no queue 3 */
+	assert_int_equal(send_area(&f, fe, full, 1u << 9, 4096, 0, good), 1);            /* reserved bits */
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, 0, -1), 1);                    /* no file */
+	assert_int_equal(send_area(&f, fe, full, 0, 8192, 0, good), 1);                  /* not a page */
+	assert_int_equal(send_area(&f, fe, full, 0, 0, 0, good), 1);
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, 100, good), 1);                /* unaligned */
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, 4096, good), 1);               /* past the file */
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, UINT64_MAX & ~4095ull, good), 1);
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, 0, unsealed), 1);              /* could shrink */
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, 0, efd), 1);                   /* not a file */
+	fe_kick_one(fe, addr);
+	vhu_fe_queue_stats(vhu_fe_queue(fe, 0), &st);
+	assert_int_equal(st.doorbells_mapped, 0);
+	assert_int_equal(st.doorbells_refused, 7);   /* the ones with a file to look at */
+	assert_int_equal(st.kicks_eventfd, 1);
+	/* a good page: the next kick is a store of the queue index into it */
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, 0, good), 0);
+	uint32_t *ours = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, good, 0);
+	assert_true(ours != MAP_FAILED);
+	ours[0] = 0xffffffffu;
+	fe_kick_one(fe, addr + 64);
+	assert_int_equal(ours[0], 0xffff0000u);   /* 16 bits: queue 0 */
+	/* replaced by another page, then withdrawn: back to the eventfd */
+	int second = sealed_page(4096, true);
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, 0, second), 0);
+	assert_int_equal(send_area(&f, fe, full, VHU_USER_VRING_NOFD_MASK, 0, 0, -1), 0);
+	ours[0] = 0xffffffffu;
+	fe_kick_one(fe, addr + 128);
+	assert_int_equal(ours[0], 0xffffffffu);
+	vhu_fe_queue_stats(vhu_fe_queue(fe, 0), &st);
+	assert_int_equal(st.kicks_doorbell, 1);
+	assert_int_equal(st.kicks_eventfd, 2);
+	assert_int_equal(st.doorbells_mapped, 2);
+	munmap(ours, 4096);
+	fake_down(&f, th, fe);
+
+	/* HOST_NOTIFIER not negotiated: refused */
+	fake_up(&f, &th, &fe, VHU_FE_IOMMU_OFF, false);
+	assert_int_equal(send_area(&f, fe, full, 0, 4096, 0, good), 1);
+	fake_down(&f, th, fe);
+	close(good);
+	close(second);
+	close(unsealed);
+	close(efd);
+	assert_int_equal(count_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +483,7 @@ int main(void)
 		cmocka_unit_test(refused_page_is_not_offered_again),
 		cmocka_unit_test(front_end_that_never_maps_the_page),
 		cmocka_unit_test(back_end_without_doorbells),
+		cmocka_unit_test(hostile_doorbell_messages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fake_backend.h"
 #include "fdcount.h"
 #include "served.h"
 #include "vhu/backend.h"
@@ -294,116 +295,13 @@ static void ring_unmapped_under_running_queue(bool packed)
 static void ring_unmapped_split(void **s) { (void)s; ring_unmapped_under_running_queue(false); }
 static void ring_unmapped_packed(void **s) { (void)s; ring_unmapped_under_running_queue(true); }
 
-/* ---- a back-end that misbehaves on its channel -------------------------- */
+/* ---- a back-end that misbehaves on its channel (tests/fake_backend.h) -- */
 
-struct fake {
-	int sock, chan;
-	uint64_t features;
-	pthread_mutex_t lock;
-	atomic_bool miss_before_reply;   /* send a miss on the channel before the next reply */
-	struct vhu_user_iotlb got[16];   /* the first IOTLB messages it was sent */
-	unsigned ngot;                   /* and how many in all */
-};
-
-static void *fake_backend(void *arg)
-{
-	struct fake *f = arg;
-	struct vhu_user_msg m, r;
-
-	while (vhu_user_recv(f->sock, &m, 10000) == 0) {
-		memset(&r, 0, sizeof(r));
-		r.hdr = (struct vhu_user_hdr){ m.hdr.request, VHU_USER_VERSION | VHU_USER_REPLY_MASK, 8 };
-		bool reply = m.hdr.flags & VHU_USER_NEED_REPLY_MASK;
-		switch (m.hdr.request) {
-		case VHU_USER_GET_FEATURES:
-			r.payload.u64 = f->features;
-			reply = true;
-			break;
-		case VHU_USER_GET_PROTOCOL_FEATURES:
-			r.payload.u64 = (1ull << VHU_USER_PROTOCOL_F_BACKEND_REQ) | (1ull << VHU_USER_PROTOCOL_F_REPLY_ACK);
-			reply = true;
-			break;
-		case VHU_USER_SET_BACKEND_REQ_FD:
-			f->chan = m.fds[0];
-			m.nfds = 0;
-			break;
-		case VHU_USER_IOTLB_MSG:
-			reply = true;   /* always answered (the spec) */
-			pthread_mutex_lock(&f->lock);
-			if (f->ngot < 16)
-				f->got[f->ngot] = m.payload.iotlb;
-			f->ngot++;
-			pthread_mutex_unlock(&f->lock);
-			break;
-		}
-		vhu_user_msg_close_fds(&m);
-		if (reply && atomic_exchange(&f->miss_before_reply, false)) {
-			struct vhu_user_msg x;
-			memset(&x, 0, sizeof(x));
-			x.hdr = (struct vhu_user_hdr){ VHU_USER_BACKEND_IOTLB_MSG, VHU_USER_VERSION, sizeof(x.payload.iotlb) };
-			x.payload.iotlb = (struct vhu_user_iotlb){ .iova = VHU_FE_IOVA_BASE + 8192, .size = 1,
-								   .perm = VHU_USER_IOTLB_PERM_RO, .type = VHU_USER_IOTLB_MISS };
-			vhu_user_send(f->chan, &x);
-		}
-		if (reply)
-			vhu_user_send(f->sock, &r);
-	}
-	return NULL;
-}
-
-/* Send on the channel; with need_reply, the front-end's answer (serving
- * the channel meanwhile, as an application's loop would). */
+/* A BACKEND_IOTLB_MSG of size bytes from the fake back-end; the reply. */
 static int64_t chan_send(struct fake *f, struct vhu_fe *fe, uint32_t size, const struct vhu_user_iotlb *t,
 			 bool need_reply)
 {
-	struct vhu_user_msg m, r;
-	memset(&m, 0, sizeof(m));
-	m.hdr = (struct vhu_user_hdr){ VHU_USER_BACKEND_IOTLB_MSG,
-				       VHU_USER_VERSION | (need_reply ? VHU_USER_NEED_REPLY_MASK : 0), size };
-	memcpy(&m.payload, t, sizeof(*t));
-	assert_int_equal(vhu_user_send(f->chan, &m), 0);
-	vhu_fe_serve_backend(fe, 200);
-	if (!need_reply)
-		return 0;
-	assert_int_equal(vhu_user_recv(f->chan, &r, 2000), 0);
-	assert_int_equal(r.hdr.request, VHU_USER_BACKEND_IOTLB_MSG);
-	assert_true(r.hdr.flags & VHU_USER_REPLY_MASK);
-	assert_int_equal(r.hdr.size, 8);
-	return (int64_t)r.payload.u64;
-}
-
-static unsigned updates_seen(struct fake *f)
-{
-	pthread_mutex_lock(&f->lock);
-	unsigned n = f->ngot;
-	pthread_mutex_unlock(&f->lock);
-	return n;
-}
-
-static void fake_up(struct fake *f, pthread_t *th, struct vhu_fe **fe, enum vhu_fe_iommu mode)
-{
-	int sv[2];
-	*f = (struct fake){ .chan = -1, .features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_ACCESS_PLATFORM) |
-						  (1ull << VHU_USER_F_PROTOCOL_FEATURES) };
-	pthread_mutex_init(&f->lock, NULL);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	f->sock = sv[1];
-	assert_int_equal(pthread_create(th, NULL, fake_backend, f), 0);
-	struct vhu_fe_config fc = { .fd = sv[0], .timeout_ms = 3000, .log = to_stderr, .log_opaque = f, .log_level = VHU_LOG_DEBUG };
-	assert_int_equal(vhu_fe_connect(fe, &fc), 0);
-	struct vhu_fe_setup su = { .features = f->features, .num_queues = 1, .queue_size = 16,
-				   .mem_size = 1 << 20, .notify = VHU_FE_NOTIFY_EVENTFD, .iommu = mode };
-	assert_int_equal(vhu_fe_start(*fe, &su), 0);
-	assert_true(f->chan >= 0);
-}
-
-static void fake_down(struct fake *f, pthread_t th, struct vhu_fe *fe)
-{
-	vhu_fe_close(fe);
-	pthread_join(th, NULL);
-	close(f->sock);
-	close(f->chan);
-	pthread_mutex_destroy(&f->lock);
+	return fake_chan_send(f, fe, VHU_USER_BACKEND_IOTLB_MSG, size, t, sizeof(*t), -1, need_reply);
 }
 
 static void hostile_channel(void **state)
@@ -416,12 +314,12 @@ static void hostile_channel(void **state)
 	struct vhu_fe_iommu_stats st;
 	const uint64_t base = VHU_FE_IOVA_BASE;
 
-	fake_up(&f, &th, &fe, VHU_FE_IOMMU_STATIC);
+	fake_up(&f, &th, &fe, VHU_FE_IOMMU_STATIC, false);
 	struct vhu_user_iotlb miss = { .iova = base + 100, .size = 1, .perm = VHU_USER_IOTLB_PERM_RO,
 				       .type = VHU_USER_IOTLB_MISS };
 	/* a miss for what is mapped: an UPDATE of the mapping, then the reply */
 	assert_int_equal(chan_send(&f, fe, sizeof(miss), &miss, true), 0);
-	assert_int_equal(updates_seen(&f), 1);
+	assert_int_equal(fake_iotlb_seen(&f), 1);
 	assert_int_equal(f.got[0].type, VHU_USER_IOTLB_UPDATE);
 	assert_int_equal(f.got[0].iova, base);
 	assert_true(f.got[0].size >= 1 << 20);
@@ -448,7 +346,7 @@ static void hostile_channel(void **state)
 	assert_int_equal(chan_send(&f, fe, sizeof(bad), &bad, true), 1);
 	bad.iova = UINT64_MAX;
 	assert_int_equal(chan_send(&f, fe, sizeof(bad), &bad, true), 1);
-	assert_int_equal(updates_seen(&f), 1);
+	assert_int_equal(fake_iotlb_seen(&f), 1);
 	/* an access fault is noted */
 	bad = miss;
 	bad.type = VHU_USER_IOTLB_ACCESS_FAIL;
@@ -474,12 +372,12 @@ static void hostile_channel(void **state)
 	assert_int_equal(st.answered, 1 + 4 * 64);
 	assert_int_equal(st.access_fails, 1);
 	assert_int_equal(st.unmapped, 2);
-	assert_int_equal(updates_seen(&f), 1 + 4 * 64);
+	assert_int_equal(fake_iotlb_seen(&f), 1 + 4 * 64);
 	/* the same page asked twice before the answer: answered once */
 	for (unsigned i = 0; i < 2; i++)
 		assert_int_equal(vhu_user_send(f.chan, &m), 0);
 	vhu_fe_serve_backend(fe, 200);
-	assert_int_equal(updates_seen(&f), 2 + 4 * 64);
+	assert_int_equal(fake_iotlb_seen(&f), 2 + 4 * 64);
 
 	/* a miss that arrives while a request of ours waits for its reply is
 	 * taken then and answered by the next serve, which must not wait for
@@ -490,18 +388,18 @@ static void hostile_channel(void **state)
 	assert_int_equal(vhu_fe_iommu_map(fe, base + (512 << 10), 4096, VHU_USER_IOTLB_PERM_RW, true), 0);
 	/* the invalidation of what it replaces in the window, the push; the
 	 * miss not answered yet */
-	assert_int_equal(updates_seen(&f), 4 + 4 * 64);
+	assert_int_equal(fake_iotlb_seen(&f), 4 + 4 * 64);
 	alarm(20);
 	vhu_fe_serve_backend(fe, -1);
 	alarm(0);
-	assert_int_equal(updates_seen(&f), 5 + 4 * 64);
+	assert_int_equal(fake_iotlb_seen(&f), 5 + 4 * 64);
 	fake_down(&f, th, fe);
 
 	/* no IOMMU negotiated: every IOTLB message refused */
-	fake_up(&f, &th, &fe, VHU_FE_IOMMU_OFF);
+	fake_up(&f, &th, &fe, VHU_FE_IOMMU_OFF, false);
 	assert_false(vhu_has_feature(vhu_fe_features(fe), VHU_F_ACCESS_PLATFORM));
 	assert_int_equal(chan_send(&f, fe, sizeof(miss), &miss, true), 1);
-	assert_int_equal(updates_seen(&f), 0);
+	assert_int_equal(fake_iotlb_seen(&f), 0);
 	assert_int_equal(vhu_fe_iommu_map(fe, base, 4096, VHU_USER_IOTLB_PERM_RW, false), -ENOTSUP);
 	assert_int_equal(vhu_fe_iommu_unmap(fe, base, 4096), -ENOTSUP);
 	fake_down(&f, th, fe);
@@ -518,7 +416,7 @@ static void mapping_table_is_bounded(void **state)
 	struct vhu_fe *fe;
 	struct vhu_fe_iommu_stats st;
 
-	fake_up(&f, &th, &fe, VHU_FE_IOMMU_DYNAMIC);
+	fake_up(&f, &th, &fe, VHU_FE_IOMMU_DYNAMIC, false);
 	/* after the ring, one byte a mapping, upwards (each lands at the end) */
 	uint64_t at = VHU_FE_IOVA_BASE + (256 << 10);
 	int r = 0;
