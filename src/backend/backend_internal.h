@@ -44,6 +44,13 @@ struct be_vring {
 	int db_fd;
 	uint32_t *db_page;
 	size_t db_size;
+	/* control thread: the front-end maps our page (an offer it took, no
+	 * withdrawal since); it refused one (never again this session); when
+	 * we last sent a withdrawal (QEMU 7.2 cannot take two in a row fast:
+	 * doorbell.c) */
+	bool db_peer_maps, db_refused;
+	uint64_t db_removed_ns;
+	_Atomic uint64_t db_removed_ns_seen;   /* the same, for the serving thread */
 };
 
 /* A doorbell message sent, its reply still to come (in order). */

@@ -19,6 +19,15 @@
  * descriptor" form (bit 8 of the index); QEMU removes the notifier and then
  * rejects the missing page (its reply is then non-zero): any answer to a
  * withdrawal completes it.
+ *
+ * QEMU 7.2 aborts (vhost_user_host_notifier_remove: "Assertion
+ * `!n->unmap_addr' failed") when a notifier is removed while the unmapping
+ * of the one removed before is still waiting for its RCU grace period: a
+ * withdrawal, an offer, and a withdrawal again within that period kill the
+ * VMM (seen with a guest whose rings restart during boot). So withdrawals
+ * are at least VHU_DOORBELL_REMOVAL_GAP_NS apart: an idle withdrawal sooner
+ * is declined (the doorbell stays live), and a ring that stops sooner keeps
+ * its page mapped, and starts again with it live.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +38,8 @@
 #include "backend_internal.h"
 
 enum { DB_WANT_NONE, DB_WANT_OFFER, DB_WANT_WITHDRAW };
+
+#define VHU_DOORBELL_REMOVAL_GAP_NS 1000000000ull
 
 bool be_doorbells(const struct vhu_backend *be)
 {
@@ -74,16 +85,26 @@ static int page_of(struct vhu_backend *be, struct be_vring *vr, unsigned index)
 void be_doorbell_ring_started(struct vhu_backend *be, struct vhu_queue *q)
 {
 	unsigned i = vhu_queue_index(q);
-	if (!be_doorbells(be) || !negotiated(be) || page_of(be, &be->vr[i], i) < 0)
+	if (!be_doorbells(be) || !negotiated(be) || be->vr[i].db_refused || page_of(be, &be->vr[i], i) < 0)
 		return;
-	dq_doorbell_set(q, be->vr[i].db_page);
+	dq_doorbell_set(q, be->vr[i].db_page, be->vr[i].db_peer_maps);
+}
+
+static bool removal_too_soon(uint64_t last)
+{
+	return last && dev_mono_ns() - last < VHU_DOORBELL_REMOVAL_GAP_NS;
 }
 
 /* The serving thread's wish; the control thread sends it. */
 void be_doorbell_wish(void *opaque, struct vhu_queue *q, bool offer)
 {
 	struct vhu_backend *be = opaque;
-	atomic_store(&be->vr[vhu_queue_index(q)].db_want, offer ? DB_WANT_OFFER : DB_WANT_WITHDRAW);
+	struct be_vring *vr = &be->vr[vhu_queue_index(q)];
+	if (!offer && removal_too_soon(atomic_load(&vr->db_removed_ns_seen))) {
+		dq_doorbell_settled(q, false);   /* declined: stays live a while longer */
+		return;
+	}
+	atomic_store(&vr->db_want, offer ? DB_WANT_OFFER : DB_WANT_WITHDRAW);
 	uint64_t one = 1;
 	(void)!write(be->inband_fd, &one, sizeof(one));
 }
@@ -102,6 +123,12 @@ static void send_area(struct vhu_backend *be, unsigned index, bool offer)
 		m.fds[0] = vr->db_fd;
 	}
 	int r = -ENOTCONN;
+	/* from here on the front-end may map it, or stops */
+	vr->db_peer_maps = offer;
+	if (!offer) {
+		vr->db_removed_ns = dev_mono_ns();
+		atomic_store(&vr->db_removed_ns_seen, vr->db_removed_ns);
+	}
 	pthread_mutex_lock(&be->backend_lock);
 	if (be->backend_fd >= 0 && be->db_pending < BE_DB_PENDING_MAX && (r = vhu_user_send(be->backend_fd, &m)) == 0)
 		be->db_fifo[(be->db_head + be->db_pending++) % BE_DB_PENDING_MAX] = (struct be_db_sent){ (uint16_t)index, offer };
@@ -113,6 +140,8 @@ static void send_area(struct vhu_backend *be, unsigned index, bool offer)
 			be_warn(be, "queue %u: doorbell %s not sent: %s", index, offer ? "offer" : "withdrawal",
 				r == -ENOTCONN ? "no channel or too many waiting" : strerror(-r));
 		dq_doorbell_settled(&be->dev->q[index], false);
+		if (offer)
+			vr->db_peer_maps = false;
 	}
 }
 
@@ -129,10 +158,11 @@ void be_doorbell_send_wishes(struct vhu_backend *be)
 /* The ring stops (queue paused): the front-end stops using its page. */
 void be_doorbell_ring_stopped(struct vhu_backend *be, struct vhu_queue *q)
 {
+	struct be_vring *vr = &be->vr[vhu_queue_index(q)];
 	int s = atomic_load(&q->db_state);
-	dq_doorbell_set(q, NULL);
-	atomic_store(&be->vr[vhu_queue_index(q)].db_want, DB_WANT_NONE);
-	if (s == DQ_DB_OFFERING || s == DQ_DB_LIVE || s == DQ_DB_WITHDRAWING)
+	dq_doorbell_set(q, NULL, false);
+	atomic_store(&vr->db_want, DB_WANT_NONE);
+	if ((s == DQ_DB_OFFERING || s == DQ_DB_LIVE || s == DQ_DB_WITHDRAWING) && !removal_too_soon(vr->db_removed_ns))
 		send_area(be, vhu_queue_index(q), false);
 }
 
@@ -146,7 +176,11 @@ bool be_doorbell_take_reply(struct vhu_backend *be, const struct vhu_user_msg *r
 	bool ok = (r->hdr.flags & VHU_USER_REPLY_MASK) && r->hdr.size == 8 && r->payload.u64 == 0;
 	if (sent.offer)
 		be_info(be, "queue %u: doorbell %s", sent.index, ok ? "live" : "refused by the front-end");
-	dq_doorbell_settled(&be->dev->q[sent.index], sent.offer ? ok : true);
+	if (sent.offer && !ok) {
+		be->vr[sent.index].db_refused = true;   /* not offered again this session */
+		be->vr[sent.index].db_peer_maps = false;
+	}
+	dq_doorbell_settled(&be->dev->q[sent.index], sent.offer ? ok : true);   /* any answer ends a withdrawal */
 	return true;
 }
 
@@ -178,7 +212,10 @@ void be_doorbell_reset(struct vhu_backend *be)
 {
 	for (unsigned i = 0; i < be->nq; i++) {
 		struct be_vring *vr = &be->vr[i];
-		dq_doorbell_set(&be->dev->q[i], NULL);
+		dq_doorbell_set(&be->dev->q[i], NULL, false);
+		vr->db_peer_maps = vr->db_refused = false;
+		vr->db_removed_ns = 0;
+		atomic_store(&vr->db_removed_ns_seen, 0);
 		uint64_t kicks = atomic_load(&be->dev->q[i].db_kicks);
 		if (kicks || atomic_load(&be->dev->q[i].db_offers))
 			be_info(be, "queue %u: doorbell: %llu kicks by it, %llu offers, %llu notification values "

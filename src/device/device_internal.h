@@ -186,11 +186,12 @@ void dq_sync_watch(struct vhu_queue *q);
  * VHU_DOORBELL_IDLE_NS it asks for the doorbell to be withdrawn. */
 #define VHU_DOORBELL_NAP_NS 20000ull
 #define VHU_DOORBELL_IDLE_NS 20000000ull
-/* Transport, queue paused: the queue has a doorbell at word (emptied);
- * NULL takes it away. */
-void dq_doorbell_set(struct vhu_queue *q, uint32_t *word);
+/* Transport, queue paused: the queue has a doorbell at word (emptied),
+ * live (the driver side maps it already) or withdrawn; NULL takes it away. */
+void dq_doorbell_set(struct vhu_queue *q, uint32_t *word, bool live);
 /* Transport, any thread: the driver side answered an offer (ok: it maps
- * the word now) or a withdrawal (ok ignored: it no longer writes there). */
+ * the word now; else refused) or a withdrawal (ok: it no longer writes
+ * there; else the withdrawal was declined and the doorbell stays live). */
 void dq_doorbell_settled(struct vhu_queue *q, bool ok);
 /* Serving thread: a store into the word since the last look (taken, and
  * its notification data checked against the ring). */

@@ -18,12 +18,13 @@
  */
 #include "device_internal.h"
 
-void dq_doorbell_set(struct vhu_queue *q, uint32_t *word)
+void dq_doorbell_set(struct vhu_queue *q, uint32_t *word, bool live)
 {
 	if (word)
 		__atomic_store_n(word, DQ_DOORBELL_EMPTY, __ATOMIC_RELAXED);
+	q->db_quiet_since = dev_mono_ns();
 	atomic_store(&q->db_word, word);
-	atomic_store(&q->db_state, word ? DQ_DB_OFF : DQ_DB_NONE);
+	atomic_store(&q->db_state, !word ? DQ_DB_NONE : live ? DQ_DB_LIVE : DQ_DB_OFF);
 }
 
 void dq_doorbell_settled(struct vhu_queue *q, bool ok)
@@ -31,10 +32,12 @@ void dq_doorbell_settled(struct vhu_queue *q, bool ok)
 	int s = atomic_load(&q->db_state);
 	if (s == DQ_DB_OFFERING)
 		atomic_compare_exchange_strong(&q->db_state, &s, ok ? DQ_DB_LIVE : DQ_DB_REFUSED);
-	else if (s == DQ_DB_WITHDRAWING)
-		atomic_compare_exchange_strong(&q->db_state, &s, DQ_DB_OFF);
+	else if (s == DQ_DB_WITHDRAWING)   /* declined: still live, idle counted afresh */
+		atomic_compare_exchange_strong(&q->db_state, &s, ok ? DQ_DB_OFF : DQ_DB_LIVE);
 	if (s == DQ_DB_OFFERING && !ok)
 		dev_warn(q->dev, "queue %u: the driver side refused its doorbell; kicks by the eventfd", q->index);
+	if (s == DQ_DB_WITHDRAWING && !ok)
+		q->db_quiet_since = dev_mono_ns();
 	dq_wake(q, false);   /* the serving thread sleeps or looks by the new state */
 }
 
