@@ -14,7 +14,7 @@ check() {   # name, command
   local out
   if out=$(eval "$2" 2>&1); then echo "ok $n - $1"; else fail=1; echo "not ok $n - $1"; sed 's/^/# /' <<< "$out" | tail -15; fi
 }
-echo "1..29"
+echo "1..33"
 
 truncate -s 64M "$WORK/blk.img"
 "$BLK" --socket-path="$WORK/blk.sock" --blk-file="$WORK/blk.img" --num-queues=2 2> "$WORK/blk.log" &
@@ -43,6 +43,21 @@ check "vhu-blk: bench --plot draws a PNG" \
 for a in "--ring=split" "--ring=packed --notify=inband" "--rw=randrw --queues=2 --iodepth=32"; do
   check "vhu-blk: bench $a" "\"$VHU\" bench $S --runtime=1 $a --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ios\"]>0 and not d[\"errors\"]'"
 done
+
+# doorbells: vhu-blk --doorbell hands each queue a page, vhu kicks by a
+# store carrying notification data
+truncate -s 64M "$WORK/db.img"
+"$BLK" --socket-path="$WORK/db.sock" --blk-file="$WORK/db.img" --num-queues=2 --doorbell 2> "$WORK/db.log" &
+pids+=($!)
+for _ in $(seq 100); do [[ -S $WORK/db.sock ]] && break; sleep 0.05; done
+D=$WORK/db.sock
+check "vhu-blk --doorbell: probe shows HOST_NOTIFIER and NOTIFICATION_DATA" \
+  "\"$VHU\" probe $D | grep HOST_NOTIFIER | grep -q . && \"$VHU\" probe $D | grep -q NOTIFICATION_DATA"
+for a in "--ring=split" "--ring=packed --queues=2"; do
+  check "vhu-blk --doorbell: verify --notify=doorbell $a, kicks by store with notification data" \
+    "\"$VHU\" verify $D --size=8M --notify=doorbell $a | tee /dev/stderr | grep -q 'verify ok' && \"$VHU\" verify $D --size=8M --notify=doorbell $a | grep -Eq 'kicks: [1-9][0-9]* by doorbell.*notification data on'"
+done
+check "vhu-blk --doorbell: bench --notify=doorbell" "\"$VHU\" bench $D --runtime=1 --notify=doorbell --iodepth=4 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ios\"]>0 and not d[\"errors\"] and d[\"notify\"]==\"doorbell\"'"
 
 truncate -s 64M "$WORK/qsd.img"
 if pid=$("$QSD" "$WORK/qsd.img" "$WORK/qsd.sock" --queues=2 2>"$WORK/qsd.log"); then
