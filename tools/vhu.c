@@ -907,13 +907,23 @@ static int cmd_bench(const struct opts *o)
 		 p999 = percentile(hist, ios, 0.999);
 	const char *ring = o->packed ? "packed" : "split";
 	const char *notify = o->notify == VHU_FE_NOTIFY_POLL ? "poll" : o->notify == VHU_FE_NOTIFY_INBAND ? "inband" : o->doorbell ? "doorbell" : "eventfd";
+	struct vhu_fe_queue_stats kicks = { 0 };
+	for (unsigned i = 0; i < d.nq; i++) {
+		struct vhu_fe_queue_stats st;
+		vhu_fe_queue_stats(vhu_fe_queue(d.fe, i), &st);
+		kicks.kicks_doorbell += st.kicks_doorbell;
+		kicks.kicks_eventfd += st.kicks_eventfd;
+		kicks.kicks_inband += st.kicks_inband;
+	}
 	if (o->json) {
 		printf("{\"rw\": \"%s\", \"bs\": %" PRIu64 ", \"iodepth\": %u, \"queues\": %u, \"ring\": \"%s\", "
 		       "\"notify\": \"%s\", \"spin_us\": %u, \"seconds\": %.3f, \"ios\": %" PRIu64 ", \"iops\": %.0f, \"mbps\": %.2f, "
 		       "\"lat_ns\": {\"p50\": %" PRIu64 ", \"p99\": %" PRIu64 ", \"p999\": %" PRIu64 "}, "
-		       "\"dirty_log\": %s, \"dirty_pages\": %" PRIu64 ", \"iommu\": \"%s\", \"errors\": %s}\n",
+		       "\"dirty_log\": %s, \"dirty_pages\": %" PRIu64 ", \"iommu\": \"%s\", "
+		       "\"kicks\": {\"doorbell\": %" PRIu64 ", \"eventfd\": %" PRIu64 ", \"inband\": %" PRIu64 "}, \"errors\": %s}\n",
 		       o->rw, o->bs, o->iodepth, d.nq, ring, notify, o->spin_us, t, ios, iops, mbps, p50, p99, p999,
-		       o->dirty_log ? "true" : "false", dirty, iommu_name(o->iommu), failed ? "true" : "false");
+		       o->dirty_log ? "true" : "false", dirty, iommu_name(o->iommu), kicks.kicks_doorbell,
+		       kicks.kicks_eventfd, kicks.kicks_inband, failed ? "true" : "false");
 	} else {
 		printf("%s bs=%" PRIu64 " iodepth=%u queues=%u ring=%s notify=%s", o->rw, o->bs, o->iodepth, d.nq, ring,
 		       notify);

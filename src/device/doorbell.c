@@ -44,7 +44,10 @@ void dq_doorbell_settled(struct vhu_queue *q, bool ok)
 bool dq_doorbell_take(struct vhu_queue *q)
 {
 	uint32_t *word = atomic_load(&q->db_word);
-	if (!word)
+	/* a plain load first: the look is in every polling loop, and an
+	 * exchange (a locked instruction, the line taken for writing) on
+	 * every turn cost the polled ring a third of its rate */
+	if (!word || __atomic_load_n(word, __ATOMIC_RELAXED) == DQ_DOORBELL_EMPTY)
 		return false;
 	uint32_t v = __atomic_exchange_n(word, DQ_DOORBELL_EMPTY, __ATOMIC_ACQUIRE);
 	if (v == DQ_DOORBELL_EMPTY)
