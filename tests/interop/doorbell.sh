@@ -6,8 +6,8 @@
 # the host's image check must pass, and vhu-blk's log must show the doorbell
 # live and kicks that came through it. QEMU 7.2 + Linux 6.1, split and packed
 # (two queues); QEMU 10.0 + Linux 6.12 from the bookworm-backports cache.
-# Without page-per-vq QEMU refuses the page: the kicks stay on the eventfd
-# and the guest passes all the same.
+# Without page-per-vq, or for a legacy device (modern off), QEMU refuses the
+# page: the kicks stay on the eventfd and the guest passes all the same.
 #   usage: doorbell.sh VHU VHU_BLK NEWER_PEERS_SH
 set -uo pipefail
 VHU=$1 BLK=$2 PEERS=$3
@@ -17,7 +17,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
 export TMPDIR=$WORK/tmp
 mkdir -p "$TMPDIR"
 source "$(dirname "$0")/tap.sh"
-echo "1..4"
+echo "1..5"
 
 # guest NAME WANT [vhu guest args...]: vhu-blk --doorbell on a fresh image,
 # one guest; WANT is "live" (kicks must have come by the doorbell) or
@@ -53,6 +53,9 @@ guest "QEMU 7.2, Linux 6.1, split ring" live --device-opt=page-per-vq=on
 guest "QEMU 7.2, Linux 6.1, packed ring, two queues" live --device-opt=page-per-vq=on --packed --queues=2 \
   --expect=packed=1,queues=2
 guest "QEMU 7.2 without page-per-vq" refused
+# a legacy device (modern off): QEMU maps no host notifier for it, even with page-per-vq
+guest "QEMU 7.2, legacy device (modern off)" refused --device-opt=disable-modern=on --device-opt=disable-legacy=off \
+  --device-opt=page-per-vq=on
 if root=$("$PEERS" 2> "$WORK/peers.log"); then
   q10=$root/usr/bin/qemu-system-x86_64
   q10v=$("$q10" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
