@@ -134,8 +134,18 @@ int be_inflight_part(struct vhu_backend *be, uint16_t index, uint16_t num, bool 
 	if (!be->inflight.base)
 		return 0;
 	size_t stride = vhu_inflight_queue_size(be->inflight.queue_size, packed);
-	if (index >= be->inflight.num_queues || num > be->inflight.queue_size ||
-	    ((size_t)index + 1) * stride > be->inflight.map_size) {
+	/* QEMU's virtio-mmio offers every ring at 1024 (its QueueNumMax),
+	 * whatever vhost-user-blk's queue-size, and sizes the region by
+	 * queue-size: the guest's driver takes 1024 (QEMU 7.2 and 10.0 on
+	 * microvm). A ring larger than its part cannot be tracked in it; it
+	 * runs untracked, as QEMU leaves it, rather than not at all. */
+	if (index < be->inflight.num_queues && num > be->inflight.queue_size) {
+		be_warn(be, "queue %u: size %u is larger than the inflight region's %u: it runs without inflight "
+			"tracking (requests in flight at a crash are not resubmitted)", index, num,
+			be->inflight.queue_size);
+		return 0;
+	}
+	if (index >= be->inflight.num_queues || ((size_t)index + 1) * stride > be->inflight.map_size) {
 		be_err(be, "queue %u: size %u has no part in the inflight region (%u queues of %u, %zu bytes)",
 		       index, num, be->inflight.num_queues, be->inflight.queue_size, be->inflight.map_size);
 		return -EINVAL;

@@ -37,8 +37,8 @@ extern char **environ;
 static const struct guest_device devices[] = {
 	{
 		.name = "blk",
-		.qemu_device = "vhost-user-blk-pci",
-		.modules = (const char *const[]){ "virtio_pci", "virtio_blk", NULL },
+		.qemu_device = "vhost-user-blk-pci", .qemu_device_mmio = "vhost-user-blk",
+		.modules = (const char *const[]){ "virtio_pci", "virtio_mmio", "virtio_blk", NULL },
 		.packed = "packed", .queues = "num-queues", .event_idx = "event_idx",
 		.indirect = "indirect_desc", .queue_size = "queue-size",
 	},
@@ -93,6 +93,8 @@ static void usage(FILE *f)
 		"                        remapping and device IOTLB, iommu_platform=on,ats=on, the guest\n"
 		"                        booted with intel_iommu=on): the back-end sees I/O virtual\n"
 		"                        addresses and IOTLB messages; the result gains iommu=1\n"
+		"  --transport=mmio      the device on virtio-mmio: QEMU's microvm machine (ACPI, a\n"
+		"                        modern device), instead of virtio-pci on pc (default pci)\n"
 		"  --migrate-hold=N      with --rounds: hold the migration once 7/8 of RAM's first pass is\n"
 		"                        sent, until the guest ran N more rounds (default 2; 0: no hold),\n"
 		"                        so kept buffers are rewritten by the device after QEMU copied them\n"
@@ -125,7 +127,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 	enum { O_PACKED = 256, O_QUEUES, O_EVIDX, O_INDIRECT, O_QSIZE, O_MEM, O_QEMU, O_KERNEL, O_MODULES,
 	       O_DEVOPT, O_RECONNECT, O_TIMEOUT, O_JSON, O_WORKLOAD, O_RUN, O_SIZE, O_IMAGE, O_RW, O_BS,
 	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL, O_BOOT, O_ROUNDS, O_MIGRATE_TO,
-	       O_MIGRATE_AFTER, O_POSTCOPY, O_MIGRATE_HOLD, O_IOMMU };
+	       O_MIGRATE_AFTER, O_POSTCOPY, O_MIGRATE_HOLD, O_IOMMU, O_TRANSPORT };
 	static const struct option lo[] = {
 		{ "packed", no_argument, NULL, O_PACKED }, { "queues", required_argument, NULL, O_QUEUES },
 		{ "event-idx", required_argument, NULL, O_EVIDX }, { "indirect", required_argument, NULL, O_INDIRECT },
@@ -143,6 +145,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		{ "rounds", required_argument, NULL, O_ROUNDS }, { "migrate-to", required_argument, NULL, O_MIGRATE_TO },
 		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER }, { "postcopy", no_argument, NULL, O_POSTCOPY },
 		{ "migrate-hold", required_argument, NULL, O_MIGRATE_HOLD }, { "iommu", no_argument, NULL, O_IOMMU },
+		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	long v;
@@ -218,6 +221,11 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		case O_MIGRATE_TO: o->migrate_to = optarg; break;
 		case O_POSTCOPY: o->postcopy = true; break;
 		case O_IOMMU: o->iommu = true; break;
+		case O_TRANSPORT:
+			if (strcmp(optarg, "pci") && strcmp(optarg, "mmio"))
+				rc = bad("--transport", "takes pci or mmio");
+			o->mmio = !strcmp(optarg, "mmio");
+			break;
 		case O_MIGRATE_HOLD:
 			if (!(rc = number("--migrate-hold", optarg, 0, 1000, &v)))
 				o->migrate_hold = (unsigned)v;
@@ -251,6 +259,8 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		return bad("--migrate-to", "needs a second back-end: the destination cannot share the source's socket");
 	if (o->libvirt && o->iommu)
 		return bad("--iommu", "builds QEMU's command line itself, not a libvirt domain");
+	if (o->mmio && (o->iommu || o->libvirt))
+		return bad("--transport=mmio", o->iommu ? "has no vIOMMU here (microvm)" : "builds QEMU's command line itself");
 	if (o->libvirt && (o->ndevopts || o->indirect >= 0 || o->reconnect))
 		return bad("--libvirt", "libvirt's vhostuser disk has no --device-opt, --indirect or --reconnect");
 	return 0;

@@ -88,7 +88,8 @@ void qmp_str(const char *reply, const char *key, char *out, size_t len);
 /* ---- the command (guest.c, qemu.c, result.c, migrate.c) ---------------------------- */
 struct guest_device {
 	const char *name;		/* --device= */
-	const char *qemu_device;	/* QEMU's -device driver */
+	const char *qemu_device;	/* QEMU's -device driver (virtio-pci) */
+	const char *qemu_device_mmio;	/* the same on the virtio-mmio bus (microvm) */
 	const char *const *modules;	/* the guest driver, loaded with its dependencies */
 	const char *packed, *queues, *event_idx, *indirect, *queue_size;	/* property names */
 };
@@ -103,6 +104,7 @@ struct guest_opts {
 	bool postcopy;			/* --postcopy: switch to postcopy once precopy runs */
 	unsigned migrate_hold;		/* --migrate-hold: rounds held after RAM's first pass */
 	bool iommu;			/* --iommu: the device behind QEMU's Intel vIOMMU */
+	bool mmio;			/* --transport=mmio: microvm, the device on virtio-mmio */
 	int packed, event_idx, indirect;	/* -1: QEMU's default */
 	uint64_t size, bs;
 	bool json, verbose, libvirt, kvm, kvm_auto, bzimage;
