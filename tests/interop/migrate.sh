@@ -80,13 +80,26 @@ for c in "${cases[@]}"; do
     report "$what: QEMU 10.0 fetched from bookworm-backports" 1 "$(cat "$WORK/peers.log")"
     continue
   fi
-  migrate "$name" "$qemu" "$ring" "$queues" "$mode"
-  held=1
-  [[ $qemu == 10 ]] && { [[ $out == *"migrate_rounds_held=2"* ]] || held=0; }
-  [[ $rc == 0 && $held == 1 && $out == *"migrate=completed"* && $out == *"host_check=ok"* ]] &&
-    grep -q 'dirty logging of buffer writes on' "$WORK/$name.src.log" &&
-    { [[ $mode == precopy ]] || grep -q 'postcopy listening' "$WORK/$name.dst.log"; }
-  report "$what: migrated under verified I/O" $? "$(grep -o "migrate=.*" <<< "$out" | head -c 300) $out"
+  # QEMU 7.2 under TCG corrupts a migrated guest now and then with any
+  # back-end (qemu-storage-daemon's too; every held migration fails with
+  # both: BENCHMARKS.md, "Held migrations"), while QEMU 10.0 passes the
+  # stricter held cases: a 7.2 case gets a second try, and says so. The
+  # QEMU 10 cases, which show the dirty log is complete, get none.
+  first=
+  for try in 1 2; do
+    migrate "$name.$try" "$qemu" "$ring" "$queues" "$mode"
+    held=1
+    [[ $qemu == 10 ]] && { [[ $out == *"migrate_rounds_held=2"* ]] || held=0; }
+    [[ $rc == 0 && $held == 1 && $out == *"migrate=completed"* && $out == *"host_check=ok"* ]] &&
+      grep -q 'dirty logging of buffer writes on' "$WORK/$name.$try.src.log" &&
+      { [[ $mode == precopy ]] || grep -q 'postcopy listening' "$WORK/$name.$try.dst.log"; }
+    ok=$?
+    [[ $ok == 0 || $qemu == 10 || $try == 2 ]] && break
+    first=$(grep -o "err=[^ ]*" <<< "$out" | head -c 200)
+    first=${first:-$(tail -c 200 <<< "$out")}
+  done
+  report "$what: migrated under verified I/O${first:+ (at the second try; the first: $first)}" $ok \
+    "$(grep -o "migrate=.*" <<< "$out" | head -c 300) $out"
 done
 
 if [[ $FAULTS == 1 ]]; then
