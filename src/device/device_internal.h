@@ -84,6 +84,7 @@ struct vhu_queue {
 	_Atomic(uint32_t *) db_word;
 	atomic_int db_state;
 	uint64_t db_quiet_since;    /* serving thread: last work seen while live */
+	unsigned db_empty_naps;     /* serving thread: naps in a row that found nothing */
 	_Atomic uint64_t db_kicks, db_bad_data, db_offers;
 	struct pg_thread *pt;       /* poll group: the thread serving it */
 	unsigned pg_slot, pg_id;    /* pg_id: 31 bits, as the epoll data carries it */
@@ -185,6 +186,9 @@ void dq_sync_watch(struct vhu_queue *q);
 /* While live, the serving thread looks this often; with no work for
  * VHU_DOORBELL_IDLE_NS it asks for the doorbell to be withdrawn. */
 #define VHU_DOORBELL_NAP_NS 20000ull
+/* Each nap that finds nothing doubles the next, up to this: a queue kicked
+ * every 10 ms cost its back-end half a CPU napping 20 us at a time. */
+#define VHU_DOORBELL_NAP_MAX_NS 320000ull
 #define VHU_DOORBELL_IDLE_NS 20000000ull
 /* Transport, queue paused: the queue has a doorbell at word (emptied),
  * live (the driver side maps it already) or withdrawn; NULL takes it away. */

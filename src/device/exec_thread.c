@@ -76,7 +76,9 @@ static void wait_for_work(struct vhu_queue *q, bool active)
 	/* the driver may store into the doorbell: nothing would wake us */
 	bool doorbell = active && dq_doorbell_watched(q);
 	if (doorbell) {
-		timeout_ns = atomic_load(&q->db_state) == DQ_DB_WITHDRAWING ? 1000000ull : VHU_DOORBELL_NAP_NS;
+		uint64_t nap = VHU_DOORBELL_NAP_NS << (q->db_empty_naps < 8 ? q->db_empty_naps : 8);
+		timeout_ns = atomic_load(&q->db_state) == DQ_DB_WITHDRAWING ? 1000000ull
+			     : nap < VHU_DOORBELL_NAP_MAX_NS ? nap : VHU_DOORBELL_NAP_MAX_NS;
 		/* a nap is a timer: with the default 50 us of slack a 20 us nap
 		 * lasted 70 us, every kick by the doorbell waited that long */
 		static _Thread_local bool slack_set;
@@ -110,8 +112,14 @@ static void wait_for_work(struct vhu_queue *q, bool active)
 		if (atomic_load(&q->db_state) == DQ_DB_OFF)
 			dq_doorbell_busy(q);
 	}
-	if (doorbell && (dq_doorbell_take(q) || dq_ring_has_work(q)))
-		q->pending_ev |= VHU_QUEUE_EV_KICK;
+	if (doorbell) {
+		if (dq_doorbell_take(q) || dq_ring_has_work(q) || q->pending_ev) {
+			q->pending_ev |= VHU_QUEUE_EV_KICK;
+			q->db_empty_naps = 0;
+		} else {
+			q->db_empty_naps++;
+		}
+	}
 	if (ia >= 0 && (p[ia].revents & POLLIN))
 		q->pending_ev |= VHU_QUEUE_EV_AUX;
 	if (active && q->kick_fd < 0)
