@@ -35,7 +35,8 @@ static bool busy_poll(struct vhu_queue *q)
 	do {
 		/* (kicks are off, so a store there is an old one; taken to
 		 * keep the word's account) */
-		if (dq_doorbell_take(q) | dq_ring_has_work(q)) {
+		bool rung = dq_doorbell_take(q);
+		if (dq_ring_has_work(q) || rung) {
 			q->pending_ev |= VHU_QUEUE_EV_KICK;
 			work = true;
 		}
