@@ -23,14 +23,50 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/cpu_relax.h"
 #include "frontend_internal.h"
 #include "vhu/virtio.h"
 #include "vhu/vu_socket.h"
 
 static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
+/* A VMM's queue: the page changes under stores from any thread. One that
+ * loaded the old page has raised db_readers first (both sequentially
+ * consistent), so once the count is seen at zero after the exchange no
+ * store can reach the old page any more. */
+static void swap_live(struct vhu_fe_queue *q, void *page)
+{
+	void *old = atomic_exchange(&q->db_live, page);
+	while (atomic_load(&q->db_readers))
+		vhu_cpu_relax();
+	if (old)
+		munmap(old, page_size());
+}
+
+bool fe_doorbell_store(struct vhu_fe_queue *q, uint32_t value)
+{
+	bool stored = false;
+	atomic_fetch_add(&q->db_readers, 1);
+	void *db = atomic_load(&q->db_live);
+	if (db) {
+		if (vhu_has_feature(q->fe->features, VHU_F_NOTIFICATION_DATA))
+			__atomic_store_n((uint32_t *)db, value, __ATOMIC_RELEASE);
+		else
+			__atomic_store_n((uint16_t *)db, (uint16_t)q->index, __ATOMIC_RELEASE);
+		stored = true;
+	}
+	atomic_fetch_sub(&q->db_readers, 1);
+	if (stored)
+		atomic_fetch_add_explicit(&q->kicks_doorbell, 1, memory_order_relaxed);
+	return stored;
+}
+
 static void publish(struct vhu_fe_queue *q, void *page)
 {
+	if (q->fe->vmm) {
+		swap_live(q, page == FE_DB_GONE ? NULL : page);
+		return;
+	}
 	void *old = atomic_exchange(&q->db_next, page);
 	if (old && old != FE_DB_GONE)
 		munmap(old, page_size());   /* never taken up: nobody stored there */

@@ -229,7 +229,7 @@ out:
 	return rc;
 }
 
-static int get_u64(struct vhu_fe *fe, uint32_t req, uint64_t *v)
+int fe_get_u64(struct vhu_fe *fe, uint32_t req, uint64_t *v)
 {
 	struct vhu_user_msg r;
 	int rc = fe_request(fe, req, NULL, 0, NULL, 0, &r, 8);
@@ -238,12 +238,12 @@ static int get_u64(struct vhu_fe *fe, uint32_t req, uint64_t *v)
 	return rc;
 }
 
-static int set_u64(struct vhu_fe *fe, uint32_t req, uint64_t v)
+int fe_set_u64(struct vhu_fe *fe, uint32_t req, uint64_t v)
 {
 	return fe_request(fe, req, &v, 8, NULL, 0, NULL, 0);
 }
 
-static int set_state(struct vhu_fe *fe, uint32_t req, uint32_t index, uint32_t num)
+int fe_set_state(struct vhu_fe *fe, uint32_t req, uint32_t index, uint32_t num)
 {
 	struct vhu_user_vring_state s = { index, num };
 	return fe_request(fe, req, &s, sizeof(s), NULL, 0, NULL, 0);
@@ -308,23 +308,23 @@ static int handshake(struct vhu_fe *fe)
 	int rc;
 
 	fe->pf = 0;
-	if ((rc = get_u64(fe, VHU_USER_GET_FEATURES, &fe->offered)) < 0)
+	if ((rc = fe_get_u64(fe, VHU_USER_GET_FEATURES, &fe->offered)) < 0)
 		return rc;
 	if (fe->offered >> VHU_USER_F_PROTOCOL_FEATURES & 1) {
-		if ((rc = get_u64(fe, VHU_USER_GET_PROTOCOL_FEATURES, &fe->offered_pf)) < 0)
+		if ((rc = fe_get_u64(fe, VHU_USER_GET_PROTOCOL_FEATURES, &fe->offered_pf)) < 0)
 			return rc;
 		uint64_t pf = fe->offered_pf & (FE_PF_KNOWN | (fe->cfg.doorbells ? 1ull << VHU_USER_PROTOCOL_F_HOST_NOTIFIER : 0));
 		/* the spec makes INBAND depend on both of these */
 		if (!(pf >> VHU_USER_PROTOCOL_F_BACKEND_REQ & 1) || !(pf >> VHU_USER_PROTOCOL_F_REPLY_ACK & 1))
 			pf &= ~(1ull << VHU_USER_PROTOCOL_F_INBAND_NOTIFICATIONS);
-		if ((rc = set_u64(fe, VHU_USER_SET_PROTOCOL_FEATURES, pf)) < 0)
+		if ((rc = fe_set_u64(fe, VHU_USER_SET_PROTOCOL_FEATURES, pf)) < 0)
 			return rc;
 		fe->pf = pf;   /* from here on, requests ask for acks */
 	}
-	if (fe_has_pf(fe, VHU_USER_PROTOCOL_F_MQ) && (rc = get_u64(fe, VHU_USER_GET_QUEUE_NUM, &fe->queue_num)) < 0)
+	if (fe_has_pf(fe, VHU_USER_PROTOCOL_F_MQ) && (rc = fe_get_u64(fe, VHU_USER_GET_QUEUE_NUM, &fe->queue_num)) < 0)
 		return rc;
 	if (fe_has_pf(fe, VHU_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) &&
-	    (rc = get_u64(fe, VHU_USER_GET_MAX_MEM_SLOTS, &fe->max_slots)) < 0)
+	    (rc = fe_get_u64(fe, VHU_USER_GET_MAX_MEM_SLOTS, &fe->max_slots)) < 0)
 		return rc;
 	if (fe_has_pf(fe, VHU_USER_PROTOCOL_F_BACKEND_REQ)) {
 		int sv[2];
@@ -383,6 +383,7 @@ void vhu_fe_close(struct vhu_fe *fe)
 			close(q->call);
 	}
 	free(fe->q);
+	free(fe->regions);
 	if (fe->mem)
 		munmap(fe->mem, fe->mem_size);
 	if (fe->memfd >= 0)
@@ -446,7 +447,7 @@ int vhu_fe_get_status(struct vhu_fe *fe, uint8_t *status)
 	int rc;
 	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
 		return -ENOTSUP;
-	rc = get_u64(fe, VHU_USER_GET_STATUS, &v);
+	rc = fe_get_u64(fe, VHU_USER_GET_STATUS, &v);
 	if (rc == 0)
 		*status = (uint8_t)v;
 	return rc;
@@ -456,7 +457,7 @@ int vhu_fe_set_status(struct vhu_fe *fe, uint8_t status)
 {
 	if (!fe_has_pf(fe, VHU_USER_PROTOCOL_F_STATUS))
 		return -ENOTSUP;
-	return set_u64(fe, VHU_USER_SET_STATUS, status);
+	return fe_set_u64(fe, VHU_USER_SET_STATUS, status);
 }
 
 int vhu_fe_reset_device(struct vhu_fe *fe)
@@ -593,8 +594,8 @@ static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vh
 	const struct vhu_vq_config *c = &q->ring;
 	int rc;
 
-	if ((rc = set_state(fe, VHU_USER_SET_VRING_NUM, q->index, c->num)) < 0 ||
-	    (rc = set_state(fe, VHU_USER_SET_VRING_BASE, q->index, vhu_vq_pos_encode(pos, packed))) < 0)
+	if ((rc = fe_set_state(fe, VHU_USER_SET_VRING_NUM, q->index, c->num)) < 0 ||
+	    (rc = fe_set_state(fe, VHU_USER_SET_VRING_BASE, q->index, vhu_vq_pos_encode(pos, packed))) < 0)
 		return rc;
 	if ((rc = send_vring_addr(fe, q)) < 0)
 		return rc;
@@ -610,12 +611,12 @@ static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vh
 	case VHU_FE_NOTIFY_INBAND:
 		/* no fds at all: an fd-less SET_VRING_KICK would mean polling;
 		 * the ring starts on its first in-band VRING_KICK */
-		if ((rc = set_state(fe, VHU_USER_VRING_KICK, q->index, 0)) < 0)
+		if ((rc = fe_set_state(fe, VHU_USER_VRING_KICK, q->index, 0)) < 0)
 			return rc;
 		break;
 	}
 	if (fe->features >> VHU_USER_F_PROTOCOL_FEATURES & 1)
-		rc = set_state(fe, VHU_USER_SET_VRING_ENABLE, q->index, 1);
+		rc = fe_set_state(fe, VHU_USER_SET_VRING_ENABLE, q->index, 1);
 	return rc;
 }
 
@@ -648,7 +649,7 @@ int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s)
 	fe->features = (s->features & fe->offered & ~never) | (fe->offered & (1ull << VHU_USER_F_PROTOCOL_FEATURES));
 	if (s->iommu != VHU_FE_IOMMU_OFF)
 		fe->features |= VHU_BIT(VHU_F_ACCESS_PLATFORM);
-	if ((rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0)
+	if ((rc = fe_set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0)
 		return rc;
 	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
 	struct vhu_vq_layout l;
@@ -722,12 +723,12 @@ static int resume(struct vhu_fe *fe)
 	if (fe->inflight_fd >= 0 && !fe_has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 		fe_log(fe, VHU_LOG_WARN, "the back-end no longer keeps an inflight region: requests it had "
 			"taken are redone from the ring");
-	if ((rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0 || (rc = register_memory(fe)) < 0 ||
+	if ((rc = fe_set_u64(fe, VHU_USER_SET_FEATURES, fe->features)) < 0 || (rc = register_memory(fe)) < 0 ||
 	    (rc = send_inflight(fe, (uint16_t)fe->nq, fe->nq ? fe->q[0].ring.num : 0)) < 0)
 		return rc;
 	/* a migration in progress goes on: the log before the rings */
 	if (fe->log.bitmap && ((rc = send_log_base(fe)) < 0 ||
-			       (rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features | LOG_ALL_BIT)) < 0))
+			       (rc = fe_set_u64(fe, VHU_USER_SET_FEATURES, fe->features | LOG_ALL_BIT)) < 0))
 		return rc;
 	bool packed = vhu_has_feature(fe->features, VHU_F_RING_PACKED);
 	bool region = fe->inflight_fd >= 0 && fe_has_pf(fe, VHU_USER_PROTOCOL_F_INFLIGHT_SHMFD);
@@ -751,7 +752,7 @@ static int resume(struct vhu_fe *fe)
 	for (unsigned i = 0; i < fe->nq; i++) {
 		uint64_t one = 1;
 		if (fe->notify == VHU_FE_NOTIFY_INBAND)
-			rc = set_state(fe, VHU_USER_VRING_KICK, i, 0);
+			rc = fe_set_state(fe, VHU_USER_VRING_KICK, i, 0);
 		else
 			rc = write(fe->q[i].kick, &one, 8) == 8 ? 0 : -errno;
 		if (rc < 0)
@@ -767,6 +768,8 @@ int vhu_fe_reconnect(struct vhu_fe *fe, int timeout_ms)
 
 	if (!fe->q)
 		return -EINVAL;
+	if (fe->vmm)
+		return -ENOTSUP;   /* the VMM resumes its own rings */
 	fe->reconnects++;
 	for (;;) {
 		if (fe->chan >= 0)
@@ -801,7 +804,7 @@ unsigned vhu_fe_reconnects(const struct vhu_fe *fe) { return fe->reconnects; }
 /* Logging on or off on the back-end: buffers (LOG_ALL), then each ring. */
 static int log_switch(struct vhu_fe *fe)
 {
-	int rc = set_u64(fe, VHU_USER_SET_FEATURES, fe->features | (fe->log.bitmap ? LOG_ALL_BIT : 0));
+	int rc = fe_set_u64(fe, VHU_USER_SET_FEATURES, fe->features | (fe->log.bitmap ? LOG_ALL_BIT : 0));
 	for (unsigned i = 0; rc == 0 && i < fe->nq; i++)
 		rc = send_vring_addr(fe, &fe->q[i]);
 	return rc;
@@ -901,7 +904,7 @@ int vhu_fe_queue_kick(struct vhu_fe_queue *q)
 		return 0;
 	if (q->fe->notify == VHU_FE_NOTIFY_INBAND) {
 		atomic_fetch_add_explicit(&q->kicks_inband, 1, memory_order_relaxed);
-		return set_state(q->fe, VHU_USER_VRING_KICK, q->index, 0);
+		return fe_set_state(q->fe, VHU_USER_VRING_KICK, q->index, 0);
 	}
 	void *db = fe_doorbell_current(q);
 	if (db) {

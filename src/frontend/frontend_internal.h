@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "vhu/frontend.h"
+#include "vhu/frontend_vmm.h"
 #include "vhu/iotlb.h"
 
 /* Protocol features this front-end knows how to use. */
@@ -33,6 +34,13 @@ struct vhu_fe_queue {
 	 * the one it replaces: only that thread ever stores into it). */
 	_Atomic(void *) db_next;    /* NULL: no change; FE_DB_GONE: withdrawn */
 	void *db_cur;
+	/* A VMM's queue (vmm.c): stores may come from any thread, so the
+	 * page in use is db_live, and a page replaced is unmapped only once
+	 * no store is between its load and its store (db_readers). */
+	_Atomic(void *) db_live;
+	atomic_uint db_readers;
+	atomic_int vmm_kick;        /* the caller's kick eventfd, -1 */
+	atomic_bool vmm_started;
 	_Atomic uint64_t kicks_doorbell, kicks_eventfd, kicks_inband, db_mapped, db_refused;
 };
 
@@ -94,6 +102,10 @@ struct vhu_fe {
 	int log_fd;
 	struct vhu_dirty_log log;
 	struct fe_iommu iommu;
+	/* A VMM's connection (vmm.c): the guest's memory table, fds not kept. */
+	bool vmm;
+	struct vhu_fe_vmm_region *regions;
+	unsigned nregions;
 };
 
 void fe_log(struct vhu_fe *fe, enum vhu_log_level l, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -101,6 +113,9 @@ static inline bool fe_has_pf(const struct vhu_fe *fe, unsigned bit) { return fe-
 /* A request on the connection, its reply or acknowledgement checked. */
 int fe_request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_t size, const int *fds,
 	       unsigned nfds, struct vhu_user_msg *reply, uint32_t reply_size);
+int fe_get_u64(struct vhu_fe *fe, uint32_t req, uint64_t *v);
+int fe_set_u64(struct vhu_fe *fe, uint32_t req, uint64_t v);
+int fe_set_state(struct vhu_fe *fe, uint32_t req, uint32_t index, uint32_t num);
 
 /* The address the device uses for a guest address: itself, or behind the
  * IOMMU its IOVA in the front-end's window. */
@@ -114,6 +129,9 @@ static inline uint64_t fe_dev_addr(const struct vhu_fe *fe, uint64_t gpa)
 int fe_doorbell_msg(struct vhu_fe *fe, struct vhu_user_msg *m);
 /* The queue's thread: its doorbell, the newest the channel mapped (or NULL). */
 void *fe_doorbell_current(struct vhu_fe_queue *q);
+/* A VMM's notification: true if it went as a store into the queue's page
+ * (value whole with NOTIFICATION_DATA, else the queue index); any thread. */
+bool fe_doorbell_store(struct vhu_fe_queue *q, uint32_t value);
 /* Every doorbell withdrawn (a new back-end session), or unmapped (close). */
 void fe_doorbell_drop_all(struct vhu_fe *fe, bool unmap_now);
 
