@@ -352,6 +352,12 @@ static void register_file_hostile_states(void **state)
 	set_features(m, VHU_BIT(VHU_F_EVENT_IDX));
 	wr(m, VHU_MMIO_STATUS, S_FOK);
 	assert_int_equal(rd(m, VHU_MMIO_STATUS), S_AD);
+	/* FEATURES_OK and DRIVER_OK in one write, the features refused:
+	 * neither is set (fuzz_mmio found DRIVER_OK kept without FEATURES_OK) */
+	set_features(m, V1 | VHU_BIT(VHU_F_IN_ORDER));
+	wr(m, VHU_MMIO_STATUS, S_FOK | VHU_STATUS_DRIVER_OK);
+	assert_int_equal(rd(m, VHU_MMIO_STATUS), S_AD);
+	assert_int_equal(r.driver_oks, 0);
 	assert_int_equal(r.features_calls, 0);
 	/* features past 64 bits */
 	wr(m, VHU_MMIO_DRIVER_FEATURES_SEL, 2);

@@ -330,8 +330,12 @@ static void status_write(struct vhu_mmio *m, uint32_t v)
 		REFUSE(m, "status 0x%x skips a step of the initialisation (from 0x%x)", v, cur);
 		return;
 	}
-	if ((add & VHU_STATUS_FEATURES_OK) && !features_ok(m))
-		now &= (uint8_t)~VHU_STATUS_FEATURES_OK;   /* the driver reads it back clear (§3.1.1 step 6) */
+	/* the driver reads FEATURES_OK back clear (§3.1.1 step 6), and a
+	 * DRIVER_OK in the same write goes with it (found by fuzz_mmio) */
+	if ((add & VHU_STATUS_FEATURES_OK) && !features_ok(m)) {
+		now &= (uint8_t)~(VHU_STATUS_FEATURES_OK | VHU_STATUS_DRIVER_OK);
+		add &= (uint8_t)~(VHU_STATUS_FEATURES_OK | VHU_STATUS_DRIVER_OK);
+	}
 	atomic_fetch_or(&m->status, now);
 	if ((add & VHU_STATUS_DRIVER_OK) && m->cfg.ops->driver_ok)
 		m->cfg.ops->driver_ok(m->cfg.opaque);
