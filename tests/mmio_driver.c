@@ -222,7 +222,15 @@ static int run(struct mdrv *d, unsigned i, struct req *r, unsigned count, uint32
 		 * without an interrupt we did not wait for (suppression) */
 		if (vhu_drv_vq_enable_cb(vq))
 			continue;
-		if (!mdrv_wait_interrupt(d, 500) && ++idle > 10) {
+		if (mdrv_wait_interrupt(d, 500))
+			continue;
+		/* notifications were on and the ring empty: a used buffer now,
+		 * with no interrupt for it, is a lost interrupt */
+		if (vhu_drv_vq_has_used(vq)) {
+			say("queue %u: a used buffer came without an interrupt\n", i);
+			return -1;
+		}
+		if (++idle > 10) {
 			say("queue %u: %u of %u requests done, no interrupt for 5 s\n", i, done, count);
 			return -1;
 		}

@@ -31,7 +31,9 @@
 #include <cmocka.h>
 
 #include "mmio_driver.h"
+#include "vhu/device.h"
 #include "vhu/mmio_bridge.h"
+#include "vhu/mmio_device.h"
 #include "vhu/virtio.h"
 #include "vhu/virtio_blk.h"
 
@@ -756,6 +758,121 @@ static void back_end_dies(void **state)
 	stop_peer(&p);
 }
 
+/* ---- the model on the device core: a RAM disk of the test's, no vhost-user ------------ */
+
+#define RAM_BYTES (4u << 20)
+static uint8_t ramdisk[RAM_BYTES];
+
+static void ram_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned events)
+{
+	(void)dev;
+	(void)events;
+	struct vhu_vq_elem e;
+	struct iovec iov[8];
+	while (vhu_queue_pop(q, &e, iov, 8) > 0) {
+		uint8_t st = VHU_BLK_S_IOERR;
+		struct vhu_blk_req_hdr h;
+		uint32_t written = 0;
+		if (e.out_num >= 1 && e.in_num >= 1 && iov[0].iov_len == sizeof(h) && e.out_num + e.in_num == 3) {
+			memcpy(&h, iov[0].iov_base, sizeof(h));
+			uint64_t off = le64toh(h.sector) * 512;
+			struct iovec *data = &iov[1];
+			if (off <= RAM_BYTES && data->iov_len <= RAM_BYTES - off) {
+				if (le32toh(h.type) == VHU_BLK_T_OUT && e.out_num == 2) {
+					memcpy(ramdisk + off, data->iov_base, data->iov_len);
+					st = VHU_BLK_S_OK;
+				} else if (le32toh(h.type) == VHU_BLK_T_IN && e.in_num == 2) {
+					memcpy(data->iov_base, ramdisk + off, data->iov_len);
+					written = (uint32_t)data->iov_len;
+					st = VHU_BLK_S_OK;
+				}
+			}
+		}
+		*(uint8_t *)iov[e.out_num + e.in_num - 1].iov_base = st;
+		vhu_queue_push(q, &e, written + 1);
+	}
+	vhu_queue_notify(q);
+}
+
+static int ram_config(struct vhu_device *dev, uint8_t *b, uint32_t off, uint32_t len)
+{
+	(void)dev;
+	uint8_t cfg[60] = { 0 };
+	uint64_t cap = htole64(RAM_BYTES / 512);
+	memcpy(cfg, &cap, 8);
+	memcpy(b, cfg + off, len);
+	return 0;
+}
+
+static const struct vhu_device_ops ram_ops = { .handle = ram_handle, .get_config = ram_config };
+
+static void on_device_core(uint64_t want, unsigned nq, enum vhu_exec exec)
+{
+	struct mdrv d;
+	mdrv_mem_init(&d);
+	struct vhu_poll_group *pg = NULL;
+	if (exec == VHU_EXEC_POLL_GROUP)
+		assert_non_null(pg = vhu_poll_group_new(&(struct vhu_poll_group_config){ .threads = 1 }));
+	struct vhu_device_config dc = {
+		.ops = &ram_ops, .num_queues = 2, .max_queue_size = 256, .config_size = 60, .exec = exec, .poll_group = pg,
+		.features = VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_EVENT_IDX) |
+			    VHU_BIT(VHU_F_INDIRECT_DESC) | VHU_BIT(VHU_BLK_F_MQ),
+	};
+	struct vhu_device *dev = vhu_device_new(&dc);
+	assert_non_null(dev);
+	struct vhu_mmio_mem_region reg = { MDRV_GPA, MDRV_MEM, d.memfd, 0 };
+	struct vhu_mmio_device_config mc = { .dev = dev, .device_id = 2, .regions = &reg, .num_regions = 1,
+					     .interrupt = mdrv_interrupt, .interrupt_opaque = &d };
+	struct vhu_mmio_device *md = NULL;
+	assert_int_equal(vhu_mmio_device_new(&md, &mc), 0);
+	struct vhu_mmio *m = vhu_mmio_device_mmio(md);
+	for (unsigned pass = 0; pass < 2; pass++) {
+		assert_int_equal(mdrv_init(&d, m, want, nq, 128), 0);
+		assert_int_equal(capacity(m), RAM_BYTES / 512);
+		for (unsigned i = 0; i < nq; i++)
+			if (mdrv_blk_write_read(&d, i, 2048 * i + 128 * pass, 32, pass + i) < 0)
+				fail_msg("queue %u pass %u", i, pass);
+		assert_int_equal(vhu_device_features(dev), d.features);
+		mdrv_reset(&d);
+		assert_int_equal(vhu_device_features(dev), 0);
+	}
+	assert_true(d.interrupts > 0);
+	/* a ring outside guest memory is refused; the queue stays not ready */
+	assert_int_equal(mdrv_init(&d, m, want, nq, 128), 0);
+	mdrv_reset(&d);
+	vhu_mmio_write(m, VHU_MMIO_STATUS, 4, VHU_STATUS_ACKNOWLEDGE);
+	vhu_mmio_write(m, VHU_MMIO_STATUS, 4, S_AD);
+	set_features(m, V1);
+	vhu_mmio_write(m, VHU_MMIO_STATUS, 4, S_FOK);
+	vhu_mmio_write(m, VHU_MMIO_QUEUE_SEL, 4, 0);
+	vhu_mmio_write(m, VHU_MMIO_QUEUE_SIZE, 4, 64);
+	queue_addrs(m, 0x1000, MDRV_GPA, MDRV_GPA + 4096);
+	vhu_mmio_write(m, VHU_MMIO_QUEUE_READY, 4, 1);
+	assert_int_equal(rd(m, VHU_MMIO_QUEUE_READY), 0);
+	vhu_mmio_device_free(md);
+	vhu_device_free(dev);
+	vhu_poll_group_free(pg);
+	mdrv_destroy(&d);
+}
+
+static void device_core_split_two_queues(void **state)
+{
+	(void)state;
+	on_device_core(WANT_RING, 2, VHU_EXEC_THREAD_PER_QUEUE);
+}
+
+static void device_core_packed_two_queues(void **state)
+{
+	(void)state;
+	on_device_core(WANT_RING | VHU_BIT(VHU_F_RING_PACKED), 2, VHU_EXEC_THREAD_PER_QUEUE);
+}
+
+static void device_core_poll_group(void **state)
+{
+	(void)state;
+	on_device_core(WANT_RING | VHU_BIT(VHU_F_RING_PACKED), 2, VHU_EXEC_POLL_GROUP);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -772,6 +889,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(register_file_hostile_states),
 		cmocka_unit_test(register_file_queue_reset),
 		cmocka_unit_test(notify_matcher),
+		cmocka_unit_test(device_core_split_two_queues),
+		cmocka_unit_test(device_core_packed_two_queues),
+		cmocka_unit_test(device_core_poll_group),
 		cmocka_unit_test_teardown(vhu_blk_split_one_queue, stop_current),
 		cmocka_unit_test_teardown(vhu_blk_split_two_queues, stop_current),
 		cmocka_unit_test_teardown(vhu_blk_packed_two_queues, stop_current),

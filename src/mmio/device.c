@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-mmio as a transport of the device core (vhu/mmio_device.h): the
+ * model's ops as the device core's transport calls, the way the vhost-user
+ * back-end makes them for its messages (each queue paused around a change
+ * of it, every queue around a reset).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "../device/device_internal.h"
+#include "vhu/mem.h"
+#include "vhu/mmio_device.h"
+#include "vhu/virtio.h"
+
+/* vhost-user's own bits and an IOMMU this transport does not have */
+#define NOT_OFFERED (VHU_BIT(30) | VHU_BIT(26) | VHU_BIT(VHU_F_ACCESS_PLATFORM))
+
+struct vhu_mmio_device {
+	struct vhu_device *dev;
+	struct vhu_mmio *mmio;
+	struct vhu_mem mem;
+	/* one kick eventfd a queue for the device's life: notifications write
+	 * it from any thread, so it is never closed under them; each start
+	 * hands the queue a duplicate, which the queue owns */
+	int *kick;
+};
+
+/* A ring part in guest memory: one region must hold all of it. */
+static void *part(struct vhu_mmio_device *md, uint64_t gpa, uint64_t len)
+{
+	uint64_t got = len;
+	void *p = vhu_mem_translate(&md->mem, gpa, &got, 0);
+	return p && got >= len ? p : NULL;
+}
+
+static int op_set_features(void *o, uint64_t f)
+{
+	struct vhu_mmio_device *md = o;
+	return dev_set_features(md->dev, f);
+}
+
+static int op_queue_enable(void *o, const struct vhu_mmio_ring *r)
+{
+	struct vhu_mmio_device *md = o;
+	struct vhu_queue *q = &md->dev->q[r->index];
+	uint64_t f = vhu_device_features(md->dev);
+	bool packed = vhu_has_feature(f, VHU_F_RING_PACKED);
+	struct vhu_vq_config c = {
+		.num = r->size, .index = r->index, .features = f, .mem = &md->mem,
+		.desc = part(md, r->desc, 16ull * r->size),
+		.driver_area = part(md, r->driver, packed ? 4 : 6 + 2ull * r->size),
+		.device_area = part(md, r->device, packed ? 4 : 6 + 8ull * r->size),
+	};
+	if (!c.desc || !c.driver_area || !c.device_area) {
+		vhu_device_log(md->dev, VHU_LOG_ERROR, "queue %u: a ring part lies outside guest memory", r->index);
+		return -EFAULT;
+	}
+	int kick = dup(md->kick[r->index]);
+	if (kick < 0)
+		return -errno;
+	/* a fresh ring: a packed ring's wrap counters start at 1 (§2.8.1) */
+	struct vhu_vq_pos pos = { .avail_wrap = packed, .used_wrap = packed };
+	dq_pause(q);
+	dq_set_kick_fd(q, kick);
+	dq_set_call_fd(q, -1);   /* used-buffer notifications come to op_call */
+	dq_set_enabled(q, true);
+	int rc = dq_start(q, &c, &pos, NULL, 0);
+	if (rc < 0)
+		dq_reset(q);
+	dq_resume(q);
+	return rc;
+}
+
+static void op_queue_disable(void *o, uint16_t index)
+{
+	struct vhu_mmio_device *md = o;
+	struct vhu_queue *q = &md->dev->q[index];
+	dq_pause(q);
+	dq_reset(q);   /* drained and stopped: no access to the ring after this */
+	dq_resume(q);
+	uint64_t v;
+	(void)!read(md->kick[index], &v, 8);   /* a kick left for the stopped ring */
+}
+
+static void op_notify(void *o, uint16_t index, uint32_t value)
+{
+	struct vhu_mmio_device *md = o;
+	uint64_t one = 1;
+	(void)value;   /* the ring is the truth; the engine checks its own position */
+	(void)!write(md->kick[index], &one, 8);
+}
+
+static void op_driver_ok(void *o)
+{
+	struct vhu_mmio_device *md = o;
+	dev_set_status(md->dev, (uint8_t)vhu_mmio_status(md->mmio) | VHU_STATUS_DRIVER_OK);
+}
+
+static void op_reset(void *o)
+{
+	struct vhu_mmio_device *md = o;
+	dev_pause_all(md->dev);
+	dev_reset(md->dev);
+	dev_resume_all(md->dev);
+}
+
+static int op_config_read(void *o, uint32_t off, void *buf, uint32_t len)
+{
+	struct vhu_mmio_device *md = o;
+	return dev_get_config(md->dev, buf, off, len);
+}
+
+static int op_config_write(void *o, uint32_t off, const void *buf, uint32_t len)
+{
+	struct vhu_mmio_device *md = o;
+	return dev_set_config(md->dev, buf, off, len, VHU_CONFIG_WRITE_DRIVER);
+}
+
+static const struct vhu_mmio_ops device_ops = {
+	.set_features = op_set_features, .queue_enable = op_queue_enable, .queue_disable = op_queue_disable,
+	.notify = op_notify, .driver_ok = op_driver_ok, .reset = op_reset, .config_read = op_config_read,
+	.config_write = op_config_write,
+};
+
+/* ---- the device core's transport calls ------------------------------------------- */
+
+static void tr_call(void *o, struct vhu_queue *q)
+{
+	struct vhu_mmio_device *md = o;
+	(void)q;
+	vhu_mmio_raise(md->mmio, VHU_MMIO_INT_VRING);
+}
+
+static void tr_error(void *o, struct vhu_queue *q)
+{
+	struct vhu_mmio_device *md = o;
+	(void)q;
+	vhu_mmio_needs_reset(md->mmio);
+}
+
+static int tr_config_changed(void *o)
+{
+	struct vhu_mmio_device *md = o;
+	vhu_mmio_config_changed(md->mmio);
+	return 0;
+}
+
+/* ---- life --------------------------------------------------------------------------- */
+
+static int map_memory(struct vhu_mmio_device *md, const struct vhu_mmio_device_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->num_regions; i++) {
+		const struct vhu_mmio_mem_region *r = &cfg->regions[i];
+		/* the user address is the guest address: nothing here names
+		 * memory by a VMM's pointers */
+		struct vhu_user_mem_region w = { r->guest_addr, r->size, r->guest_addr, r->fd_offset };
+		int fd = r->fd >= 0 ? fcntl(r->fd, F_DUPFD_CLOEXEC, 0) : -1;
+		if (fd < 0)
+			return -EINVAL;
+		int rc = vhu_mem_add(&md->mem, &w, fd);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int vhu_mmio_device_new(struct vhu_mmio_device **out, const struct vhu_mmio_device_config *cfg)
+{
+	int rc;
+
+	if (!cfg->dev || !cfg->num_regions || !cfg->regions)
+		return -EINVAL;
+	struct vhu_mmio_device *md = calloc(1, sizeof(*md));
+	if (!md)
+		return -ENOMEM;
+	md->dev = cfg->dev;
+	vhu_mem_init(&md->mem);
+	uint16_t nq = vhu_device_num_queues(cfg->dev);
+	md->kick = malloc(nq * sizeof(*md->kick));
+	if (!md->kick) {
+		free(md);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < nq; i++)
+		md->kick[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	for (unsigned i = 0; i < nq; i++)
+		if (md->kick[i] < 0) {
+			rc = -errno;
+			goto fail;
+		}
+	if ((rc = map_memory(md, cfg)) < 0)
+		goto fail;
+	const struct vhu_device_config *dc = &cfg->dev->cfg;
+	struct vhu_mmio_config mc = {
+		.device_id = cfg->device_id, .vendor_id = cfg->vendor_id, .features = dc->features & ~NOT_OFFERED,
+		.num_queues = nq, .queue_size_max = cfg->queue_size_max ? cfg->queue_size_max : dc->max_queue_size,
+		.config_size = dc->config_size, .ops = &device_ops, .opaque = md,
+		.interrupt = cfg->interrupt, .interrupt_opaque = cfg->interrupt_opaque,
+		.log = dc->log, .log_opaque = dc->log_opaque, .log_level = dc->log_level,
+	};
+	if (!(md->mmio = vhu_mmio_new(&mc))) {
+		rc = -errno;
+		goto fail;
+	}
+	struct dev_transport t = { .opaque = md, .call = tr_call, .error = tr_error,
+				   .config_changed = tr_config_changed };
+	if ((rc = dev_attach(md->dev, &t)) < 0)
+		goto fail;
+	*out = md;
+	return 0;
+fail:
+	vhu_mmio_free(md->mmio);
+	md->mmio = NULL;
+	vhu_mem_clear(&md->mem);
+	for (unsigned i = 0; i < nq; i++)
+		if (md->kick[i] >= 0)
+			close(md->kick[i]);
+	free(md->kick);
+	free(md);
+	return rc;
+}
+
+void vhu_mmio_device_free(struct vhu_mmio_device *md)
+{
+	if (!md)
+		return;
+	/* a reset stops every ring (and the device forgets the driver) */
+	vhu_mmio_write(md->mmio, VHU_MMIO_STATUS, 4, 0);
+	dev_detach(md->dev);
+	vhu_mmio_free(md->mmio);
+	vhu_mem_clear(&md->mem);
+	for (unsigned i = 0; i < vhu_device_num_queues(md->dev); i++)
+		close(md->kick[i]);
+	free(md->kick);
+	free(md);
+}
+
+struct vhu_mmio *vhu_mmio_device_mmio(struct vhu_mmio_device *md) { return md->mmio; }
