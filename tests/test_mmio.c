@@ -639,57 +639,31 @@ static void drive(struct peer *p, uint64_t want, unsigned nq, bool doorbells)
 #define WANT_RING (VHU_BIT(VHU_F_EVENT_IDX) | VHU_BIT(VHU_F_INDIRECT_DESC) | VHU_BIT(VHU_BLK_F_MQ) | \
 		   VHU_BIT(VHU_BLK_F_FLUSH) | VHU_BIT(VHU_BLK_F_SEG_MAX))
 
-static void vhu_blk_split_one_queue(void **state)
-{
-	(void)state;
-	static struct peer p;
-	start_vhu_blk(&p, false);
-	drive(&p, WANT_RING, 1, false);
-	stop_peer(&p);
-}
+/* One driver through the bridge to one back-end process. */
+struct bridge_case {
+	bool qsd, doorbell;
+	uint64_t want;
+	unsigned nq;
+};
 
-static void vhu_blk_split_two_queues(void **state)
-{
-	(void)state;
-	static struct peer p;
-	start_vhu_blk(&p, false);
-	drive(&p, WANT_RING, 2, false);
-	stop_peer(&p);
-}
+static const struct bridge_case vhu_blk_split_1q = { false, false, WANT_RING, 1 };
+static const struct bridge_case vhu_blk_split_2q = { false, false, WANT_RING, 2 };
+static const struct bridge_case vhu_blk_packed_2q = { false, false, WANT_RING | VHU_BIT(VHU_F_RING_PACKED), 2 };
+static const struct bridge_case vhu_blk_packed_doorbell_2q = {
+	false, true, WANT_RING | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_NOTIFICATION_DATA), 2 };
+static const struct bridge_case vhu_blk_split_doorbell_1q = {
+	false, true, WANT_RING | VHU_BIT(VHU_F_NOTIFICATION_DATA), 1 };
+static const struct bridge_case qsd_split_2q = { true, false, WANT_RING, 2 };
 
-static void vhu_blk_packed_two_queues(void **state)
+static void through_bridge(void **state)
 {
-	(void)state;
+	const struct bridge_case *c = *state;
 	static struct peer p;
-	start_vhu_blk(&p, false);
-	drive(&p, WANT_RING | VHU_BIT(VHU_F_RING_PACKED), 2, false);
-	stop_peer(&p);
-}
-
-static void vhu_blk_doorbell_notification_data(void **state)
-{
-	(void)state;
-	static struct peer p;
-	start_vhu_blk(&p, true);
-	drive(&p, WANT_RING | VHU_BIT(VHU_F_RING_PACKED) | VHU_BIT(VHU_F_NOTIFICATION_DATA), 2, true);
-	stop_peer(&p);
-}
-
-static void vhu_blk_split_doorbell_notification_data(void **state)
-{
-	(void)state;
-	static struct peer p;
-	start_vhu_blk(&p, true);
-	drive(&p, WANT_RING | VHU_BIT(VHU_F_NOTIFICATION_DATA), 1, true);
-	stop_peer(&p);
-}
-
-static void qsd_split_two_queues(void **state)
-{
-	(void)state;
-	static struct peer p;
-	start_qsd(&p);
-	drive(&p, WANT_RING, 2, false);
+	if (c->qsd)
+		start_qsd(&p);
+	else
+		start_vhu_blk(&p, c->doorbell);
+	drive(&p, c->want, c->nq, c->doorbell);
 	stop_peer(&p);
 }
 
@@ -892,12 +866,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test(device_core_split_two_queues),
 		cmocka_unit_test(device_core_packed_two_queues),
 		cmocka_unit_test(device_core_poll_group),
-		cmocka_unit_test_teardown(vhu_blk_split_one_queue, stop_current),
-		cmocka_unit_test_teardown(vhu_blk_split_two_queues, stop_current),
-		cmocka_unit_test_teardown(vhu_blk_packed_two_queues, stop_current),
-		cmocka_unit_test_teardown(vhu_blk_doorbell_notification_data, stop_current),
-		cmocka_unit_test_teardown(vhu_blk_split_doorbell_notification_data, stop_current),
-		cmocka_unit_test_teardown(qsd_split_two_queues, stop_current),
+		{ "vhu_blk_split_1q", through_bridge, NULL, stop_current, (void *)&vhu_blk_split_1q },
+		{ "vhu_blk_split_2q", through_bridge, NULL, stop_current, (void *)&vhu_blk_split_2q },
+		{ "vhu_blk_packed_2q", through_bridge, NULL, stop_current, (void *)&vhu_blk_packed_2q },
+		{ "vhu_blk_packed_doorbell_2q", through_bridge, NULL, stop_current, (void *)&vhu_blk_packed_doorbell_2q },
+		{ "vhu_blk_split_doorbell_1q", through_bridge, NULL, stop_current, (void *)&vhu_blk_split_doorbell_1q },
+		{ "qsd_split_2q", through_bridge, NULL, stop_current, (void *)&qsd_split_2q },
 		cmocka_unit_test_teardown(vhu_blk_reset_and_again, stop_current),
 		cmocka_unit_test_teardown(qsd_reset_and_again, stop_current),
 		cmocka_unit_test_teardown(back_end_dies, stop_current),
