@@ -48,7 +48,8 @@ struct be_vring {
 	 * withdrawal since); it refused one (never again this session); when
 	 * we last sent a withdrawal (QEMU 7.2 cannot take two in a row fast:
 	 * doorbell.c) */
-	bool db_peer_maps, db_refused;
+	/* written by whichever thread reads the channel's replies, read by the control thread */
+	atomic_bool db_peer_maps, db_refused;
 	uint64_t db_removed_ns;
 	_Atomic uint64_t db_removed_ns_seen;   /* the same, for the serving thread */
 };

@@ -226,10 +226,10 @@ void be_doorbell_reset(struct vhu_backend *be)
 		atomic_store(&be->dev->q[i].db_offers, 0);
 		atomic_store(&be->dev->q[i].db_bad_data, 0);
 		atomic_store(&vr->db_want, DB_WANT_NONE);
-		if (vr->db_page)
+		if (vr->db_page) {
 			munmap(vr->db_page, vr->db_size);
-		if (vr->db_page)
 			close(vr->db_fd);
+		}
 		vr->db_page = NULL;
 		vr->db_fd = -1;
 	}

@@ -77,7 +77,7 @@ static void wait_for_work(struct vhu_queue *q, bool active)
 	/* the driver may store into the doorbell: nothing would wake us */
 	bool doorbell = active && dq_doorbell_watched(q);
 	if (doorbell) {
-		uint64_t nap = VHU_DOORBELL_NAP_NS << (q->db_empty_naps < 8 ? q->db_empty_naps : 8);
+		uint64_t nap = VHU_DOORBELL_NAP_NS << (q->db_empty_naps < 4 ? q->db_empty_naps : 4);   /* 20 us << 4: the 320 us cap */
 		timeout_ns = atomic_load(&q->db_state) == DQ_DB_WITHDRAWING ? 1000000ull
 			     : nap < VHU_DOORBELL_NAP_MAX_NS ? nap : VHU_DOORBELL_NAP_MAX_NS;
 		/* a nap is a timer: with the default 50 us of slack a 20 us nap

@@ -45,7 +45,7 @@ static int64_t now_ms(void)
 
 static int serve_one(struct vhu_fe *fe)
 {
-	struct vhu_user_msg m, r;
+	struct vhu_user_msg m;
 	int rc = vhu_user_recv(fe->chan, &m, fe->cfg.timeout_ms);
 	uint64_t result = 0;
 
@@ -84,15 +84,18 @@ static int serve_one(struct vhu_fe *fe)
 		fe_log(fe, VHU_LOG_WARN, "back-end request %u not supported", m.hdr.request);
 		result = 1;
 	}
-	if (m.hdr.flags & VHU_USER_NEED_REPLY_MASK) {
-		memset(&r, 0, sizeof(r));
-		r.hdr = (struct vhu_user_hdr){ m.hdr.request, VHU_USER_VERSION | VHU_USER_REPLY_MASK, 8 };
-		r.payload.u64 = result;
-		rc = vhu_user_send(fe->chan, &r);
-		if (rc < 0)
-			return rc;
-	}
+	if (m.hdr.flags & VHU_USER_NEED_REPLY_MASK && (rc = fe_chan_reply(fe, m.hdr.request, result)) < 0)
+		return rc;
 	return 1;
+}
+
+int fe_chan_reply(struct vhu_fe *fe, uint32_t request, uint64_t result)
+{
+	struct vhu_user_msg r;
+	memset(&r, 0, sizeof(r));
+	r.hdr = (struct vhu_user_hdr){ request, VHU_USER_VERSION | VHU_USER_REPLY_MASK, 8 };
+	r.payload.u64 = result;
+	return fe->chan >= 0 ? vhu_user_send(fe->chan, &r) : -ENOTCONN;
 }
 
 /* Serve what the channel holds. From inside a request (nested), only if

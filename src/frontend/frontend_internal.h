@@ -113,6 +113,8 @@ static inline bool fe_has_pf(const struct vhu_fe *fe, unsigned bit) { return fe-
 /* A request on the connection, its reply or acknowledgement checked. */
 int fe_request(struct vhu_fe *fe, uint32_t req, const void *payload, uint32_t size, const int *fds,
 	       unsigned nfds, struct vhu_user_msg *reply, uint32_t reply_size);
+/* The u64 reply to a back-end channel request that asked for one (chan_lock held). */
+int fe_chan_reply(struct vhu_fe *fe, uint32_t request, uint64_t result);
 int fe_get_u64(struct vhu_fe *fe, uint32_t req, uint64_t *v);
 int fe_set_u64(struct vhu_fe *fe, uint32_t req, uint64_t v);
 int fe_set_state(struct vhu_fe *fe, uint32_t req, uint32_t index, uint32_t num);

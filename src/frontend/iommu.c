@@ -253,13 +253,8 @@ int fe_iommu_backend_msg(struct vhu_fe *fe, const struct vhu_user_msg *m)
 
 static void reply_miss(struct vhu_fe *fe, uint64_t result)
 {
-	struct vhu_user_msg r;
-	memset(&r, 0, sizeof(r));
-	r.hdr = (struct vhu_user_hdr){ VHU_USER_BACKEND_IOTLB_MSG, VHU_USER_VERSION | VHU_USER_REPLY_MASK, 8 };
-	r.payload.u64 = result;
 	pthread_mutex_lock(&fe->chan_lock);
-	if (fe->chan >= 0)
-		(void)vhu_user_send(fe->chan, &r);
+	(void)fe_chan_reply(fe, VHU_USER_BACKEND_IOTLB_MSG, result);
 	pthread_mutex_unlock(&fe->chan_lock);
 }
 
