@@ -38,28 +38,9 @@
 #include "vhu/virtio.h"
 
 #define QSIZE 64
-#define WRITTEN 0x3c
+#define WRITTEN SERVED_WRITTEN
 #define HOST_NOTIFIER_PF (1ull << VHU_USER_PROTOCOL_F_HOST_NOTIFIER)
 
-/* ---- the device: fills every writable byte ------------------------------- */
-
-static void fill(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
-{
-	(void)dev;
-	(void)ev;
-	struct vhu_vq_elem e;
-	struct iovec iov[16];
-	int r;
-	while ((r = vhu_queue_pop(q, &e, iov, 16)) != 0) {
-		if (r > 0)
-			for (unsigned i = e.out_num; i < (unsigned)e.out_num + e.in_num; i++)
-				memset(iov[i].iov_base, WRITTEN, iov[i].iov_len);
-		vhu_queue_push(q, &e, r > 0 ? e.in_len : 0);
-	}
-	vhu_queue_notify(q);
-}
-
-static const struct vhu_device_ops filler = { .handle = fill, .get_config = zero_config };
 
 /* What the back-end said at the end of the session about the doorbell. */
 static char last_doorbell_line[256];
@@ -92,7 +73,7 @@ static void rig_up(struct rig *g, bool doorbells)
 	g->fds_before = count_fds();
 	last_doorbell_line[0] = 0;
 	struct vhu_device_config dc = {
-		.ops = &filler, .num_queues = 1, .max_queue_size = 256, .config_size = 8, .features = features,
+		.ops = &served_filler, .num_queues = 1, .max_queue_size = 256, .config_size = 8, .features = features,
 		.log = watch_log, .log_level = VHU_LOG_DEBUG,
 	};
 	assert_non_null(g->dev = vhu_device_new(&dc));

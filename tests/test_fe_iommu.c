@@ -37,33 +37,10 @@
 #include "vhu/vu_socket.h"
 
 #define QSIZE 64
-#define WRITTEN 0x5a
+#define WRITTEN SERVED_WRITTEN
 
-/* ---- the device: fills every writable byte; a chain it cannot reach is
- * returned empty and counted ---------------------------------------------- */
-
-static atomic_uint faults;
-
-static void fill(struct vhu_device *dev, struct vhu_queue *q, unsigned ev)
-{
-	(void)dev;
-	(void)ev;
-	struct vhu_vq_elem e;
-	struct iovec iov[16];
-	int r;
-
-	while ((r = vhu_queue_pop(q, &e, iov, 16)) != 0) {
-		if (r < 0) {
-			atomic_fetch_add(&faults, 1);
-			vhu_queue_push(q, &e, 0);
-			continue;
-		}
-		for (unsigned i = e.out_num; i < (unsigned)e.out_num + e.in_num; i++)
-			memset(iov[i].iov_base, WRITTEN, iov[i].iov_len);
-		vhu_queue_push(q, &e, e.in_len);
-	}
-	vhu_queue_notify(q);
-}
+/* the device: served.h's filler (every writable byte; a chain it cannot
+ * reach is returned empty and counted) */
 
 static void to_stderr(void *o, enum vhu_log_level l, const char *msg)
 {
@@ -72,7 +49,6 @@ static void to_stderr(void *o, enum vhu_log_level l, const char *msg)
 		fprintf(stderr, "[%s %d] %s\n", o ? "fe" : "be", l, msg);
 }
 
-static const struct vhu_device_ops filler = { .handle = fill, .get_config = zero_config };
 
 struct rig {
 	struct vhu_device *dev;
@@ -89,10 +65,10 @@ static void rig_up(struct rig *g, bool packed, enum vhu_fe_iommu mode)
 			    (packed ? VHU_BIT(VHU_F_RING_PACKED) : 0);
 	int sv[2];
 
-	atomic_store(&faults, 0);
+	atomic_store(&served_faults, 0);
 	g->fds_before = count_fds();
 	struct vhu_device_config dc = {
-		.ops = &filler, .num_queues = 1, .max_queue_size = 256, .config_size = 8, .features = features,
+		.ops = &served_filler, .num_queues = 1, .max_queue_size = 256, .config_size = 8, .features = features,
 		.log = to_stderr, .log_level = VHU_LOG_DEBUG,
 	};
 	assert_non_null(g->dev = vhu_device_new(&dc));
@@ -181,7 +157,7 @@ static void static_window(bool packed)
 	assert_int_equal(st.mappings, 1);
 	assert_true(st.misses >= 1 && st.answered >= 1);
 	assert_int_equal(st.unmapped, 0);
-	assert_int_equal(atomic_load(&faults), 0);
+	assert_int_equal(atomic_load(&served_faults), 0);
 	rig_down(&g);
 }
 
@@ -244,7 +220,7 @@ static void dynamic_buffers(bool packed)
 	assert_int_equal(vhu_fe_iommu_map(g.fe, addr + 4096, 4096, VHU_USER_IOTLB_PERM_RO, true), 0);
 	assert_int_equal(one_request(&g, addr + 4096, 4096, 1500), 0);
 	assert_true(all(buf + 4096, 4096, 0));
-	assert_int_equal(atomic_load(&faults), 1);
+	assert_int_equal(atomic_load(&served_faults), 1);
 	/* a new mapping over it replaces it, write allowed */
 	assert_int_equal(vhu_fe_iommu_map(g.fe, addr + 4096, 4096, VHU_USER_IOTLB_PERM_WO, true), 0);
 	assert_int_equal(one_request(&g, addr + 4096, 4096, 1500), 4096);
@@ -276,7 +252,7 @@ static void ring_unmapped_under_running_queue(bool packed)
 		assert_int_equal(finish_request(&g, 1500), 1024);
 		assert_true(all(buf, 1024, WRITTEN));
 	}
-	assert_int_equal(atomic_load(&faults), 0);
+	assert_int_equal(atomic_load(&served_faults), 0);
 	rig_down(&g);
 }
 
