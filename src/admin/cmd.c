@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Taking a group administration command out of its buffer and giving its
+ * result back (vhu/admin.h), with the merged spec's rules for parts shorter
+ * or longer than a command's structures ("Administration Virtqueues").
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+
+#include "vhu/admin.h"
+
+_Static_assert(sizeof(struct vhu_admin_cmd_hdr) == 24, "admin command header");
+_Static_assert(sizeof(struct vhu_admin_cmd_status) == 8, "admin command status");
+_Static_assert(sizeof(struct vhu_admin_caps) == 32, "caps");
+_Static_assert(sizeof(struct vhu_admin_create) == 88, "create");
+_Static_assert(sizeof(struct vhu_admin_vq) == 32, "vq");
+_Static_assert(sizeof(struct vhu_admin_vq_state) == 40, "vq state");
+_Static_assert(sizeof(struct vhu_admin_mmu_map) == 32, "mmu map");
+_Static_assert(sizeof(struct vhu_admin_mmu_err) == 24, "mmu err");
+_Static_assert(sizeof(struct vhu_admin_event) == 16, "event");
+_Static_assert(sizeof(struct vhu_mgmt_config) == 12, "management config");
+
+/* Up to len bytes of the readable iovecs from byte skip on: how many. */
+static size_t gather(const struct iovec *iov, unsigned n, size_t skip, uint8_t *dst, size_t len)
+{
+	size_t got = 0;
+	for (unsigned i = 0; i < n && got < len; i++) {
+		size_t l = iov[i].iov_len;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		size_t take = l - skip < len - got ? l - skip : len - got;
+		memcpy(dst + got, (const uint8_t *)iov[i].iov_base + skip, take);
+		got += take;
+		skip = 0;
+	}
+	return got;
+}
+
+static size_t total(const struct iovec *iov, unsigned n)
+{
+	size_t t = 0;
+	for (unsigned i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+int vhu_admin_take(const struct iovec *iov, unsigned out, unsigned in, struct vhu_admin_req *req)
+{
+	uint8_t hdr[sizeof(struct vhu_admin_cmd_hdr)] = { 0 };
+
+	memset(req, 0, sizeof(*req));
+	size_t room = total(iov + out, in);
+	if (!out || !in || room < sizeof(struct vhu_admin_cmd_status))
+		return -EINVAL;
+	gather(iov, out, 0, hdr, sizeof(hdr));   /* short: zero-extended */
+	req->opcode = vhu_admin_le16(hdr);
+	req->group_type = vhu_admin_le16(hdr + 2);
+	for (unsigned i = 4; i < 16; i++)
+		req->reserved_set |= hdr[i] != 0;
+	req->member = vhu_admin_le64(hdr + 16);
+	req->data_len = (uint32_t)gather(iov, out, sizeof(hdr), req->data, sizeof(req->data));
+	room -= sizeof(struct vhu_admin_cmd_status);
+	req->result_room = room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
+	return 0;
+}
+
+/* Scatter len bytes into the writable iovecs from byte skip on: how many fit. */
+static size_t scatter(const struct iovec *iov, unsigned n, size_t skip, const uint8_t *src, size_t len)
+{
+	size_t put = 0;
+	for (unsigned i = 0; i < n && put < len; i++) {
+		size_t l = iov[i].iov_len;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		size_t give = l - skip < len - put ? l - skip : len - put;
+		memcpy((uint8_t *)iov[i].iov_base + skip, src + put, give);
+		put += give;
+		skip = 0;
+	}
+	return put;
+}
+
+uint32_t vhu_admin_give(const struct iovec *iov, unsigned out, unsigned in, uint16_t status, uint16_t qualifier,
+			const void *result, uint32_t len)
+{
+	const struct iovec *w = iov + out;
+	struct vhu_admin_cmd_status st = { htole16(status), htole16(qualifier), { 0 } };
+
+	if (total(w, in) < sizeof(st))
+		return 0;
+	scatter(w, in, 0, (const uint8_t *)&st, sizeof(st));
+	/* a failed command has no result (the merged spec defines none) */
+	size_t put = status == VHU_ADMIN_STATUS_OK && result ? scatter(w, in, sizeof(st), result, len) : 0;
+	return (uint32_t)(sizeof(st) + put);
+}
