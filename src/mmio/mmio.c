@@ -12,15 +12,12 @@
 #include <string.h>
 
 #include "../common/log_internal.h"
+#include "../common/status_rules.h"
 #include "vhu/mmio.h"
 #include "vhu/virtio.h"
 
 #define MAX_QUEUES 1024u
 #define MAX_CONFIG 256u
-/* Status bits the driver may write (§2.1); NEEDS_RESET is the device's. */
-#define DRIVER_STATUS_BITS                                                                        \
-	(VHU_STATUS_ACKNOWLEDGE | VHU_STATUS_DRIVER | VHU_STATUS_FEATURES_OK | VHU_STATUS_DRIVER_OK | \
-	 VHU_STATUS_FAILED)
 
 struct mmio_queue {
 	uint16_t size;
@@ -315,21 +312,12 @@ static void status_write(struct vhu_mmio *m, uint32_t v)
 		device_reset(m);
 		return;
 	}
-	if (v & ~(uint32_t)DRIVER_STATUS_BITS) {
-		REFUSE(m, "status 0x%x sets bits a driver may not set", v);
-		return;
-	}
-	if (cur & ~v) {
-		REFUSE(m, "status 0x%x clears bits of 0x%x", v, cur);
+	const char *why = vhu_status_write_refused(cur, v);
+	if (why) {
+		REFUSE(m, "status 0x%x over 0x%x: %s", v, cur, why);
 		return;
 	}
 	uint8_t now = (uint8_t)v, add = now & (uint8_t)~cur;
-	if (((add & VHU_STATUS_DRIVER) && !(now & VHU_STATUS_ACKNOWLEDGE)) ||
-	    ((add & VHU_STATUS_FEATURES_OK) && !(now & VHU_STATUS_DRIVER)) ||
-	    ((add & VHU_STATUS_DRIVER_OK) && !(now & VHU_STATUS_FEATURES_OK))) {
-		REFUSE(m, "status 0x%x skips a step of the initialisation (from 0x%x)", v, cur);
-		return;
-	}
 	/* the driver reads FEATURES_OK back clear (§3.1.1 step 6), and a
 	 * DRIVER_OK in the same write goes with it (found by fuzz_mmio) */
 	if ((add & VHU_STATUS_FEATURES_OK) && !features_ok(m)) {
