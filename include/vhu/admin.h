@@ -83,7 +83,6 @@ enum vhu_admin_opcode {
 	VHU_ADMIN_CMD_VQ_SET = 0x0420,
 	VHU_ADMIN_CMD_VQ_GET = 0x0421,
 	VHU_ADMIN_CMD_VQ_ENABLE_SET = 0x0422,
-	VHU_ADMIN_CMD_VQ_NOTIFY_SET = 0x0423,
 	VHU_ADMIN_CMD_VQ_NOTIFY = 0x0424,
 	VHU_ADMIN_CMD_VQ_INTERRUPT_SET = 0x0425,
 	VHU_ADMIN_CMD_CONFIG_INTERRUPT_SET = 0x0426,
@@ -133,7 +132,8 @@ struct vhu_admin_vq_state {
 	uint16_t size_max, size;
 	uint8_t enabled;
 	uint8_t reserved;
-	uint64_t desc, driver, device, notify_addr;
+	uint64_t desc, driver, device;
+	uint64_t reserved2;
 };
 
 #define VHU_ADMIN_MMU_READ  1u
