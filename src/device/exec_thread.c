@@ -48,6 +48,13 @@ static bool busy_poll(struct vhu_queue *q)
 			break;
 		vhu_cpu_relax();
 	} while (dev_mono_ns() < end);
+	/* Work found: kicks stay off while it is served and the polling goes
+	 * on after it. Turned on here, the driver whose buffers we just saw
+	 * would read them as on and kick for buffers we are about to take:
+	 * every batch cost a kick under polling (found by test_admin_member,
+	 * whose kicks are commands). */
+	if (work && !atomic_load(&q->pause_req) && !atomic_load(&q->quit))
+		return true;
 	if (vhu_dev_vq_enable_notify(&q->vq) && !atomic_load(&q->iotlb_wait) && !work) {
 		q->pending_ev |= VHU_QUEUE_EV_KICK;
 		work = true;
