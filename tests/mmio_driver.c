@@ -136,11 +136,16 @@ void mdrv_kick(struct mdrv *d, unsigned i)
 	/* §4.2.3.3 */
 	uint32_t v = vhu_has_feature(d->features, VHU_F_NOTIFICATION_DATA) ? vhu_drv_vq_notification_data(&d->vq[i])
 									    : i;
-	wr(d, VHU_MMIO_QUEUE_NOTIFY, v);
+	if (d->notify)
+		d->notify(d, i, v);
+	else
+		wr(d, VHU_MMIO_QUEUE_NOTIFY, v);
 }
 
 uint32_t mdrv_wait_interrupt(struct mdrv *d, int ms)
 {
+	if (d->wait)
+		return d->wait(d, ms);
 	struct pollfd p = { .fd = d->irq_fd, .events = POLLIN };
 	uint32_t isr = rd(d, VHU_MMIO_INTERRUPT_STATUS);
 	if (!isr) {

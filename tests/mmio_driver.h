@@ -32,6 +32,12 @@ struct mdrv {
 	uint16_t qsize;
 	struct vhu_drv_vq vq[MDRV_MAX_QUEUES];
 	uint64_t interrupts;        /* rising edges seen */
+	/* Another transport's notification and interrupt wait (NULL: the
+	 * model's QUEUE_NOTIFY and InterruptStatus): the block requests below
+	 * then run over it. */
+	void (*notify)(struct mdrv *d, unsigned queue, uint32_t value);
+	uint32_t (*wait)(struct mdrv *d, int ms);
+	void *transport;
 };
 
 /* The guest memory (before the device exists: a bridge needs the region). */

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "mmio_driver.h"
+#include "ramdisk_dev.h"
 #include "vhu/device.h"
 #include "vhu/mmio_bridge.h"
 #include "vhu/mmio_device.h"
@@ -734,51 +735,6 @@ static void back_end_dies(void **state)
 
 /* ---- the model on the device core: a RAM disk of the test's, no vhost-user ------------ */
 
-#define RAM_BYTES (4u << 20)
-static uint8_t ramdisk[RAM_BYTES];
-
-static void ram_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned events)
-{
-	(void)dev;
-	(void)events;
-	struct vhu_vq_elem e;
-	struct iovec iov[8];
-	while (vhu_queue_pop(q, &e, iov, 8) > 0) {
-		uint8_t st = VHU_BLK_S_IOERR;
-		struct vhu_blk_req_hdr h;
-		uint32_t written = 0;
-		if (e.out_num >= 1 && e.in_num >= 1 && iov[0].iov_len == sizeof(h) && e.out_num + e.in_num == 3) {
-			memcpy(&h, iov[0].iov_base, sizeof(h));
-			uint64_t off = le64toh(h.sector) * 512;
-			struct iovec *data = &iov[1];
-			if (off <= RAM_BYTES && data->iov_len <= RAM_BYTES - off) {
-				if (le32toh(h.type) == VHU_BLK_T_OUT && e.out_num == 2) {
-					memcpy(ramdisk + off, data->iov_base, data->iov_len);
-					st = VHU_BLK_S_OK;
-				} else if (le32toh(h.type) == VHU_BLK_T_IN && e.in_num == 2) {
-					memcpy(data->iov_base, ramdisk + off, data->iov_len);
-					written = (uint32_t)data->iov_len;
-					st = VHU_BLK_S_OK;
-				}
-			}
-		}
-		*(uint8_t *)iov[e.out_num + e.in_num - 1].iov_base = st;
-		vhu_queue_push(q, &e, written + 1);
-	}
-	vhu_queue_notify(q);
-}
-
-static int ram_config(struct vhu_device *dev, uint8_t *b, uint32_t off, uint32_t len)
-{
-	(void)dev;
-	uint8_t cfg[60] = { 0 };
-	uint64_t cap = htole64(RAM_BYTES / 512);
-	memcpy(cfg, &cap, 8);
-	memcpy(b, cfg + off, len);
-	return 0;
-}
-
-static const struct vhu_device_ops ram_ops = { .handle = ram_handle, .get_config = ram_config };
 
 static void on_device_core(uint64_t want, unsigned nq, enum vhu_exec exec)
 {
