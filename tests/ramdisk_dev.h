@@ -29,9 +29,9 @@ static void ram_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned eve
 		uint32_t written = 0;
 		if (e.out_num >= 1 && e.in_num >= 1 && iov[0].iov_len == sizeof(h) && e.out_num + e.in_num == 3) {
 			memcpy(&h, iov[0].iov_base, sizeof(h));
-			uint64_t off = le64toh(h.sector) * 512;
+			uint64_t sector = le64toh(h.sector), off = sector * 512;
 			struct iovec *data = &iov[1];
-			if (off <= RAM_BYTES && data->iov_len <= RAM_BYTES - off) {
+			if (sector <= RAM_BYTES / 512 && data->iov_len <= RAM_BYTES - off) {
 				if (le32toh(h.type) == VHU_BLK_T_OUT && e.out_num == 2) {
 					memcpy(ramdisk + off, data->iov_base, data->iov_len);
 					st = VHU_BLK_S_OK;
@@ -42,8 +42,11 @@ static void ram_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned eve
 				}
 			}
 		}
-		*(uint8_t *)iov[e.out_num + e.in_num - 1].iov_base = st;
-		vhu_queue_push(q, &e, written + 1);
+		/* a chain with nowhere to put a status (the fuzzers send them) */
+		struct iovec *last = e.in_num ? &iov[e.out_num + e.in_num - 1] : NULL;
+		if (last && last->iov_len)
+			*((uint8_t *)last->iov_base + last->iov_len - 1) = st;
+		vhu_queue_push(q, &e, last && last->iov_len ? written + 1 : 0);
 	}
 	vhu_queue_notify(q);
 }
