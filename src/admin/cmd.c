@@ -21,22 +21,24 @@ _Static_assert(sizeof(struct vhu_admin_mmu_err) == 24, "mmu err");
 _Static_assert(sizeof(struct vhu_admin_event) == 16, "event");
 _Static_assert(sizeof(struct vhu_mgmt_config) == 12, "management config");
 
-/* Up to len bytes of the readable iovecs from byte skip on: how many. */
-static size_t gather(const struct iovec *iov, unsigned n, size_t skip, uint8_t *dst, size_t len)
+/* Copy up to len bytes between buf and the iovecs from byte skip of them
+ * on (into them if out): how many. */
+static size_t copy_iov(const struct iovec *iov, unsigned n, size_t skip, uint8_t *buf, size_t len, bool out)
 {
-	size_t got = 0;
-	for (unsigned i = 0; i < n && got < len; i++) {
+	size_t done = 0;
+	for (unsigned i = 0; i < n && done < len; i++) {
 		size_t l = iov[i].iov_len;
 		if (skip >= l) {
 			skip -= l;
 			continue;
 		}
-		size_t take = l - skip < len - got ? l - skip : len - got;
-		memcpy(dst + got, (const uint8_t *)iov[i].iov_base + skip, take);
-		got += take;
+		size_t k = l - skip < len - done ? l - skip : len - done;
+		uint8_t *at = (uint8_t *)iov[i].iov_base + skip;
+		memcpy(out ? at : buf + done, out ? buf + done : at, k);
+		done += k;
 		skip = 0;
 	}
-	return got;
+	return done;
 }
 
 static size_t total(const struct iovec *iov, unsigned n)
@@ -55,34 +57,16 @@ int vhu_admin_take(const struct iovec *iov, unsigned out, unsigned in, struct vh
 	size_t room = total(iov + out, in);
 	if (!out || !in || room < sizeof(struct vhu_admin_cmd_status))
 		return -EINVAL;
-	gather(iov, out, 0, hdr, sizeof(hdr));   /* short: zero-extended */
+	copy_iov(iov, out, 0, hdr, sizeof(hdr), false);   /* short: zero-extended */
 	req->opcode = vhu_admin_le16(hdr);
 	req->group_type = vhu_admin_le16(hdr + 2);
 	for (unsigned i = 4; i < 16; i++)
 		req->reserved_set |= hdr[i] != 0;
 	req->member = vhu_admin_le64(hdr + 16);
-	req->data_len = (uint32_t)gather(iov, out, sizeof(hdr), req->data, sizeof(req->data));
+	req->data_len = (uint32_t)copy_iov(iov, out, sizeof(hdr), req->data, sizeof(req->data), false);
 	room -= sizeof(struct vhu_admin_cmd_status);
 	req->result_room = room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
 	return 0;
-}
-
-/* Scatter len bytes into the writable iovecs from byte skip on: how many fit. */
-static size_t scatter(const struct iovec *iov, unsigned n, size_t skip, const uint8_t *src, size_t len)
-{
-	size_t put = 0;
-	for (unsigned i = 0; i < n && put < len; i++) {
-		size_t l = iov[i].iov_len;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		size_t give = l - skip < len - put ? l - skip : len - put;
-		memcpy((uint8_t *)iov[i].iov_base + skip, src + put, give);
-		put += give;
-		skip = 0;
-	}
-	return put;
 }
 
 uint32_t vhu_admin_give(const struct iovec *iov, unsigned out, unsigned in, uint16_t status, uint16_t qualifier,
@@ -93,8 +77,8 @@ uint32_t vhu_admin_give(const struct iovec *iov, unsigned out, unsigned in, uint
 
 	if (total(w, in) < sizeof(st))
 		return 0;
-	scatter(w, in, 0, (const uint8_t *)&st, sizeof(st));
+	copy_iov(w, in, 0, (uint8_t *)&st, sizeof(st), true);
 	/* a failed command has no result (the merged spec defines none) */
-	size_t put = status == VHU_ADMIN_STATUS_OK && result ? scatter(w, in, sizeof(st), result, len) : 0;
+	size_t put = status == VHU_ADMIN_STATUS_OK && result ? copy_iov(w, in, sizeof(st), (uint8_t *)(uintptr_t)result, len, true) : 0;
 	return (uint32_t)(sizeof(st) + put);
 }

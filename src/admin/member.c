@@ -7,7 +7,6 @@
  * has no effect.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -85,26 +84,12 @@ static int tr_config_changed(void *o)
 
 /* ---- rings --------------------------------------------------------------------------- */
 
-static void *part(const struct vhu_admin_member *m, uint64_t gpa, uint64_t len)
-{
-	uint64_t got = len;
-	void *p = vhu_mem_translate((void *)m->cfg.mem, gpa, &got, 0);
-	return p && got >= len ? p : NULL;
-}
-
 /* The ring in the management device's memory, or false if a part is not in it. */
 static bool ring_config(const struct vhu_admin_member *m, uint16_t i, struct vhu_vq_config *c)
 {
 	const struct member_queue *mq = &m->q[i];
-	uint64_t f = vhu_device_features(m->dev);
-	bool packed = vhu_has_feature(f, VHU_F_RING_PACKED);
-	*c = (struct vhu_vq_config){
-		.num = mq->size, .index = i, .features = f, .mem = m->cfg.mem,
-		.desc = part(m, mq->desc, 16ull * mq->size),
-		.driver_area = part(m, mq->driver, packed ? 4 : 6 + 2ull * mq->size),
-		.device_area = part(m, mq->device, packed ? 4 : 6 + 8ull * mq->size),
-	};
-	return c->desc && c->driver_area && c->device_area;
+	struct dq_ring_gpa g = { mq->size, mq->desc, mq->driver, mq->device };
+	return dq_ring_map(m->cfg.mem, &g, i, vhu_device_features(m->dev), c);
 }
 
 static struct verdict queue_start(struct vhu_admin_member *m, uint16_t i)
@@ -118,19 +103,10 @@ static struct verdict queue_start(struct vhu_admin_member *m, uint16_t i)
 		return BUSY;
 	if (!mq->set || (!packed && (mq->size & (mq->size - 1))) || !ring_config(m, i, &c))
 		return BAD_FIELD;
-	int kick = fcntl(mq->kick, F_DUPFD_CLOEXEC, 0);
-	if (kick < 0)
+	/* used-buffer notifications come to tr_call */
+	int rc = dq_start_local(q, &c, mq->kick);
+	if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
 		return (struct verdict){ VHU_ADMIN_STATUS_ENOMEM, VHU_ADMIN_Q_NORESOURCE };
-	/* a fresh ring: a packed ring's wrap counters start at 1 (§2.8.1) */
-	struct vhu_vq_pos pos = { .avail_wrap = packed, .used_wrap = packed };
-	dq_pause(q);
-	dq_set_kick_fd(q, kick);
-	dq_set_call_fd(q, -1);   /* used-buffer notifications come to tr_call */
-	dq_set_enabled(q, true);
-	int rc = dq_start(q, &c, &pos, NULL, 0);
-	if (rc < 0)
-		dq_reset(q);
-	dq_resume(q);
 	if (rc < 0)
 		return BAD_FIELD;   /* the engine refused the ring (its checks are §2.7/§2.8's) */
 	mq->enabled = true;
@@ -139,13 +115,8 @@ static struct verdict queue_start(struct vhu_admin_member *m, uint16_t i)
 
 static void queue_stop(struct vhu_admin_member *m, uint16_t i)
 {
-	struct vhu_queue *q = &m->dev->q[i];
-	uint64_t v;
-	dq_pause(q);
-	dq_reset(q);   /* drained: every request it took is completed in the ring */
-	dq_resume(q);
+	dq_stop_local(&m->dev->q[i], m->q[i].kick);
 	m->q[i].enabled = false;
-	(void)!read(m->q[i].kick, &v, 8);   /* a notification left for the stopped ring */
 }
 
 static void member_reset(struct vhu_admin_member *m)

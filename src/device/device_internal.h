@@ -169,6 +169,21 @@ void dq_reset(struct vhu_queue *q);
  * transport) tells the driver (VIRTIO §2.1.2 "Device Status Field"). */
 void dq_fail(struct vhu_queue *q, const char *why, int err);
 
+/* Rings named by guest address in a transport's memory table, kicked by an
+ * eventfd the transport keeps, interrupts by its call hook (local_ring.c:
+ * virtio-mmio, the admin transport). */
+struct vhu_mem;
+struct dq_ring_gpa {
+	uint16_t size;
+	uint64_t desc, driver, device;
+};
+bool dq_ring_map(const struct vhu_mem *mem, const struct dq_ring_gpa *r, uint16_t index, uint64_t features,
+		 struct vhu_vq_config *c);
+/* Fresh position, a duplicate of kick_keep, no call fd, enabled; 0 or dq_start's error (the queue reset). */
+int dq_start_local(struct vhu_queue *q, const struct vhu_vq_config *c, int kick_keep);
+/* Stopped, drained, reset; a kick left on kick_keep read away. */
+void dq_stop_local(struct vhu_queue *q, int kick_keep);
+
 /* ---- inside the core -------------------------------------------------- */
 void dq_init(struct vhu_device *dev, struct vhu_queue *q, uint16_t index);
 void dq_destroy(struct vhu_queue *q);

@@ -30,14 +30,6 @@ struct vhu_mmio_device {
 	int *kick;
 };
 
-/* A ring part in guest memory: one region must hold all of it. */
-static void *part(struct vhu_mmio_device *md, uint64_t gpa, uint64_t len)
-{
-	uint64_t got = len;
-	void *p = vhu_mem_translate(&md->mem, gpa, &got, 0);
-	return p && got >= len ? p : NULL;
-}
-
 static int op_set_features(void *o, uint64_t f)
 {
 	struct vhu_mmio_device *md = o;
@@ -47,44 +39,20 @@ static int op_set_features(void *o, uint64_t f)
 static int op_queue_enable(void *o, const struct vhu_mmio_ring *r)
 {
 	struct vhu_mmio_device *md = o;
-	struct vhu_queue *q = &md->dev->q[r->index];
-	uint64_t f = vhu_device_features(md->dev);
-	bool packed = vhu_has_feature(f, VHU_F_RING_PACKED);
-	struct vhu_vq_config c = {
-		.num = r->size, .index = r->index, .features = f, .mem = &md->mem,
-		.desc = part(md, r->desc, 16ull * r->size),
-		.driver_area = part(md, r->driver, packed ? 4 : 6 + 2ull * r->size),
-		.device_area = part(md, r->device, packed ? 4 : 6 + 8ull * r->size),
-	};
-	if (!c.desc || !c.driver_area || !c.device_area) {
+	struct dq_ring_gpa g = { r->size, r->desc, r->driver, r->device };
+	struct vhu_vq_config c;
+	if (!dq_ring_map(&md->mem, &g, r->index, vhu_device_features(md->dev), &c)) {
 		vhu_device_log(md->dev, VHU_LOG_ERROR, "queue %u: a ring part lies outside guest memory", r->index);
 		return -EFAULT;
 	}
-	int kick = dup(md->kick[r->index]);
-	if (kick < 0)
-		return -errno;
-	/* a fresh ring: a packed ring's wrap counters start at 1 (§2.8.1) */
-	struct vhu_vq_pos pos = { .avail_wrap = packed, .used_wrap = packed };
-	dq_pause(q);
-	dq_set_kick_fd(q, kick);
-	dq_set_call_fd(q, -1);   /* used-buffer notifications come to op_call */
-	dq_set_enabled(q, true);
-	int rc = dq_start(q, &c, &pos, NULL, 0);
-	if (rc < 0)
-		dq_reset(q);
-	dq_resume(q);
-	return rc;
+	/* used-buffer notifications come to tr_call */
+	return dq_start_local(&md->dev->q[r->index], &c, md->kick[r->index]);
 }
 
 static void op_queue_disable(void *o, uint16_t index)
 {
 	struct vhu_mmio_device *md = o;
-	struct vhu_queue *q = &md->dev->q[index];
-	dq_pause(q);
-	dq_reset(q);   /* drained and stopped: no access to the ring after this */
-	dq_resume(q);
-	uint64_t v;
-	(void)!read(md->kick[index], &v, 8);   /* a kick left for the stopped ring */
+	dq_stop_local(&md->dev->q[index], md->kick[index]);
 }
 
 static void op_notify(void *o, uint16_t index, uint32_t value)

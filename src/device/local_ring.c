@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rings of transports whose driver names them by guest address in a
+ * memory table the transport holds, and whose kicks and interrupts it
+ * carries itself (virtio-mmio, the admin transport): the ring found in the
+ * table, started fresh with a duplicate of a kick eventfd the transport
+ * keeps for its life (so a notification from any thread never meets a
+ * closed fd), and no call fd (the device core's call hook is the
+ * interrupt).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "device_internal.h"
+#include "vhu/mem.h"
+#include "vhu/virtio.h"
+
+static void *part(const struct vhu_mem *mem, uint64_t gpa, uint64_t len)
+{
+	uint64_t got = len;
+	void *p = vhu_mem_translate((void *)mem, gpa, &got, 0);
+	return p && got >= len ? p : NULL;
+}
+
+bool dq_ring_map(const struct vhu_mem *mem, const struct dq_ring_gpa *r, uint16_t index, uint64_t features,
+		 struct vhu_vq_config *c)
+{
+	bool packed = vhu_has_feature(features, VHU_F_RING_PACKED);
+	*c = (struct vhu_vq_config){
+		.num = r->size, .index = index, .features = features, .mem = mem,
+		.desc = part(mem, r->desc, 16ull * r->size),
+		.driver_area = part(mem, r->driver, packed ? 4 : 6 + 2ull * r->size),
+		.device_area = part(mem, r->device, packed ? 4 : 6 + 8ull * r->size),
+	};
+	return c->desc && c->driver_area && c->device_area;
+}
+
+int dq_start_local(struct vhu_queue *q, const struct vhu_vq_config *c, int kick_keep)
+{
+	bool packed = vhu_has_feature(c->features, VHU_F_RING_PACKED);
+	int kick = fcntl(kick_keep, F_DUPFD_CLOEXEC, 0);
+	if (kick < 0)
+		return -errno;
+	/* a fresh ring: a packed ring's wrap counters start at 1 (§2.8.1) */
+	struct vhu_vq_pos pos = { .avail_wrap = packed, .used_wrap = packed };
+	dq_pause(q);
+	dq_set_kick_fd(q, kick);
+	dq_set_call_fd(q, -1);
+	dq_set_enabled(q, true);
+	int rc = dq_start(q, c, &pos, NULL, 0);
+	if (rc < 0)
+		dq_reset(q);
+	dq_resume(q);
+	return rc;
+}
+
+void dq_stop_local(struct vhu_queue *q, int kick_keep)
+{
+	uint64_t v;
+	dq_pause(q);
+	dq_reset(q);   /* drained: every request it took is completed in the ring */
+	dq_resume(q);
+	(void)!read(kick_keep, &v, 8);   /* a notification left for the stopped ring */
+}
