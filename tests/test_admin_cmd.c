@@ -27,7 +27,8 @@ static size_t command(uint8_t *b, uint16_t opcode, uint16_t group, uint64_t memb
 	b[3] = (uint8_t)(group >> 8);
 	for (int i = 0; i < 8; i++)
 		b[16 + i] = (uint8_t)(member >> 8 * i);
-	memcpy(b + 24, data, len);
+	if (len)
+		memcpy(b + 24, data, len);
 	return 24 + len;
 }
 

@@ -64,7 +64,8 @@ static struct reply cmd(struct bench *b, uint16_t opcode, const void *data, size
 	rd[2] = 0x00;
 	rd[3] = 0x80;   /* VHU_ADMIN_GROUP_MANAGED */
 	rd[16] = ID;
-	memcpy(rd + 24, data, len);
+	if (len)
+		memcpy(rd + 24, data, len);
 	memset(wr, 0xee, sizeof(wr));
 	struct iovec iov[2] = { { rd, 24 + len }, { wr, sizeof(wr) } };
 	struct vhu_admin_req req;

@@ -95,8 +95,9 @@ for c in "${cases[@]}"; do
       { [[ $mode == precopy ]] || grep -q 'postcopy listening' "$WORK/$name.$try.dst.log"; }
     ok=$?
     [[ $ok == 0 || $qemu == 10 || $try == 2 ]] && break
-    first=$(grep -o "err=[^ ]*" <<< "$out" | head -c 200)
-    first=${first:-$(tail -c 200 <<< "$out")}
+    # one line: a second err= match (or a tail with newlines) broke the TAP line
+    first=$(grep -o "err=[^ ]*" <<< "$out" | head -n 1 | head -c 200)
+    first=${first:-$(tail -c 200 <<< "$out" | tr '\n' ' ')}
   done
   report "$what: migrated under verified I/O${first:+ (at the second try; the first: $first)}" $ok \
     "$(grep -o "migrate=.*" <<< "$out" | head -c 300) $out"
