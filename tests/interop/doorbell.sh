@@ -11,12 +11,8 @@
 #   usage: doorbell.sh VHU VHU_BLK NEWER_PEERS_SH
 set -uo pipefail
 VHU=$1 BLK=$2 PEERS=$3
-WORK=$(mktemp -d /tmp/vhu-doorbell.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
-export TMPDIR=$WORK/tmp
-mkdir -p "$TMPDIR"
 source "$(dirname "$0")/tap.sh"
+guest_workdir doorbell
 echo "1..5"
 
 # guest NAME WANT [vhu guest args...]: vhu-blk --doorbell on a fresh image,
@@ -57,10 +53,7 @@ guest "QEMU 7.2 without page-per-vq" refused
 guest "QEMU 7.2, legacy device (modern off)" refused --device-opt=disable-modern=on --device-opt=disable-legacy=off \
   --device-opt=page-per-vq=on
 if root=$("$PEERS" 2> "$WORK/peers.log"); then
-  q10=$root/usr/bin/qemu-system-x86_64
-  q10v=$("$q10" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
-  k612=$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n 1)
-  v612=${k612##*/vmlinuz-}
+  newer_peer "$root"
   guest "QEMU $q10v, Linux $v612, packed ring" live --qemu="$q10" --kernel="$k612" --device-opt=page-per-vq=on \
     --packed --expect=qemu="$q10v",kernel="$v612",packed=1
 else

@@ -10,12 +10,8 @@
 #   usage: guest_crash.sh VHU VHU_BLK SLOW_IO_SO [KILLS]
 set -uo pipefail
 VHU=$1 BLK=$2 SLOW=$3 KILLS=${4:-4}
-WORK=$(mktemp -d /tmp/vhu-crash.XXXXXX)
-trap 'pkill -9 -f "vhu-blk --socket-path=$WORK/" 2>/dev/null; kill "${gpid:-}" 2>/dev/null; rm -rf "$WORK"' EXIT
-export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
-export TMPDIR=$WORK/tmp
-mkdir -p "$TMPDIR"
 source "$(dirname "$0")/tap.sh"
+guest_workdir crash 'pkill -9 -f "vhu-blk --socket-path=$WORK/" 2>/dev/null; kill "${gpid:-}" 2>/dev/null'
 echo "1..2"
 
 start_blk() {   # log

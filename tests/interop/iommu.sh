@@ -20,13 +20,9 @@
 #   usage: iommu.sh VHU VHU_BLK QSD_SH NEWER_PEERS_SH
 set -uo pipefail
 VHU=$1 BLK=$2 QSD=$3 PEERS=$4
-WORK=$(mktemp -d /tmp/vhu-iommu.XXXXXX)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$WORK"' EXIT
-export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
-export TMPDIR=$WORK/tmp
-mkdir -p "$TMPDIR"
 source "$(dirname "$0")/tap.sh"
+guest_workdir iommu 'kill "${pids[@]}" 2>/dev/null'
 echo "1..4"
 
 # guest NAME [vhu guest args...]: vhu-blk on a fresh image, one guest behind the vIOMMU
@@ -55,8 +51,7 @@ guest "QEMU 7.2, split ring"
 # guest hung)
 guest "QEMU 7.2, packed ring, two queues" --packed --queues=2 --expect=packed=1,queues=2
 if root=$("$PEERS" 2> "$WORK/peers.log"); then
-  q10=$root/usr/bin/qemu-system-x86_64
-  q10v=$("$q10" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
+  newer_peer "$root"
   guest "QEMU $q10v, split ring" --qemu="$q10" --expect=qemu="$q10v"
 else
   report "QEMU 10.0 fetched from bookworm-backports" 1 "$(cat "$WORK/peers.log")"

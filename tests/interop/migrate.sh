@@ -24,12 +24,8 @@
 #   usage: migrate.sh VHU VHU_BLK FAULTS NEWER_PEERS_SH
 set -uo pipefail
 VHU=$1 BLK=$2 FAULTS=${3:-0} PEERS=$4
-WORK=$(mktemp -d /tmp/vhu-migrate.XXXXXX)
-trap 'pkill -f "vhu-blk --socket-path=$WORK/" 2>/dev/null; rm -rf "$WORK"' EXIT
-export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
-export TMPDIR=$WORK/tmp
-mkdir -p "$TMPDIR"
 source "$(dirname "$0")/tap.sh"
+guest_workdir migrate 'pkill -f "vhu-blk --socket-path=$WORK/" 2>/dev/null'
 # QEMU RING QUEUES MODE
 cases=("7.2 split 1 precopy" "7.2 packed 1 precopy" "7.2 split 2 precopy" "7.2 split 1 postcopy"
        "7.2 packed 1 postcopy" "10 split 1 precopy" "10 packed 2 precopy" "10 packed 1 postcopy")

@@ -11,12 +11,8 @@
 #   usage: mmio.sh VHU VHU_BLK NEWER_PEERS_SH
 set -uo pipefail
 VHU=$1 BLK=$2 PEERS=$3
-WORK=$(mktemp -d /tmp/vhu-mmio.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-export ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0
-export TMPDIR=$WORK/tmp
-mkdir -p "$TMPDIR"
 source "$(dirname "$0")/tap.sh"
+guest_workdir mmio
 echo "1..3"
 
 guest() {   # name, vhu guest args...
@@ -39,10 +35,7 @@ $(tail -5 "$log")"
 guest "QEMU 7.2, Linux 6.1, microvm, split ring"
 guest "QEMU 7.2, Linux 6.1, microvm, packed ring, two queues" --packed --queues=2 --expect=packed=1,queues=2
 if root=$("$PEERS" 2> "$WORK/peers.log"); then
-  q10=$root/usr/bin/qemu-system-x86_64
-  q10v=$("$q10" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
-  k612=$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n 1)
-  v612=${k612##*/vmlinuz-}
+  newer_peer "$root"
   guest "QEMU $q10v, Linux $v612, microvm, packed ring, two queues" --qemu="$q10" --kernel="$k612" --packed --queues=2 \
     --expect=qemu="$q10v",kernel="$v612",packed=1,queues=2
 else

@@ -17,10 +17,7 @@ if ! root=$("$PEERS" 2> "$WORK/peers.log"); then
   for _ in 1 2 3 4 5 6 7 8; do report "QEMU 10.0 and Linux 6.12 fetched from bookworm-backports" 1 "$(cat "$WORK/peers.log")"; done
   exit 1
 fi
-q10=$root/usr/bin/qemu-system-x86_64
-k612=$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n 1)
-v612=${k612##*/vmlinuz-}
-q10v=$("$q10" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
+newer_peer "$root"
 q72v=$(qemu-system-x86_64 --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
 k61=$(ls /boot/vmlinuz-* | sort -V | tail -n 1)
 v61=${k61##*/vmlinuz-}
