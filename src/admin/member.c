@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "../common/status_rules.h"
@@ -27,7 +26,6 @@ struct member_queue {
 	uint64_t desc, driver, device;
 	bool set, enabled;
 	atomic_bool interrupts;
-	int kick;                       /* for the member's life: VQ_NOTIFY writes it */
 };
 
 struct vhu_admin_member {
@@ -35,6 +33,7 @@ struct vhu_admin_member {
 	struct vhu_device *dev;
 	uint16_t nq;
 	struct member_queue *q;
+	int *kick;                      /* per queue, for the member's life: VQ_NOTIFY writes it */
 	uint64_t offered, driver_features;
 	uint8_t status;                 /* the driver's bits */
 	atomic_uint generation;
@@ -104,7 +103,7 @@ static struct verdict queue_start(struct vhu_admin_member *m, uint16_t i)
 	if (!mq->set || (!packed && (mq->size & (mq->size - 1))) || !ring_config(m, i, &c))
 		return BAD_FIELD;
 	/* used-buffer notifications come to tr_call */
-	int rc = dq_start_local(q, &c, mq->kick);
+	int rc = dq_start_local(q, &c, m->kick[i]);
 	if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
 		return (struct verdict){ VHU_ADMIN_STATUS_ENOMEM, VHU_ADMIN_Q_NORESOURCE };
 	if (rc < 0)
@@ -115,7 +114,7 @@ static struct verdict queue_start(struct vhu_admin_member *m, uint16_t i)
 
 static void queue_stop(struct vhu_admin_member *m, uint16_t i)
 {
-	dq_stop_local(&m->dev->q[i], m->q[i].kick);
+	dq_stop_local(&m->dev->q[i], m->kick[i]);
 	m->q[i].enabled = false;
 }
 
@@ -124,7 +123,7 @@ static void member_reset(struct vhu_admin_member *m)
 	for (uint16_t i = 0; i < m->nq; i++) {
 		if (m->q[i].enabled)
 			queue_stop(m, i);
-		m->q[i] = (struct member_queue){ .kick = m->q[i].kick };
+		m->q[i] = (struct member_queue){ 0 };
 	}
 	dev_pause_all(m->dev);
 	dev_reset(m->dev);
@@ -229,7 +228,7 @@ static struct verdict vq_set(struct vhu_admin_member *m, const uint8_t *d)
 	if (!size || size > m->dev->cfg.max_queue_size || desc % 16 || drv % 2 || dev % 4)
 		return BAD_FIELD;
 	m->q[i] = (struct member_queue){ .size = size, .desc = desc, .driver = drv, .device = dev, .set = true,
-					 .kick = m->q[i].kick, .interrupts = atomic_load(&m->q[i].interrupts) };
+					 .interrupts = atomic_load(&m->q[i].interrupts) };
 	return OK;
 }
 
@@ -275,7 +274,7 @@ static struct verdict queue_command(struct vhu_admin_member *m, const struct vhu
 		uint64_t one = 1;
 		/* a notification is a hint: for a disabled queue it does nothing */
 		if (m->q[i].enabled)
-			(void)!write(m->q[i].kick, &one, 8);
+			(void)!write(m->kick[i], &one, 8);
 		return OK;
 	}
 	default:   /* VQ_INTERRUPT_SET */
@@ -368,26 +367,17 @@ int vhu_admin_member_new(struct vhu_admin_member **out, const struct vhu_admin_m
 	m->nq = vhu_device_num_queues(cfg->dev);
 	m->offered = cfg->dev->cfg.features & ~NOT_OFFERED;
 	m->q = calloc(m->nq, sizeof(*m->q));
-	if (!m->q) {
-		free(m);
-		return -ENOMEM;
+	if (!m->q || !(m->kick = dq_kicks_new(m->nq))) {
+		rc = m->q ? -errno : -ENOMEM;
+		goto fail;
 	}
-	for (unsigned i = 0; i < m->nq; i++)
-		m->q[i].kick = -1;
-	for (unsigned i = 0; i < m->nq; i++)
-		if ((m->q[i].kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-			rc = -errno;
-			goto fail;
-		}
 	struct dev_transport t = { .opaque = m, .call = tr_call, .error = tr_error, .config_changed = tr_config_changed };
 	if ((rc = dev_attach(m->dev, &t)) < 0)
 		goto fail;
 	*out = m;
 	return 0;
 fail:
-	for (unsigned i = 0; i < m->nq; i++)
-		if (m->q[i].kick >= 0)
-			close(m->q[i].kick);
+	dq_kicks_free(m->kick, m->nq);
 	free(m->q);
 	free(m);
 	return rc;
@@ -399,8 +389,7 @@ void vhu_admin_member_free(struct vhu_admin_member *m)
 		return;
 	member_reset(m);
 	dev_detach(m->dev);
-	for (unsigned i = 0; i < m->nq; i++)
-		close(m->q[i].kick);
+	dq_kicks_free(m->kick, m->nq);
 	free(m->q);
 	free(m);
 }

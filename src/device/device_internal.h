@@ -183,6 +183,9 @@ bool dq_ring_map(const struct vhu_mem *mem, const struct dq_ring_gpa *r, uint16_
 int dq_start_local(struct vhu_queue *q, const struct vhu_vq_config *c, int kick_keep);
 /* Stopped, drained, reset; a kick left on kick_keep read away. */
 void dq_stop_local(struct vhu_queue *q, int kick_keep);
+/* The kick eventfds such a transport keeps, one per queue: NULL with errno. */
+int *dq_kicks_new(unsigned n);
+void dq_kicks_free(int *kick, unsigned n);   /* NULL: nothing */
 
 /* ---- inside the core -------------------------------------------------- */
 void dq_init(struct vhu_device *dev, struct vhu_queue *q, uint16_t index);

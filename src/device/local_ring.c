@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "device_internal.h"
@@ -62,4 +64,27 @@ void dq_stop_local(struct vhu_queue *q, int kick_keep)
 	dq_reset(q);   /* drained: every request it took is completed in the ring */
 	dq_resume(q);
 	(void)!read(kick_keep, &v, 8);   /* a notification left for the stopped ring */
+}
+
+int *dq_kicks_new(unsigned n)
+{
+	int *kick = malloc((n ? n : 1) * sizeof(*kick));
+	if (!kick)
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		if ((kick[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+			int e = errno;
+			dq_kicks_free(kick, i);
+			errno = e;
+			return NULL;
+		}
+	}
+	return kick;
+}
+
+void dq_kicks_free(int *kick, unsigned n)
+{
+	for (unsigned i = 0; kick && i < n; i++)
+		close(kick[i]);
+	free(kick);
 }

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "../device/device_internal.h"
@@ -149,18 +148,10 @@ int vhu_mmio_device_new(struct vhu_mmio_device **out, const struct vhu_mmio_devi
 	md->dev = cfg->dev;
 	vhu_mem_init(&md->mem);
 	uint16_t nq = vhu_device_num_queues(cfg->dev);
-	md->kick = malloc(nq * sizeof(*md->kick));
-	if (!md->kick) {
+	if (!(md->kick = dq_kicks_new(nq))) {
 		free(md);
-		return -ENOMEM;
+		return -errno;
 	}
-	for (unsigned i = 0; i < nq; i++)
-		md->kick[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	for (unsigned i = 0; i < nq; i++)
-		if (md->kick[i] < 0) {
-			rc = -errno;
-			goto fail;
-		}
 	if ((rc = map_memory(md, cfg)) < 0)
 		goto fail;
 	const struct vhu_device_config *dc = &cfg->dev->cfg;
@@ -185,10 +176,7 @@ fail:
 	vhu_mmio_free(md->mmio);
 	md->mmio = NULL;
 	vhu_mem_clear(&md->mem);
-	for (unsigned i = 0; i < nq; i++)
-		if (md->kick[i] >= 0)
-			close(md->kick[i]);
-	free(md->kick);
+	dq_kicks_free(md->kick, nq);
 	free(md);
 	return rc;
 }
@@ -202,9 +190,7 @@ void vhu_mmio_device_free(struct vhu_mmio_device *md)
 	dev_detach(md->dev);
 	vhu_mmio_free(md->mmio);
 	vhu_mem_clear(&md->mem);
-	for (unsigned i = 0; i < vhu_device_num_queues(md->dev); i++)
-		close(md->kick[i]);
-	free(md->kick);
+	dq_kicks_free(md->kick, vhu_device_num_queues(md->dev));
 	free(md);
 }
 
