@@ -23,7 +23,16 @@ static void ram_handle(struct vhu_device *dev, struct vhu_queue *q, unsigned eve
 	(void)events;
 	struct vhu_vq_elem e;
 	struct iovec iov[8];
-	while (vhu_queue_pop(q, &e, iov, 8) > 0) {
+	int got;
+	while ((got = vhu_queue_pop(q, &e, iov, 8)) != 0) {
+		if (got < 0) {
+			/* taken but unusable (a buffer the device cannot reach):
+			 * returned with nothing written (§2.7.8 allows 0) */
+			if (vhu_dev_vq_broken(vhu_queue_vq(q)))
+				break;
+			vhu_queue_push(q, &e, 0);
+			continue;
+		}
 		uint8_t st = VHU_BLK_S_IOERR;
 		struct vhu_blk_req_hdr h;
 		uint32_t written = 0;

@@ -35,6 +35,7 @@ struct bench {
 	struct vhu_admin_member *m;
 	int event_fd;
 	unsigned events[4], notifies;
+	void (*before_rings)(struct bench *b);   /* a step of init after FEATURES_OK */
 };
 
 static void on_event(void *o, uint64_t member, uint16_t type, uint16_t queue)
@@ -174,6 +175,8 @@ static void init(struct bench *b, uint64_t want, unsigned nq, uint16_t qsize)
 	OK_(cmd(b, VHU_ADMIN_CMD_DRV_FEATURES_SET, &d->features, 8));
 	status_set(b, VHU_STATUS_ACKNOWLEDGE | VHU_STATUS_DRIVER | VHU_STATUS_FEATURES_OK);
 	assert_true(status_get(b) & VHU_STATUS_FEATURES_OK);
+	if (b->before_rings)
+		b->before_rings(b);
 	d->nq = nq;
 	d->qsize = qsize;
 	d->alloc = 0;
@@ -301,8 +304,28 @@ static const struct hostile hostile_commands[] = {
 	{ "VQ_SET above the maximum", VHU_ADMIN_CMD_VQ_SET, { 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1 }, 32, BAD },
 	{ "VQ_SET misaligned descriptors", VHU_ADMIN_CMD_VQ_SET, { 1, 0, 64, 0, 0, 0, 0, 0, 8, 0, 0, 0x40 }, 32, BAD },
 	{ "VQ_SET reserved bytes", VHU_ADMIN_CMD_VQ_SET, { 1, 0, 64, 0, 1 }, 32, BAD },
-	{ "an MMU command (not served yet)", VHU_ADMIN_CMD_MMU_ENABLE, { 1 }, 8,
-	  VHU_ADMIN_STATUS_EINVAL, VHU_ADMIN_Q_INVALID_OPCODE },
+	{ "MMU enable under an enabled queue", VHU_ADMIN_CMD_MMU_ENABLE, { 1 }, 8,
+	  VHU_ADMIN_STATUS_EBUSY, VHU_ADMIN_Q_INVALID_FIELD },
+	{ "MMU enable of 2", VHU_ADMIN_CMD_MMU_ENABLE, { 2 }, 8, BAD },
+	{ "MMU address space out of range", VHU_ADMIN_CMD_MMU_ASID_SET, { 1, 0, 0, 0, 4 }, 8, BAD },
+	{ "MMU address space of a running queue", VHU_ADMIN_CMD_MMU_ASID_SET, { 0, 0, 0, 0, 1 }, 8,
+	  VHU_ADMIN_STATUS_EBUSY, VHU_ADMIN_Q_INVALID_FIELD },
+	{ "MMU map of size 0", VHU_ADMIN_CMD_MMU_MAP, { 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40 }, 32, BAD },
+	{ "MMU map without access", VHU_ADMIN_CMD_MMU_MAP, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	  0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40 }, 32, BAD },
+	{ "MMU map with a reserved flag", VHU_ADMIN_CMD_MMU_MAP, { 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	  0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40 }, 32, BAD },
+	{ "MMU map outside the memory", VHU_ADMIN_CMD_MMU_MAP, { 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	  0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, 32, BAD },
+	{ "MMU map wrapping", VHU_ADMIN_CMD_MMU_MAP, { 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+	  0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0x40 }, 32, BAD },
+	{ "MMU map in a space out of range", VHU_ADMIN_CMD_MMU_MAP, { 9, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	  0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40 }, 32, BAD },
+	{ "MMU unmap of nothing", VHU_ADMIN_CMD_MMU_UNMAP, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	  0, 0x10 }, 24, VHU_ADMIN_STATUS_ENXIO, VHU_ADMIN_Q_INVALID_FIELD },
+	{ "MMU unmap with reserved bytes", VHU_ADMIN_CMD_MMU_UNMAP, { 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	  0, 0x10 }, 24, BAD },
 	{ "a management command sent to a member", VHU_ADMIN_CMD_DEV_CREATE, { 2 }, 8,
 	  VHU_ADMIN_STATUS_EINVAL, VHU_ADMIN_Q_INVALID_OPCODE },
 };
@@ -363,6 +386,126 @@ static void hostile(void **state)
 	bench_down(&b);
 }
 
+static struct reply mmu_map(struct bench *b, uint32_t asid, uint32_t flags, uint64_t iova, uint64_t size,
+			    uint64_t dma)
+{
+	uint8_t v[32];
+	memcpy(v, &asid, 4);
+	memcpy(v + 4, &flags, 4);
+	memcpy(v + 8, &iova, 8);
+	memcpy(v + 16, &size, 8);
+	memcpy(v + 24, &dma, 8);
+	return cmd(b, VHU_ADMIN_CMD_MMU_MAP, v, 32);
+}
+
+static struct reply mmu_unmap(struct bench *b, uint32_t asid, uint64_t iova, uint64_t size)
+{
+	uint8_t v[24] = { 0 };
+	memcpy(v, &asid, 4);
+	memcpy(v + 8, &iova, 8);
+	memcpy(v + 16, &size, 8);
+	return cmd(b, VHU_ADMIN_CMD_MMU_UNMAP, v, 24);
+}
+
+/* One IN (the device writes data) or OUT request of one segment at a
+ * device address; returns the used length, the status byte in *st. */
+static uint32_t one_request(struct bench *b, uint32_t type, uint64_t data, uint32_t len, uint8_t *st)
+{
+	struct mdrv *d = &b->d;
+	uint64_t hgpa;
+	struct vhu_blk_req_hdr *h = mdrv_alloc(d, sizeof(*h) + 1, 16, &hgpa);
+	uint8_t *status = (uint8_t *)(h + 1);
+	*h = (struct vhu_blk_req_hdr){ .type = htole32(type), .sector = 0 };
+	*status = 0xff;
+	struct vhu_sg sg[3] = { { hgpa, sizeof(*h) }, { data, len }, { hgpa + sizeof(*h), 1 } };
+	unsigned out = type == VHU_BLK_T_OUT ? 2 : 1;
+	assert_int_equal(vhu_drv_vq_add(&d->vq[0], sg, out, 3 - out, h), 0);
+	mdrv_kick(d, 0);
+	void *tok;
+	uint32_t used;
+	for (int tries = 0; tries < 500; tries++) {
+		if (vhu_drv_vq_get(&d->vq[0], &tok, &used) == 1) {
+			*st = *status;
+			return used;
+		}
+		wait_event(d, 10);
+	}
+	fail_msg("no answer to the request");
+	return 0;
+}
+
+/* The device MMU (docs/admin-transport.md 7): with it on, the member
+ * reaches only what its address space maps, with the permissions mapped;
+ * a refused buffer fails its request and touches nothing; a refusal is
+ * reported once by MMU_ERR_GET; unmapping the ring breaks the queue with
+ * DEVICE_MMU_FAIL. */
+#define HALF (MDRV_MEM / 2)
+#define SECRET (MDRV_GPA + HALF + 4096)
+#define RO_PAGE (MDRV_GPA + HALF + 8192)
+
+/* The first half of the memory mapped 1:1 for the rings and requests, a
+ * page beyond it the device must never reach, one mapped read-only. */
+static void mmu_on(struct bench *b)
+{
+	uint8_t d8[8] = { 1 };
+	OK_(cmd(b, VHU_ADMIN_CMD_MMU_ENABLE, d8, 8));
+	OK_(mmu_map(b, 0, VHU_ADMIN_MMU_READ | VHU_ADMIN_MMU_WRITE, MDRV_GPA, HALF, MDRV_GPA));
+	OK_(mmu_map(b, 0, VHU_ADMIN_MMU_READ, RO_PAGE, 4096, RO_PAGE));
+	struct reply r = mmu_map(b, 0, VHU_ADMIN_MMU_READ, MDRV_GPA + 4096, 4096, MDRV_GPA);
+	assert_int_equal(r.status, VHU_ADMIN_STATUS_EBUSY);   /* intersects: remove first */
+}
+
+static void mmu_isolates(void **state)
+{
+	(void)state;
+	static struct bench b;
+	bench_up(&b, 0);
+	struct mdrv *d = &b.d;
+	const uint64_t half = HALF, secret = SECRET, ro = RO_PAGE;
+	b.before_rings = mmu_on;
+	init(&b, 0, 1, 64);
+	b.before_rings = NULL;
+	struct reply r;
+	memset(d->mem + half + 4096, 0x5a, 4096);
+	memset(d->mem + half + 8192, 0x77, 4096);
+	assert_int_equal(mdrv_blk_write_read(d, 0, 0, 4, 1), 0);   /* what is mapped works */
+	uint8_t st;
+	uint64_t pattern = 0x5a5a5a5a5a5a5a5aull;
+	/* a read from the disk into the unmapped page: refused, nothing written */
+	assert_int_equal(one_request(&b, VHU_BLK_T_IN, secret, 4096, &st), 0);
+	assert_int_equal(st, 0xff);
+	for (unsigned i = 0; i < 4096; i += 8)
+		assert_memory_equal(d->mem + half + 4096 + i, &pattern, 8);
+	r = cmd(&b, VHU_ADMIN_CMD_MMU_ERR_GET, NULL, 0);
+	OK_(r);
+	assert_int_equal(vhu_admin_le32(r.result), 1);   /* not mapped */
+	assert_int_equal(vhu_admin_le32(r.result + 12), VHU_ADMIN_MMU_WRITE);
+	assert_true(vhu_admin_le64(r.result + 16) == secret);
+	r = cmd(&b, VHU_ADMIN_CMD_MMU_ERR_GET, NULL, 0);
+	assert_int_equal(vhu_admin_le32(r.result), 0);   /* cleared by reading */
+	/* a read-only page: the disk may be written from it, not read into it */
+	assert_int_equal(one_request(&b, VHU_BLK_T_OUT, ro, 4096, &st), 1);
+	assert_int_equal(st, VHU_BLK_S_OK);
+	assert_int_equal(one_request(&b, VHU_BLK_T_IN, ro, 4096, &st), 0);
+	assert_int_equal(d->mem[half + 8192], 0x77);
+	r = cmd(&b, VHU_ADMIN_CMD_MMU_ERR_GET, NULL, 0);
+	assert_int_equal(vhu_admin_le32(r.result), 2);   /* permission */
+	/* the queue still serves; then the ring's mapping goes: the queue
+	 * fails, with DEVICE_MMU_FAIL, and a needs-reset event */
+	assert_int_equal(mdrv_blk_write_read(d, 0, 64, 4, 2), 0);
+	OK_(mmu_unmap(&b, 0, MDRV_GPA, 1));
+	assert_int_equal(status_get(&b) & (VHU_STATUS_DEVICE_NEEDS_RESET | VHU_STATUS_DEVICE_MMU_FAIL),
+			 VHU_STATUS_DEVICE_NEEDS_RESET | VHU_STATUS_DEVICE_MMU_FAIL);
+	assert_true(b.events[VHU_ADMIN_EVENT_NEEDS_RESET] > 0);
+	/* a reset clears all of it: the MMU is off, its mappings gone */
+	reset(&b);
+	assert_int_equal(mmu_unmap(&b, 0, ro, 1).status, VHU_ADMIN_STATUS_ENXIO);
+	init(&b, 0, 1, 64);
+	assert_int_equal(mdrv_blk_write_read(d, 0, 0, 4, 3), 0);
+	reset(&b);
+	bench_down(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,6 +513,7 @@ int main(void)
 		cmocka_unit_test(packed_two_queues),
 		cmocka_unit_test(polling_needs_no_command_per_request),
 		cmocka_unit_test(hostile),
+		cmocka_unit_test(mmu_isolates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,9 +7,10 @@
  * each member: it answers the per-member commands of sections 4.3 to 5
  * (features, status, config space, virtqueues, notifications, interrupts)
  * and turns the device's used-buffer and config notifications into events
- * for the management device's event queue (section 6). The device MMU
- * (section 7) is not here yet: its commands answer INVALID_OPCODE, and a
- * member's DMA addresses are the management device's guest addresses.
+ * for the management device's event queue (section 6), and its device MMU
+ * (section 7): with the MMU on, every address the member uses is
+ * translated through its queue's address space, and nothing else of the
+ * management device's memory is reachable.
  *
  * Threads: commands come from one thread (the management device's admin
  * queue); the event callback comes from the threads serving the member's
@@ -38,7 +39,12 @@ struct vhu_admin_member_config {
 	/* An interrupt is due (VHU_ADMIN_EVENT_*; queue for USED). */
 	void (*event)(void *opaque, uint64_t member, uint16_t type, uint16_t queue);
 	void *event_opaque;
+	uint32_t max_asids;             /* MMU address spaces (0: VHU_ADMIN_MMU_ASIDS) */
+	uint32_t mmu_max_mappings;      /* MMU mappings, all spaces together (0: VHU_ADMIN_MMU_MAPPINGS) */
 };
+
+#define VHU_ADMIN_MMU_ASIDS 4u
+#define VHU_ADMIN_MMU_MAPPINGS 256u
 
 /* 0, -EINVAL (a device with another transport, a bad configuration), -ENOMEM. */
 int vhu_admin_member_new(struct vhu_admin_member **out, const struct vhu_admin_member_config *cfg);

@@ -70,6 +70,15 @@ struct vhu_backend_config {
 	 * REPLY_ACK the return value is acked). Return 0 or -errno. The
 	 * protocol features those requests need are offered only with it. */
 	int (*request)(struct vhu_backend *be, struct vhu_user_msg *m, struct vhu_user_msg *reply);
+	/* Optional. For an application that reaches guest memory from threads
+	 * the back-end does not pause (vhu_backend_mem): called on the control
+	 * thread with changing true before the memory table changes
+	 * (SET_MEM_TABLE, ADD/REM_MEM_REG, the end of a session), when nothing
+	 * may touch the table or the memory behind it any more, and with
+	 * changing false after it (changed, or left as it was by a refused
+	 * request), when it may be looked up again. Must not fail. */
+	void (*memory)(struct vhu_backend *be, bool changing);
+	void *opaque;                 /* the application's, for its hooks (vhu_backend_opaque) */
 };
 
 /* Create a back-end for cfg->device. Returns NULL with errno set on failure. */
@@ -112,6 +121,11 @@ int vhu_backend_dispatch(struct vhu_backend *be);
  * (what vhu_device_config_changed does for a device on this transport). */
 int vhu_backend_config_changed(struct vhu_backend *be);
 uint64_t vhu_backend_features(const struct vhu_backend *be);
+/* The session's guest memory table. The address is the back-end's for its
+ * life; what it holds changes only between the memory hook's two calls
+ * (and is empty between sessions). */
+const struct vhu_mem *vhu_backend_mem(const struct vhu_backend *be);
+void *vhu_backend_opaque(const struct vhu_backend *be);
 void vhu_backend_log(struct vhu_backend *be, enum vhu_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

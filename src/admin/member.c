@@ -15,6 +15,7 @@
 
 #include "../common/status_rules.h"
 #include "../device/device_internal.h"
+#include "mmu.h"
 #include "vhu/admin_member.h"
 #include "vhu/virtio.h"
 
@@ -38,6 +39,9 @@ struct vhu_admin_member {
 	uint8_t status;                 /* the driver's bits */
 	atomic_uint generation;
 	atomic_bool config_interrupts;
+	struct admin_mmu mmu;
+	struct admin_mmu_queue *qx;     /* per queue: its address space */
+	bool mmu_fail;                  /* DEVICE_MMU_FAIL: a ring the MMU no longer maps */
 };
 
 struct verdict {
@@ -46,6 +50,8 @@ struct verdict {
 #define OK ((struct verdict){ VHU_ADMIN_STATUS_OK, VHU_ADMIN_Q_OK })
 #define BAD_FIELD ((struct verdict){ VHU_ADMIN_STATUS_EINVAL, VHU_ADMIN_Q_INVALID_FIELD })
 #define BUSY ((struct verdict){ VHU_ADMIN_STATUS_EBUSY, VHU_ADMIN_Q_INVALID_FIELD })
+#define NO_ROOM ((struct verdict){ VHU_ADMIN_STATUS_ENOSPC, VHU_ADMIN_Q_NORESOURCE })
+#define NOTHING ((struct verdict){ VHU_ADMIN_STATUS_ENXIO, VHU_ADMIN_Q_INVALID_FIELD })
 
 static bool zero(const uint8_t *p, size_t n)
 {
@@ -83,12 +89,35 @@ static int tr_config_changed(void *o)
 
 /* ---- rings --------------------------------------------------------------------------- */
 
-/* The ring in the management device's memory, or false if a part is not in it. */
-static bool ring_config(const struct vhu_admin_member *m, uint16_t i, struct vhu_vq_config *c)
+/* The ring in the management device's memory, or false if a part is not
+ * in it. With the MMU on, its parts and every buffer are I/O virtual
+ * addresses of the queue's address space (section 7): the device reads the
+ * driver's parts and writes its own. */
+static bool ring_config(struct vhu_admin_member *m, uint16_t i, struct vhu_vq_config *c)
 {
 	const struct member_queue *mq = &m->q[i];
 	struct dq_ring_gpa g = { mq->size, mq->desc, mq->driver, mq->device };
-	return dq_ring_map(m->cfg.mem, &g, i, vhu_device_features(m->dev), c);
+	uint64_t features = vhu_device_features(m->dev);
+	if (!m->mmu.on)
+		return dq_ring_map(m->cfg.mem, &g, i, features, c);
+	bool packed = vhu_has_feature(features, VHU_F_RING_PACKED);
+	struct admin_mmu_queue *x = &m->qx[i];
+	*c = (struct vhu_vq_config){
+		.num = mq->size, .index = i, .features = features,
+		.translate = admin_mmu_translate, .translate_opaque = x,
+		.desc = admin_mmu_part(x, mq->desc, 16ull * mq->size, VHU_ACCESS_READ),
+		.driver_area = admin_mmu_part(x, mq->driver, packed ? 4 : 6 + 2ull * mq->size, VHU_ACCESS_READ),
+		.device_area = admin_mmu_part(x, mq->device, packed ? 4 : 6 + 8ull * mq->size, VHU_ACCESS_WRITE),
+	};
+	return c->desc && c->driver_area && c->device_area;
+}
+
+static bool any_enabled(const struct vhu_admin_member *m)
+{
+	for (uint16_t i = 0; i < m->nq; i++)
+		if (m->q[i].enabled)
+			return true;
+	return false;
 }
 
 static struct verdict queue_start(struct vhu_admin_member *m, uint16_t i)
@@ -128,6 +157,10 @@ static void member_reset(struct vhu_admin_member *m)
 	dev_pause_all(m->dev);
 	dev_reset(m->dev);
 	dev_resume_all(m->dev);
+	admin_mmu_reset(&m->mmu);
+	for (uint16_t i = 0; i < m->nq; i++)
+		m->qx[i].asid = 0;
+	m->mmu_fail = false;
 	m->driver_features = 0;
 	m->status = 0;
 	atomic_store(&m->config_interrupts, false);
@@ -150,7 +183,10 @@ int vhu_admin_member_resume(struct vhu_admin_member *m)
 		struct vhu_vq_config c;
 		if (!ring_config(m, i, &c)) {
 			dq_remap(q, NULL);
-			dq_fail(q, "its ring is no longer in the management device's memory", -EFAULT);
+			/* unreachable through the MMU: no ring to report it in */
+			m->mmu_fail |= m->mmu.on;
+			dq_fail(q, m->mmu.on ? "its ring is no longer mapped by its MMU"
+					     : "its ring is no longer in the management device's memory", -EFAULT);
 			rc = -EFAULT;
 		} else if (dq_remap(q, &c) < 0) {
 			dq_fail(q, "its ring could not be mapped again", -EFAULT);
@@ -178,7 +214,7 @@ static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
 static struct verdict set_status(struct vhu_admin_member *m, const uint8_t *d)
 {
 	uint8_t v = d[0];
-	if (!zero(d + 1, 7) || (v && vhu_status_write_refused(m->status, v)))
+	if (!zero(d + 1, 7) || (v & VHU_STATUS_DEVICE_MMU_FAIL) || (v && vhu_status_write_refused(m->status, v)))
 		return BAD_FIELD;
 	if (!v) {
 		member_reset(m);   /* complete when the reset is (section 4.3) */
@@ -285,6 +321,83 @@ static struct verdict queue_command(struct vhu_admin_member *m, const struct vhu
 	}
 }
 
+static struct verdict from_errno(int r)
+{
+	switch (r) {
+	case 0: return OK;
+	case -EBUSY: return BUSY;
+	case -ENOSPC: return NO_ROOM;
+	case -ENOMEM: return (struct verdict){ VHU_ADMIN_STATUS_ENOMEM, VHU_ADMIN_Q_NORESOURCE };
+	default: return BAD_FIELD;
+	}
+}
+
+/* A change of the address spaces under paused queues: every request that
+ * used what goes is completed first (MMU_UNMAP's rule), and every ring is
+ * looked up again through what stays. */
+static struct verdict mmu_change(struct vhu_admin_member *m, const struct vhu_admin_mmu_map *map, uint32_t asid,
+				 uint64_t iova, uint64_t size)
+{
+	int r = 0;
+	vhu_admin_member_pause(m);
+	if (map)
+		r = admin_mmu_map(&m->mmu, map);
+	else
+		admin_mmu_unmap(&m->mmu, asid, iova, size);
+	(void)vhu_admin_member_resume(m);   /* a ring lost is the queue's failure, not the command's */
+	return from_errno(r);
+}
+
+static struct verdict mmu_command(struct vhu_admin_member *m, const struct vhu_admin_req *r, struct answer *a)
+{
+	const uint8_t *d = r->data;
+	switch (r->opcode) {
+	case VHU_ADMIN_CMD_MMU_ENABLE:
+		if (d[0] > 1 || !zero(d + 1, 7))
+			return BAD_FIELD;
+		/* the rings' addresses change meaning: not under a running queue */
+		if (any_enabled(m))
+			return BUSY;
+		m->mmu.on = d[0];
+		return OK;
+	case VHU_ADMIN_CMD_MMU_ASID_SET: {
+		uint16_t i = vhu_admin_le16(d);
+		uint32_t asid = vhu_admin_le32(d + 4);
+		if (i >= m->nq || !zero(d + 2, 2) || asid >= m->mmu.max_asids)
+			return BAD_FIELD;
+		if (m->q[i].enabled)
+			return BUSY;
+		m->qx[i].asid = asid;
+		return OK;
+	}
+	case VHU_ADMIN_CMD_MMU_MAP: {
+		struct vhu_admin_mmu_map mp = { vhu_admin_le32(d), vhu_admin_le32(d + 4), vhu_admin_le64(d + 8),
+						vhu_admin_le64(d + 16), vhu_admin_le64(d + 24) };
+		int rc = admin_mmu_map_check(&m->mmu, &mp);
+		return rc < 0 ? from_errno(rc) : mmu_change(m, &mp, 0, 0, 0);
+	}
+	case VHU_ADMIN_CMD_MMU_UNMAP: {
+		uint32_t asid = vhu_admin_le32(d);
+		uint64_t iova = vhu_admin_le64(d + 8), size = vhu_admin_le64(d + 16);
+		int n = zero(d + 4, 4) ? admin_mmu_unmap_count(&m->mmu, asid, iova, size) : -EINVAL;
+		if (n <= 0)
+			return n < 0 ? BAD_FIELD : NOTHING;
+		return mmu_change(m, NULL, asid, iova, size);
+	}
+	default: {   /* MMU_ERR_GET */
+		struct vhu_admin_mmu_err e = admin_mmu_take_error(&m->mmu);
+		memset(a->result, 0, 24);
+		put_le(a->result, e.reason, 4);
+		put_le(a->result + 4, e.queue, 2);
+		put_le(a->result + 8, e.asid, 4);
+		put_le(a->result + 12, e.flags, 4);
+		put_le(a->result + 16, e.iova, 8);
+		a->len = 24;
+		return OK;
+	}
+	}
+}
+
 static struct verdict dispatch(struct vhu_admin_member *m, const struct vhu_admin_req *r, struct answer *a)
 {
 	const uint8_t *d = r->data;
@@ -310,7 +423,8 @@ static struct verdict dispatch(struct vhu_admin_member *m, const struct vhu_admi
 		return set_status(m, d);
 	case VHU_ADMIN_CMD_STATUS_GET:
 		memset(a->result, 0, 8);
-		a->result[0] = m->status | (vhu_device_status(m->dev) & VHU_STATUS_DEVICE_NEEDS_RESET);
+		a->result[0] = m->status | (vhu_device_status(m->dev) & VHU_STATUS_DEVICE_NEEDS_RESET) |
+			       (m->mmu_fail ? VHU_STATUS_DEVICE_MMU_FAIL : 0);
 		a->len = 8;
 		return OK;
 	case VHU_ADMIN_CMD_CONFIG_GENERATION_GET:
@@ -332,6 +446,12 @@ static struct verdict dispatch(struct vhu_admin_member *m, const struct vhu_admi
 			return BAD_FIELD;
 		atomic_store(&m->config_interrupts, d[0]);
 		return OK;
+	case VHU_ADMIN_CMD_MMU_ENABLE:
+	case VHU_ADMIN_CMD_MMU_ASID_SET:
+	case VHU_ADMIN_CMD_MMU_MAP:
+	case VHU_ADMIN_CMD_MMU_UNMAP:
+	case VHU_ADMIN_CMD_MMU_ERR_GET:
+		return mmu_command(m, r, a);
 	}
 	return (struct verdict){ VHU_ADMIN_STATUS_EINVAL, VHU_ADMIN_Q_INVALID_OPCODE };
 }
@@ -340,7 +460,8 @@ bool vhu_admin_member_opcode(uint16_t op)
 {
 	return (op >= VHU_ADMIN_CMD_DEV_FEATURES_GET && op <= VHU_ADMIN_CMD_CONFIG_SET) ||
 	       (op >= VHU_ADMIN_CMD_VQ_SET && op <= VHU_ADMIN_CMD_VQ_ENABLE_SET) ||
-	       (op >= VHU_ADMIN_CMD_VQ_NOTIFY && op <= VHU_ADMIN_CMD_CONFIG_INTERRUPT_SET);
+	       (op >= VHU_ADMIN_CMD_VQ_NOTIFY && op <= VHU_ADMIN_CMD_CONFIG_INTERRUPT_SET) ||
+	       (op >= VHU_ADMIN_CMD_MMU_ENABLE && op <= VHU_ADMIN_CMD_MMU_ERR_GET);
 }
 
 uint32_t vhu_admin_member_command(struct vhu_admin_member *m, const struct vhu_admin_req *req,
@@ -367,17 +488,25 @@ int vhu_admin_member_new(struct vhu_admin_member **out, const struct vhu_admin_m
 	m->nq = vhu_device_num_queues(cfg->dev);
 	m->offered = cfg->dev->cfg.features & ~NOT_OFFERED;
 	m->q = calloc(m->nq, sizeof(*m->q));
-	if (!m->q || !(m->kick = dq_kicks_new(m->nq))) {
-		rc = m->q ? -errno : -ENOMEM;
+	m->qx = calloc(m->nq, sizeof(*m->qx));
+	if (!m->q || !m->qx || !(m->kick = dq_kicks_new(m->nq))) {
+		rc = m->q && m->qx ? -errno : -ENOMEM;
 		goto fail;
 	}
+	if ((rc = admin_mmu_init(&m->mmu, cfg->mem, cfg->max_asids ? cfg->max_asids : VHU_ADMIN_MMU_ASIDS,
+				 cfg->mmu_max_mappings ? cfg->mmu_max_mappings : VHU_ADMIN_MMU_MAPPINGS)) < 0)
+		goto fail;
+	for (uint16_t i = 0; i < m->nq; i++)
+		m->qx[i] = (struct admin_mmu_queue){ .mmu = &m->mmu, .queue = i };
 	struct dev_transport t = { .opaque = m, .call = tr_call, .error = tr_error, .config_changed = tr_config_changed };
 	if ((rc = dev_attach(m->dev, &t)) < 0)
 		goto fail;
 	*out = m;
 	return 0;
 fail:
+	admin_mmu_destroy(&m->mmu);
 	dq_kicks_free(m->kick, m->nq);
+	free(m->qx);
 	free(m->q);
 	free(m);
 	return rc;
@@ -389,7 +518,9 @@ void vhu_admin_member_free(struct vhu_admin_member *m)
 		return;
 	member_reset(m);
 	dev_detach(m->dev);
+	admin_mmu_destroy(&m->mmu);
 	dq_kicks_free(m->kick, m->nq);
+	free(m->qx);
 	free(m->q);
 	free(m);
 }

@@ -187,6 +187,8 @@ void vhu_backend_free(struct vhu_backend *be)
 
 struct vhu_device *vhu_backend_device(struct vhu_backend *be) { return be->dev; }
 uint64_t vhu_backend_features(const struct vhu_backend *be) { return be->features; }
+const struct vhu_mem *vhu_backend_mem(const struct vhu_backend *be) { return &be->mem; }
+void *vhu_backend_opaque(const struct vhu_backend *be) { return be->cfg.opaque; }
 
 void vhu_backend_stop(struct vhu_backend *be)
 {

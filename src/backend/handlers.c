@@ -550,6 +550,7 @@ struct be_request {
 	bool before_owner;      /* negotiation sends it before SET_OWNER (QEMU's vhost_user_backend_init) */
 	bool pause_all;         /* every queue paused and drained around it: memory or device state changes */
 	bool pause_undrained;   /* every queue paused, requests in flight left to run (the handler drains if it must) */
+	bool memory;            /* the memory table changes: the application's memory hook is called around it */
 	enum queue_arg queue;
 	bool device;            /* device-specific: the device's request op serves it */
 	const char *not_offered;    /* neither: why vhu does not serve it (its feature is never offered) */
@@ -564,7 +565,7 @@ static const struct be_request requests[VHU_USER_REQUEST_MAX] = {
 	[VHU_USER_SET_FEATURES] = LIB(set_features_msg, .pause_all = true),
 	[VHU_USER_SET_OWNER] = LIB(set_owner, .before_owner = true),
 	[VHU_USER_RESET_OWNER] = LIB(reset_owner, .before_owner = true, .pause_all = true),
-	[VHU_USER_SET_MEM_TABLE] = LIB(set_mem_table, .pause_all = true),
+	[VHU_USER_SET_MEM_TABLE] = LIB(set_mem_table, .pause_all = true, .memory = true),
 	[VHU_USER_SET_LOG_BASE] = LIB(set_log_base, .pause_all = true),
 	[VHU_USER_SET_LOG_FD] = LIB(set_log_fd),
 	[VHU_USER_SET_VRING_NUM] = LIB(set_vring_num, .queue = QUEUE_IN_STATE),
@@ -596,8 +597,8 @@ static const struct be_request requests[VHU_USER_REQUEST_MAX] = {
 	[VHU_USER_RESET_DEVICE] = LIB(reset_device_msg, .pause_all = true),
 	[VHU_USER_VRING_KICK] = LIB(vring_kick, .queue = QUEUE_IN_STATE),
 	[VHU_USER_GET_MAX_MEM_SLOTS] = LIB(get_max_mem_slots, .before_owner = true),
-	[VHU_USER_ADD_MEM_REG] = LIB(add_mem_reg, .pause_all = true),
-	[VHU_USER_REM_MEM_REG] = LIB(rem_mem_reg, .pause_all = true),
+	[VHU_USER_ADD_MEM_REG] = LIB(add_mem_reg, .pause_all = true, .memory = true),
+	[VHU_USER_REM_MEM_REG] = LIB(rem_mem_reg, .pause_all = true, .memory = true),
 	[VHU_USER_SET_STATUS] = LIB(set_status),
 	[VHU_USER_GET_STATUS] = LIB(get_status, .before_owner = true),
 };
@@ -674,7 +675,11 @@ int be_handle(struct vhu_backend *be, struct vhu_user_msg *m, struct reply *rep)
 		dev_pause_all_undrained(be->dev);
 	else if (q)
 		dq_pause(q);
+	if (row->memory && be->cfg.memory)
+		be->cfg.memory(be, true);
 	int r = row->handle(be, q, m, rep);
+	if (row->memory && be->cfg.memory)
+		be->cfg.memory(be, false);
 	if (row->pause_all || row->pause_undrained)
 		dev_resume_all(be->dev);
 	else if (q)
@@ -692,7 +697,11 @@ void be_session_reset(struct vhu_backend *be)
 	dev_pause_all(be->dev);
 	reset_device(be);
 	be_doorbell_reset(be);
+	if (be->cfg.memory)
+		be->cfg.memory(be, true);
 	vhu_mem_clear(&be->mem);
+	if (be->cfg.memory)
+		be->cfg.memory(be, false);
 	dev_resume_all(be->dev);
 	pthread_mutex_lock(&be->backend_lock);
 	if (be->backend_fd >= 0)
