@@ -7,10 +7,13 @@
  *   vhu bench SOCK [--rw=read|write|randread|randwrite|randrw] [--bs=BYTES] [--iodepth=N]
  *                  [--queues=N] [--runtime=SECONDS] [--ring=...] [--notify=...] [--spin-us=N] [--json]
  *   vhu guest SOCK [options]   (tools/guest/: a real Linux guest against the back-end)
+ *   vhu admin SOCK ...         (tools/admin.c: a management device's commands)
+ *   probe, verify and bench take --member=ID: a managed device of a management device
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "guest/guest.h"
 #include "opts.h"
 #include "vhu/blk_driver.h"
@@ -33,6 +37,7 @@ struct opts {
 	uint64_t size, bs;
 	const char *rw;
 	const char *plot;
+	uint64_t member;          /* a managed device of the management device at sock; 0: none */
 };
 
 static void log_stderr(void *o, enum vhu_log_level l, const char *msg)
@@ -102,11 +107,46 @@ static void print_bits(FILE *f, uint64_t v, const char *(*name)(unsigned), bool 
 	}
 }
 
+/* probe --member: what the managed device offers, through admin commands */
+static int probe_member(const struct opts *o)
+{
+	struct admin_session s;
+	struct vhu_admin_create c;
+	uint8_t st = 0;
+	if (admin_session_open(&s, o->sock, o->server, o->verbose, 0) < 0)
+		return 1;
+	int rc = vhu_admin_dev_info(s.ad, o->member, &c);
+	if (rc == 0)
+		rc = vhu_admin_status_get(s.ad, o->member, &st);
+	if (rc < 0) {
+		fprintf(stderr, "vhu: member %" PRIu64 ": %s (qualifier %u)\n", o->member, strerror(-rc),
+			vhu_admin_qualifier(s.ad));
+		admin_session_close(&s);
+		return 1;
+	}
+	if (o->json)
+		printf("{\"socket\": \"%s\", \"member\": %" PRIu64 ", \"device_type\": %u, \"capacity_sectors\": %" PRIu64
+		       ", \"blk_size\": %u, \"num_queues\": %u, \"queue_size_max\": %u, \"read_only\": %s, "
+		       "\"backing\": \"%s\", \"status\": %u}\n", o->sock, o->member, c.device_type, c.capacity, c.blk_size,
+		       c.num_queues, c.queue_size_max, (c.flags & VHU_ADMIN_CREATE_READ_ONLY) ? "true" : "false",
+		       c.backing, st);
+	else
+		printf("management device  %s\nmember             %" PRIu64 "\ndevice type        %u (blk)\n"
+		       "capacity           %" PRIu64 " sectors (%.1f MiB)\nblock size         %u\nqueues             %u, of up to %u\n"
+		       "read-only          %s\nbacking            %s\nstatus             0x%02x\n", o->sock, o->member,
+		       c.device_type, c.capacity, c.capacity / 2048.0, c.blk_size, c.num_queues, c.queue_size_max,
+		       (c.flags & VHU_ADMIN_CREATE_READ_ONLY) ? "yes" : "no", c.backing, st);
+	admin_session_close(&s);
+	return 0;
+}
+
 static int cmd_probe(const struct opts *o)
 {
 	struct vhu_fe *fe;
 	struct vhu_blk_info bi;
 	uint8_t status = 0;
+	if (o->member)
+		return probe_member(o);
 	int rc = connect_fe(o, &fe);
 
 	if (rc < 0)
@@ -171,11 +211,37 @@ struct dev {
 	struct vhu_blk_info info;
 	struct vhu_blk_queue **q;
 	unsigned nq;
+	struct admin_session admin;   /* --member: the management device */
+	struct admin_member member;
 };
+
+/* --member: the managed device's queues over the management device's
+ * front-end, whose memory holds its rings and buffers. */
+static int member_open(const struct opts *o, struct dev *d, size_t buf_mem)
+{
+	if (o->iommu != VHU_FE_IOMMU_OFF || o->dirty_log || o->doorbell || o->notify != VHU_FE_NOTIFY_EVENTFD ||
+	    o->packed) {
+		fprintf(stderr, "vhu: --member takes none of --iommu, --dirty-log, --notify, --ring=packed\n");
+		return -1;
+	}
+	size_t rings = (size_t)o->queues * (o->queue_size * 64 + 8192);
+	if (admin_session_open(&d->admin, o->sock, o->server, o->verbose, buf_mem + rings) < 0)
+		return -1;
+	d->fe = d->admin.fe;
+	d->nq = o->queues;
+	d->q = calloc(d->nq, sizeof(*d->q));
+	struct vhu_admin_dev_setup s = {
+		.features = (o->no_event_idx ? 0 : VHU_BIT(VHU_F_EVENT_IDX)) | vhu_blk_driver_features(),
+		.num_queues = (uint16_t)o->queues, .queue_size = (uint16_t)o->queue_size,
+	};
+	return d->q ? admin_member_open(&d->admin, o->member, &s, &d->member, &d->info, d->q) : -1;
+}
 
 static int dev_open(const struct opts *o, struct dev *d, size_t buf_mem)
 {
 	memset(d, 0, sizeof(*d));
+	if (o->member)
+		return member_open(o, d, buf_mem);
 	if (connect_fe(o, &d->fe) < 0)
 		return -1;
 	uint64_t offered = vhu_fe_offered_features(d->fe);
@@ -216,6 +282,12 @@ static int dev_open(const struct opts *o, struct dev *d, size_t buf_mem)
 
 static void dev_close(struct dev *d)
 {
+	if (d->member.dev || d->admin.fe) {
+		admin_member_close(&d->member, d->q, d->nq);
+		free(d->q);
+		admin_session_close(&d->admin);
+		return;
+	}
 	if (d->fe)
 		vhu_fe_stop(d->fe);
 	for (unsigned i = 0; i < d->nq; i++)
@@ -908,7 +980,7 @@ static int cmd_bench(const struct opts *o)
 	const char *ring = o->packed ? "packed" : "split";
 	const char *notify = o->notify == VHU_FE_NOTIFY_POLL ? "poll" : o->notify == VHU_FE_NOTIFY_INBAND ? "inband" : o->doorbell ? "doorbell" : "eventfd";
 	struct vhu_fe_queue_stats kicks = { 0 };
-	for (unsigned i = 0; i < d.nq; i++) {
+	for (unsigned i = 0; i < d.nq && !o->member; i++) {
 		struct vhu_fe_queue_stats st;
 		vhu_fe_queue_stats(vhu_fe_queue(d.fe, i), &st);
 		kicks.kicks_doorbell += st.kicks_doorbell;
@@ -982,7 +1054,9 @@ static void usage(FILE *f)
 		   "                    unmaps it after, as a guest in strict mode (default off)\n"
 		   "  --dirty-log       verify, bench: the back-end logs the pages it writes, as during a live\n"
 		   "                    migration (LOG_SHMFD); bench takes the log once a second\n"
-		   "       vhu guest SOCK [options]   a Linux guest under QEMU against the back-end (vhu guest --help)\n");
+		   "  --member=ID       probe, verify, bench: managed device ID of the management device at SOCK\n"
+		   "       vhu guest SOCK [options]   a Linux guest under QEMU against the back-end (vhu guest --help)\n"
+		   "       vhu admin SOCK caps|list|backings|create blk ...|show ID|destroy ID   (vhu admin --help)\n");
 }
 
 int main(int argc, char **argv)
@@ -997,6 +1071,7 @@ int main(int argc, char **argv)
 		{ "plot", required_argument, NULL, 'P' }, { "spin-us", required_argument, NULL, 'u' },
 		{ "reconnect", no_argument, NULL, 'R' }, { "event-idx", required_argument, NULL, 'E' },
 		{ "dirty-log", no_argument, NULL, 'D' }, { "iommu", required_argument, NULL, 'I' },
+		{ "member", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	struct opts o = { .queues = 1, .iodepth = 16, .runtime = 5, .queue_size = 256, .size = 16u << 20,
@@ -1008,8 +1083,10 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "guest"))
 		return vhu_guest_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "admin"))
+		return vhu_admin_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "probe") && strcmp(cmd, "verify") && strcmp(cmd, "bench"))
-		return opt_refuse("vhu", cmd, NULL, "no such command (probe, verify, bench, guest)");
+		return opt_refuse("vhu", cmd, NULL, "no such command (probe, verify, bench, guest, admin)");
 	o.sock = argv[2];
 	optind = 3;
 	opterr = 0;
@@ -1079,6 +1156,10 @@ int main(int argc, char **argv)
 			if (!(rc = opt_number("vhu", "--queue-size", optarg, 2, 32768, &v)))
 				o.queue_size = (unsigned)v;
 			break;
+		case 'M':
+			if (!(rc = opt_number("vhu", "--member", optarg, 1, LONG_MAX, &v)))
+				o.member = (uint64_t)v;
+			break;
 		case 'v': o.verbose++; break;
 		case 'P': o.plot = optarg; break;
 		case 'u': if (!(rc = opt_number("vhu", "--spin-us", optarg, 0, 1000000, &v))) o.spin_us = (unsigned)v; break;
@@ -1099,6 +1180,8 @@ int main(int argc, char **argv)
 		return opt_refuse("vhu", "--iommu", "dynamic", "does not combine with --reconnect (static does)");
 	if (!strcmp(cmd, "probe"))
 		return cmd_probe(&o);
+	if (o.member && o.reconnect)
+		return opt_refuse("vhu", "--reconnect", NULL, "does not combine with --member");
 	if (!strcmp(cmd, "verify"))
 		return o.reconnect ? cmd_verify_reconnect(&o) : cmd_verify(&o);
 	return cmd_bench(&o);

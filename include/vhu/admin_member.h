@@ -51,6 +51,10 @@ int vhu_admin_member_new(struct vhu_admin_member **out, const struct vhu_admin_m
 /* Resets the member (every ring stopped, its requests completed) and detaches. */
 void vhu_admin_member_free(struct vhu_admin_member *m);
 
+/* What STATUS_SET 0 does: every ring stopped (its requests completed),
+ * features, status, MMU and interrupts back to their state at creation. */
+void vhu_admin_member_reset(struct vhu_admin_member *m);
+
 /* One command for this member, its header already checked by the
  * management device (group type, opcode in use, member id): the status and
  * result go into the buffer's writable part; returns the used length. */

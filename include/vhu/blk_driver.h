@@ -11,6 +11,7 @@
 #include "vhu/visibility.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vhu/frontend.h"
@@ -32,6 +33,8 @@ struct vhu_blk_info {
 uint64_t vhu_blk_driver_features(void);
 /* Read and decode the config space; features: what the device offers. */
 int vhu_blk_read_info(struct vhu_fe *fe, uint64_t features, struct vhu_blk_info *info);
+/* Decode a config space read some other way (len bytes of it). */
+void vhu_blk_decode_info(const struct vhu_blk_config *c, uint64_t features, struct vhu_blk_info *info);
 
 struct vhu_blk_queue;
 struct vhu_blk_completion {
@@ -42,6 +45,17 @@ struct vhu_blk_completion {
 
 /* Slots for the queue's size, their headers in guest memory. */
 struct vhu_blk_queue *vhu_blk_queue_new(struct vhu_fe *fe, unsigned index);
+/* The same over a ring some other transport carries (a managed device of
+ * vhu/admin_driver.h): its engine, and how to get memory the device can
+ * reach, notify it, and wait for it. */
+struct vhu_blk_ring {
+	struct vhu_drv_vq *vq;
+	void *(*alloc)(void *opaque, size_t size, size_t align, uint64_t *addr);
+	int (*kick)(void *opaque);
+	int (*wait)(void *opaque, int timeout_ms);
+	void *opaque;
+};
+struct vhu_blk_queue *vhu_blk_queue_new_on(const struct vhu_blk_ring *ring);
 void vhu_blk_queue_free(struct vhu_blk_queue *q);
 /* Queue a request: data segments are readable (write-like requests) or
  * writable (IN, GET_ID). -ENOSPC when the ring or the slots are full. */

@@ -166,6 +166,11 @@ static void member_reset(struct vhu_admin_member *m)
 	atomic_store(&m->config_interrupts, false);
 }
 
+void vhu_admin_member_reset(struct vhu_admin_member *m)
+{
+	member_reset(m);
+}
+
 void vhu_admin_member_pause(struct vhu_admin_member *m)
 {
 	for (uint16_t i = 0; i < m->nq; i++)

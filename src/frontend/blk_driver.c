@@ -29,6 +29,13 @@ int vhu_blk_read_info(struct vhu_fe *fe, uint64_t f, struct vhu_blk_info *in)
 
 	if (rc < 0)
 		return rc;
+	vhu_blk_decode_info(&c, f, in);
+	return 0;
+}
+
+void vhu_blk_decode_info(const struct vhu_blk_config *cp, uint64_t f, struct vhu_blk_info *in)
+{
+	const struct vhu_blk_config c = *cp;
 	memset(in, 0, sizeof(*in));
 	in->capacity = le64toh(c.capacity);
 	/* fields count only when their feature is offered (§5.2.4) */
@@ -49,7 +56,6 @@ int vhu_blk_read_info(struct vhu_fe *fe, uint64_t f, struct vhu_blk_info *in)
 		in->max_write_zeroes_seg = le32toh(c.max_write_zeroes_seg);
 		in->write_zeroes_may_unmap = c.write_zeroes_may_unmap;
 	}
-	return 0;
 }
 
 struct slot_hdr {             /* in guest memory */
@@ -64,7 +70,7 @@ struct blk_slot {
 };
 
 struct vhu_blk_queue {
-	struct vhu_fe_queue *fq;
+	struct vhu_blk_ring ring;
 	struct slot_hdr *hdrs;
 	uint64_t hdrs_addr;
 	struct blk_slot *slots;
@@ -72,35 +78,52 @@ struct vhu_blk_queue {
 	struct vhu_sg *sg;          /* a burst's segments */
 };
 
-struct vhu_blk_queue *vhu_blk_queue_new(struct vhu_fe *fe, unsigned index)
+/* The front-end's own queues: memory from its allocator, mapped once,
+ * both ways, when the caller maps DMA (headers and status bytes live as
+ * long as the queue, as a guest's driver keeps them in coherent memory). */
+static void *fe_alloc(void *o, size_t size, size_t align, uint64_t *addr)
 {
-	struct vhu_fe_queue *fq = vhu_fe_queue(fe, index);
-	struct vhu_blk_queue *q;
-
-	if (!fq)
+	struct vhu_fe *fe = o;
+	void *p = vhu_fe_alloc(fe, size, align, addr);
+	if (p && vhu_fe_iommu_mode(fe) == VHU_FE_IOMMU_DYNAMIC &&
+	    vhu_fe_iommu_map(fe, *addr, size, VHU_USER_IOTLB_PERM_RW, false) < 0)
 		return NULL;
-	q = calloc(1, sizeof(*q));
+	return p;
+}
+
+static struct vhu_blk_queue *queue_make(const struct vhu_blk_ring *ring,
+					 void *(*alloc)(void *, size_t, size_t, uint64_t *), void *alloc_opaque)
+{
+	struct vhu_blk_queue *q = calloc(1, sizeof(*q));
 	if (!q)
 		return NULL;
-	q->fq = fq;
-	q->nslots = vhu_fe_queue_vq(fq)->num;
+	q->ring = *ring;
+	q->nslots = ring->vq->num;
 	q->slots = calloc(q->nslots, sizeof(*q->slots));
 	q->sg = calloc(SG_SCRATCH, sizeof(*q->sg));
-	q->hdrs = vhu_fe_alloc(fe, q->nslots * sizeof(struct slot_hdr), 64, &q->hdrs_addr);
+	q->hdrs = alloc(alloc_opaque, q->nslots * sizeof(struct slot_hdr), 64, &q->hdrs_addr);
 	if (!q->slots || !q->sg || !q->hdrs) {
-		vhu_blk_queue_free(q);
-		return NULL;
-	}
-	/* headers and status bytes live as long as the queue: mapped once,
-	 * both ways, as a guest's driver keeps them in coherent memory */
-	if (vhu_fe_iommu_mode(fe) == VHU_FE_IOMMU_DYNAMIC &&
-	    vhu_fe_iommu_map(fe, q->hdrs_addr, q->nslots * sizeof(struct slot_hdr), VHU_USER_IOTLB_PERM_RW, false) < 0) {
 		vhu_blk_queue_free(q);
 		return NULL;
 	}
 	for (unsigned i = 0; i < q->nslots; i++)
 		q->slots[i].next_free = i + 1;
 	return q;
+}
+
+struct vhu_blk_queue *vhu_blk_queue_new_on(const struct vhu_blk_ring *ring)
+{
+	return queue_make(ring, ring->alloc, ring->opaque);
+}
+
+static int fq_kick(void *o) { return vhu_fe_queue_kick(o); }
+static int fq_wait(void *o, int ms) { return vhu_fe_queue_wait(o, ms); }
+
+struct vhu_blk_queue *vhu_blk_queue_new(struct vhu_fe *fe, unsigned index)
+{
+	struct vhu_fe_queue *fq = vhu_fe_queue(fe, index);
+	struct vhu_blk_ring r = { fq ? vhu_fe_queue_vq(fq) : NULL, NULL, fq_kick, fq_wait, fq };
+	return fq ? queue_make(&r, fe_alloc, fe) : NULL;
 }
 
 void vhu_blk_queue_free(struct vhu_blk_queue *q)
@@ -160,7 +183,7 @@ int vhu_blk_submit_burst(struct vhu_blk_queue *q, const struct vhu_blk_request *
 			nsg += r->ndata + 2;
 			i = q->slots[i].next_free;
 		}
-		int k = nb ? vhu_drv_vq_add_burst(vhu_fe_queue_vq(q->fq), bufs, nb) : err;
+		int k = nb ? vhu_drv_vq_add_burst(q->ring.vq, bufs, nb) : err;
 		if (k < 0)
 			return done ? (int)done : k;
 		/* the slots were taken from the free list in order */
@@ -187,7 +210,7 @@ int vhu_blk_submit(struct vhu_blk_queue *q, uint32_t type, uint64_t sector, cons
 
 int vhu_blk_kick(struct vhu_blk_queue *q)
 {
-	return vhu_fe_queue_kick(q->fq);
+	return q->ring.kick(q->ring.opaque);
 }
 
 int vhu_blk_complete(struct vhu_blk_queue *q, struct vhu_blk_completion *c, unsigned max)
@@ -197,7 +220,7 @@ int vhu_blk_complete(struct vhu_blk_queue *q, struct vhu_blk_completion *c, unsi
 	while (n < max) {
 		void *tok[BURST];
 		uint32_t len[BURST];
-		int k = vhu_drv_vq_get_burst(vhu_fe_queue_vq(q->fq), tok, len, max - n < BURST ? max - n : BURST);
+		int k = vhu_drv_vq_get_burst(q->ring.vq, tok, len, max - n < BURST ? max - n : BURST);
 		if (k < 0)
 			return n ? (int)n : k;
 		for (int j = 0; j < k; j++) {
@@ -219,7 +242,7 @@ int vhu_blk_complete(struct vhu_blk_queue *q, struct vhu_blk_completion *c, unsi
 
 int vhu_blk_wait(struct vhu_blk_queue *q, int timeout_ms)
 {
-	return vhu_fe_queue_wait(q->fq, timeout_ms);
+	return q->ring.wait(q->ring.opaque, timeout_ms);
 }
 
 unsigned vhu_blk_inflight(const struct vhu_blk_queue *q) { return q->inflight; }
