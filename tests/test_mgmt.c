@@ -424,7 +424,6 @@ static void session_end_resets_members(void **state)
 	mq_stop(&m2);
 	assert_int_equal(vhu_admin_dev_destroy(s.ad, id), 0);
 	session_close(&s);
-	free(m.dev);   /* the dead session's driver side, by hand: its driver is gone */
 }
 
 /* ---- the device MMU: isolation between members ---------------------------------------- */

@@ -33,6 +33,8 @@ uint64_t vhu_admin_driver_features(void);
  * admin and event queues): the event queue filled with buffers. 0,
  * -ENODEV (not a management device: no ADMIN_VQ, or its config), -ENOMEM. */
 int vhu_admin_driver_new(struct vhu_admin_driver **out, struct vhu_fe *fe);
+/* Also frees the driver's side of every managed device still started,
+ * sending nothing (the members are reset when the session ends). */
 void vhu_admin_driver_free(struct vhu_admin_driver *ad);
 
 /* One command; waits (up to the connection's timeout) for its buffer to

@@ -98,10 +98,23 @@ int vhu_admin_driver_new(struct vhu_admin_driver **out, struct vhu_fe *fe)
 	return 0;
 }
 
+static void dev_free(struct vhu_admin_dev *d)
+{
+	for (unsigned i = 0; i < d->nq; i++)
+		vhu_drv_vq_destroy(&d->q[i].vq);
+	free(d->q);
+	free(d);
+}
+
 void vhu_admin_driver_free(struct vhu_admin_driver *ad)
 {
 	if (!ad)
 		return;
+	while (ad->devs) {
+		struct vhu_admin_dev *d = ad->devs;
+		ad->devs = d->next;
+		dev_free(d);
+	}
 	pthread_mutex_destroy(&ad->cmd_lock);
 	pthread_mutex_destroy(&ad->ev_lock);
 	free(ad);
@@ -418,10 +431,7 @@ void vhu_admin_dev_stop(struct vhu_admin_dev *d)
 			break;
 		}
 	pthread_mutex_unlock(&ad->ev_lock);
-	for (unsigned i = 0; i < d->nq; i++)
-		vhu_drv_vq_destroy(&d->q[i].vq);
-	free(d->q);
-	free(d);
+	dev_free(d);
 }
 
 uint64_t vhu_admin_dev_member(const struct vhu_admin_dev *d) { return d->member; }
