@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "mgmt.h"
@@ -194,5 +195,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cfg.log_level = VHU_LOG_WARN + verbose;
+	/* a member holds an fd for its backing and one per queue: thousands
+	 * of members need more than the usual soft limit of 1024 */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	return serve(&cfg, sock, (int)conn_fd, threads, (uint32_t)poll_us * 1000);
 }

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -230,6 +231,10 @@ void mgmt_member_destroy(struct mgmt *mg, uint32_t index)
 	memmove(&mg->members[index], &mg->members[index + 1], (mg->n - index - 1) * sizeof(*mg->members));
 	mg->n--;
 	member_free(mg, mm);
+	/* the last one gone: what the members' queues held goes back to the
+	 * system, not only to the allocator (a daemon idles for long) */
+	if (!mg->n)
+		malloc_trim(0);
 }
 
 void mgmt_members_destroy_all(struct mgmt *mg)
