@@ -69,9 +69,9 @@ fi
 # A short run of every fuzz target (clang, ASan, UBSan): one case each.
 # FUZZ_SECONDS=0 skips it; longer runs: scripts/fuzz.sh (docs/TESTING.md).
 fuzz_pass=0 fuzz_fail=0
-if [[ ${FUZZ_SECONDS:-45} != 0 ]]; then
-  echo "== fuzz: ${FUZZ_SECONDS:-45} s per target"
-  bash scripts/fuzz.sh "${FUZZ_SECONDS:-45}" > build-fuzz.log 2>&1
+if [[ ${FUZZ_SECONDS:-40} != 0 ]]; then
+  echo "== fuzz: ${FUZZ_SECONDS:-40} s per target"
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-40}" > build-fuzz.log 2>&1
   fuzz_rc=$?
   cat build-fuzz.log
   # one line per target; a script that failed before any target ran

@@ -135,7 +135,7 @@ static struct verdict owner_command(struct mgmt *mg, unsigned g, const struct vh
 }
 
 /* One command: the envelope's checks in the order of section 2. */
-static uint32_t command(struct mgmt *mg, const struct iovec *iov, unsigned out, unsigned in)
+uint32_t mgmt_command(struct mgmt *mg, const struct iovec *iov, unsigned out, unsigned in)
 {
 	struct vhu_admin_req r;
 	if (vhu_admin_take(iov, out, in, &r) < 0)
@@ -178,7 +178,7 @@ static void admin_handle(struct mgmt *mg, struct vhu_queue *q)
 			continue;
 		}
 		/* in order, one at a time: its effects are complete before it is used (section 2) */
-		vhu_queue_push(q, &e, command(mg, iov, e.out_num, e.in_num));
+		vhu_queue_push(q, &e, mgmt_command(mg, iov, e.out_num, e.in_num));
 	}
 	vhu_queue_notify(q);
 }

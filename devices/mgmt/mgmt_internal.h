@@ -62,6 +62,10 @@ struct mgmt {
 	uint8_t result[8 + 8 * 512];      /* the admin thread's answer */
 };
 
+/* mgmt.c: one command buffer of out readable then in writable iovecs (the
+ * admin queue's thread); returns the used length */
+uint32_t mgmt_command(struct mgmt *mg, const struct iovec *iov, unsigned out, unsigned in);
+
 /* members.c (the admin thread) */
 struct verdict mgmt_member_create(struct mgmt *mg, const struct vhu_admin_req *r, uint64_t *id);
 void mgmt_member_destroy(struct mgmt *mg, uint32_t index);
