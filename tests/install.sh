@@ -21,7 +21,7 @@ sanitize=$(option b_sanitize)
 [[ $sanitize == none ]] && sanitize_flags="" || sanitize_flags="-fsanitize=$sanitize"
 R=$D$prefix
 t "programs, guest init, libraries, headers, pkg-config, man pages" '
-  for f in bin/vhu bin/vhu-blk libexec/vhu/vhu-guest-init include/vhu/backend.h include/vhu/frontend.h \
+  for f in bin/vhu bin/vhu-blk bin/vhu-mgmt include/vhu/admin_driver.h share/man/man1/vhu-mgmt.1 libexec/vhu/vhu-guest-init include/vhu/backend.h include/vhu/frontend.h \
            share/man/man1/vhu.1 share/man/man1/vhu-blk.1 share/qemu/vhost-user/50-vhu-blk.json; do
     [[ -e $R/$f ]] || { echo "missing $f"; exit 1; }
   done
