@@ -302,6 +302,12 @@ static void command_layouts(void **state)
 	/* no writable part: nothing to answer in */
 	struct vhu_sg only_read = { a, 24 };
 	assert_int_equal(raw(&s, &only_read, 1, 0), 0);
+	/* no readable part (the parts swapped: all of it writable): INVALID_COMMAND */
+	struct vhu_sg only_write = { a + 1024, 40 };
+	assert_int_equal(raw(&s, &only_write, 0, 1), 8);
+	assert_int_equal(vhu_admin_le16(m + 1024), VHU_ADMIN_STATUS_EINVAL);
+	assert_int_equal(vhu_admin_le16(m + 1026), VHU_ADMIN_Q_INVALID_COMMAND);
+	memset(m + 1024, 0xee, 64);
 	/* a writable part too short for the status */
 	struct vhu_sg short_status[2] = { { a, 24 }, { a + 1024, 4 } };
 	assert_int_equal(raw(&s, short_status, 1, 1), 0);
