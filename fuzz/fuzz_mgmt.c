@@ -67,11 +67,11 @@ static size_t step(const uint8_t *in, size_t left)
 	uint16_t gt = group % 4 == 0 ? VHU_ADMIN_GROUP_MANAGED : group % 4 == 1 ? VHU_ADMIN_GROUP_SELF : group;
 	/* members 0 .. a few past the ids made so far, or anything */
 	uint64_t id = member < 200 ? member % (mg->next_id + 2) : (uint64_t)member << 40;
-	put_le(rd, opcode, 2);
-	put_le(rd + 2, gt, 2);
+	vhu_admin_put_le(rd, opcode, 2);
+	vhu_admin_put_le(rd + 2, gt, 2);
 	if (cut & 0x80)
 		rd[4 + cut % 12] = 1;   /* a reserved1 byte */
-	put_le(rd + 16, id, 8);
+	vhu_admin_put_le(rd + 16, id, 8);
 	memcpy(rd + 24, in + 6, used_in - 6);
 	uint32_t rlen = cut % 7 == 0 ? (uint32_t)(cut % 24) : (uint32_t)(24 + used_in - 6);
 	uint32_t wlen = room % 3 == 0 ? room % 9 : room;

@@ -51,3 +51,14 @@ int opt_getopt_error(const char *who, const char *arg, const struct option *long
 			return opt_refuse(who, name, NULL, o->has_arg == no_argument ? "takes no value" : "needs a value");
 	return opt_refuse(who, name, NULL, "unknown option (--help lists them)");
 }
+
+const char *opt_log_who = "vhu";
+
+void opt_log_stderr(void *opaque, enum vhu_log_level level, const char *msg)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	if (opaque)
+		fprintf(stderr, "%s: %s: %s: %s\n", opt_log_who, (const char *)opaque, names[level], msg);
+	else
+		fprintf(stderr, "%s: %s: %s\n", opt_log_who, names[level], msg);
+}

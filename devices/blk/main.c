@@ -36,16 +36,6 @@ static void on_signal(int sig)
 		(void)!write(g_stop_fd, &one, sizeof(one));
 }
 
-/* opaque: the export's socket, named when there are several */
-static void log_stderr(void *opaque, enum vhu_log_level level, const char *msg)
-{
-	static const char *const names[] = { "error", "warning", "info", "debug" };
-	if (opaque)
-		fprintf(stderr, "vhu-blk: %s: %s: %s\n", (const char *)opaque, names[level], msg);
-	else
-		fprintf(stderr, "vhu-blk: %s: %s\n", names[level], msg);
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -121,7 +111,7 @@ static struct vhu_device *make_device(struct blk_dev *d, struct vhu_poll_group *
 	struct vhu_device_config cfg = {
 		.ops = &blk_ops, .priv = d, .num_queues = d->num_queues, .max_queue_size = d->queue_size,
 		.features = blk_dev_features(d), .config_size = sizeof(d->cfg),
-		.log = log_stderr, .log_opaque = log_opaque, .log_level = level, .poll_ns = poll_ns,
+		.log = opt_log_stderr, .log_opaque = log_opaque, .log_level = level, .poll_ns = poll_ns,
 		.exec = pg ? VHU_EXEC_POLL_GROUP : VHU_EXEC_THREAD_PER_QUEUE, .poll_group = pg,
 	};
 	return vhu_device_new(&cfg);
@@ -139,7 +129,7 @@ static struct vhu_backend *make_backend(struct vhu_device *dev, bool doorbell)
 
 static struct vhu_poll_group *make_poll_group(unsigned threads, uint32_t poll_ns, int level)
 {
-	struct vhu_poll_group_config cfg = { .threads = threads, .poll_ns = poll_ns, .log = log_stderr,
+	struct vhu_poll_group_config cfg = { .threads = threads, .poll_ns = poll_ns, .log = opt_log_stderr,
 					     .log_level = level };
 	return vhu_poll_group_new(&cfg);
 }
@@ -306,6 +296,7 @@ int main(int argc, char **argv)
 	static char *specs[MAX_EXPORTS];
 	unsigned nspecs = 0;
 
+	opt_log_who = "vhu-blk";
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {

@@ -95,10 +95,10 @@ static int post_one(struct vhu_queue *q, uint64_t id, unsigned bit)
 			continue;
 		}
 		uint8_t ev[16] = { 0 };
-		put_le(ev, id, 8);
-		put_le(ev + 8, bit == EV_CONFIG_BIT ? VHU_ADMIN_EVENT_CONFIG
+		vhu_admin_put_le(ev, id, 8);
+		vhu_admin_put_le(ev + 8, bit == EV_CONFIG_BIT ? VHU_ADMIN_EVENT_CONFIG
 			       : bit == EV_RESET_BIT ? VHU_ADMIN_EVENT_NEEDS_RESET : VHU_ADMIN_EVENT_USED, 2);
-		put_le(ev + 10, bit < EV_CONFIG_BIT ? bit : 0, 2);
+		vhu_admin_put_le(ev + 10, bit < EV_CONFIG_BIT ? bit : 0, 2);
 		if (e.out_num || !put_event(iov, e.in_num, ev)) {
 			vhu_queue_push(q, &e, 0);   /* not an event buffer: returned unused */
 			continue;

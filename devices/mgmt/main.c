@@ -30,16 +30,6 @@ static void on_signal(int sig)
 		vhu_backend_stop(g_be);
 }
 
-/* opaque: the member's serial, for a member's device */
-static void log_stderr(void *opaque, enum vhu_log_level level, const char *msg)
-{
-	static const char *const names[] = { "error", "warning", "info", "debug" };
-	if (opaque)
-		fprintf(stderr, "vhu-mgmt: %s: %s: %s\n", (const char *)opaque, names[level], msg);
-	else
-		fprintf(stderr, "vhu-mgmt: %s: %s\n", names[level], msg);
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -71,7 +61,7 @@ static int number(const char *opt, const char *s, long lo, long hi, long *out)
 
 static int serve(struct mgmt_config *cfg, const char *sock, int conn_fd, long threads, uint32_t poll_ns)
 {
-	struct vhu_poll_group_config pc = { .threads = (unsigned)threads, .poll_ns = poll_ns, .log = log_stderr,
+	struct vhu_poll_group_config pc = { .threads = (unsigned)threads, .poll_ns = poll_ns, .log = opt_log_stderr,
 					     .log_level = cfg->log_level };
 	struct vhu_poll_group *pg = vhu_poll_group_new(&pc);
 	struct mgmt *mg = NULL;
@@ -130,11 +120,12 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct mgmt_config cfg = { .max_members = 4096, .max_queues = 8, .max_queue_size = 256,
-				   .mem_limit = 1024ull << 20, .engine = BLK_ENGINE_URING, .log = log_stderr };
+				   .mem_limit = 1024ull << 20, .engine = BLK_ENGINE_URING, .log = opt_log_stderr };
 	const char *sock = NULL;
 	long conn_fd = -1, v, poll_us = 32, threads = 1;
 	int verbose = 0, c;
 
+	opt_log_who = "vhu-mgmt";
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {

@@ -113,13 +113,7 @@ static struct verdict open_backing(struct mgmt *mg, const struct vhu_admin_creat
 
 static bool parse_create(const struct mgmt *mg, const uint8_t *p, struct vhu_admin_create *c)
 {
-	*c = (struct vhu_admin_create){
-		.device_type = vhu_admin_le16(p), .num_queues = vhu_admin_le16(p + 2),
-		.queue_size_max = vhu_admin_le16(p + 4), .flags = vhu_admin_le16(p + 6),
-		.blk_size = vhu_admin_le32(p + 8), .reserved = vhu_admin_le32(p + 12),
-		.capacity = vhu_admin_le64(p + 16),
-	};
-	memcpy(c->backing, p + 24, sizeof(c->backing));
+	vhu_admin_create_decode(p, c);
 	if (!c->queue_size_max)
 		c->queue_size_max = mg->cfg.max_queue_size;
 	if (!c->blk_size)
@@ -245,16 +239,10 @@ void mgmt_members_destroy_all(struct mgmt *mg)
 
 uint32_t mgmt_member_info(const struct mgmt_member *mm, uint8_t *out)
 {
-	const struct vhu_admin_create *c = &mm->made;
-	memset(out, 0, 88);
-	put_le(out, c->device_type, 2);
-	put_le(out + 2, c->num_queues, 2);
-	put_le(out + 4, c->queue_size_max, 2);
-	put_le(out + 6, c->flags, 2);
-	put_le(out + 8, c->blk_size, 4);
-	put_le(out + 16, mm->blk.capacity, 8);
-	memcpy(out + 24, c->backing, sizeof(c->backing));
-	return 88;
+	struct vhu_admin_create c = mm->made;
+	c.capacity = mm->blk.capacity;   /* the member's, taken from its backing when 0 was asked */
+	vhu_admin_create_encode(&c, out);
+	return VHU_ADMIN_CREATE_SIZE;
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)

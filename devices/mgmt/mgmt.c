@@ -48,7 +48,7 @@ static struct verdict list_command(struct mgmt *mg, unsigned g, const struct vhu
 			uint64_t bits = 0;
 			for (unsigned b = 0; b < 64; b++)
 				bits |= (uint64_t)supported(g, (uint16_t)(w * 64 + b)) << b;
-			put_le(mg->result + 8 * w, bits, 8);
+			vhu_admin_put_le(mg->result + 8 * w, bits, 8);
 		}
 		*len = 8 * VHU_ADMIN_OPCODE_WORDS;
 		return V_OK;
@@ -71,14 +71,14 @@ static struct verdict caps(struct mgmt *mg, uint32_t *len)
 	uint32_t backings;
 	uint32_t total = mgmt_backings(mg, 0, NULL, 0, &backings);
 	memset(p, 0, 32);
-	put_le(p, 1ull << 2, 8);   /* block */
-	put_le(p + 8, mg->cfg.max_members, 4);
-	put_le(p + 12, mg->n, 4);
-	put_le(p + 16, mg->cfg.max_queues, 2);
-	put_le(p + 18, mg->cfg.max_queue_size, 2);
-	put_le(p + 20, VHU_ADMIN_MMU_MAPPINGS, 4);
-	put_le(p + 24, VHU_ADMIN_MMU_ASIDS, 4);
-	put_le(p + 28, total, 4);
+	vhu_admin_put_le(p, 1ull << 2, 8);   /* block */
+	vhu_admin_put_le(p + 8, mg->cfg.max_members, 4);
+	vhu_admin_put_le(p + 12, mg->n, 4);
+	vhu_admin_put_le(p + 16, mg->cfg.max_queues, 2);
+	vhu_admin_put_le(p + 18, mg->cfg.max_queue_size, 2);
+	vhu_admin_put_le(p + 20, VHU_ADMIN_MMU_MAPPINGS, 4);
+	vhu_admin_put_le(p + 24, VHU_ADMIN_MMU_ASIDS, 4);
+	vhu_admin_put_le(p + 28, total, 4);
 	*len = 32;
 	return V_OK;
 }
@@ -91,8 +91,8 @@ static struct verdict dev_list(struct mgmt *mg, const struct vhu_admin_req *r, u
 	while (lo < mg->n && mg->members[lo]->id < first)
 		lo++;
 	for (uint32_t i = lo; i < mg->n && 8 + 8 * (count + 1) <= room; i++, count++)
-		put_le(mg->result + 8 + 8 * count, mg->members[i]->id, 8);
-	put_le(mg->result, count, 8);
+		vhu_admin_put_le(mg->result + 8 + 8 * count, mg->members[i]->id, 8);
+	vhu_admin_put_le(mg->result, count, 8);
 	*len = (uint32_t)(8 + 8 * count);
 	return V_OK;
 }
@@ -104,8 +104,8 @@ static struct verdict backing_list(struct mgmt *mg, const struct vhu_admin_req *
 	uint32_t room = r->result_room < sizeof(mg->result) ? r->result_room : (uint32_t)sizeof(mg->result);
 	uint32_t wrote;
 	mgmt_backings(mg, vhu_admin_le32(r->data), mg->result + 8, room > 8 ? room - 8 : 0, &wrote);
-	put_le(mg->result, wrote, 4);
-	put_le(mg->result + 4, 0, 4);
+	vhu_admin_put_le(mg->result, wrote, 4);
+	vhu_admin_put_le(mg->result + 4, 0, 4);
 	*len = 8 + wrote * VHU_ADMIN_BACKING_NAME;
 	return V_OK;
 }
@@ -122,7 +122,7 @@ static struct verdict owner_command(struct mgmt *mg, unsigned g, const struct vh
 		uint64_t id;
 		struct verdict v = mgmt_member_create(mg, r, &id);
 		if (!v.status) {
-			put_le(mg->result, id, 8);
+			vhu_admin_put_le(mg->result, id, 8);
 			*len = 8;
 		}
 		return v;
@@ -207,10 +207,10 @@ static int mgmt_get_config(struct vhu_device *dev, uint8_t *buf, uint32_t offset
 {
 	struct mgmt *mg = vhu_device_priv(dev);
 	uint8_t c[12] = { 0 };
-	put_le(c, MGMT_ADMIN_QUEUE, 2);
-	put_le(c + 2, 1, 2);
-	put_le(c + 4, MGMT_EVENT_QUEUE, 2);
-	put_le(c + 8, mg->cfg.max_members, 4);
+	vhu_admin_put_le(c, MGMT_ADMIN_QUEUE, 2);
+	vhu_admin_put_le(c + 2, 1, 2);
+	vhu_admin_put_le(c + 4, MGMT_EVENT_QUEUE, 2);
+	vhu_admin_put_le(c + 8, mg->cfg.max_members, 4);
 	if (offset > sizeof(c) || len > sizeof(c) - offset)
 		return -EINVAL;
 	memcpy(buf, c + offset, len);

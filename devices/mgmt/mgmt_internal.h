@@ -83,10 +83,4 @@ void mgmt_event_raise(void *member, uint64_t id, uint16_t type, uint16_t queue);
 void mgmt_event_forget(struct mgmt *mg, struct mgmt_member *mm);
 void mgmt_event_post(struct mgmt *mg, struct vhu_queue *q);
 
-static inline void put_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> 8 * i);
-}
-
 #endif

@@ -221,6 +221,18 @@ static inline uint64_t vhu_admin_le64(const uint8_t *p)
 	return (uint64_t)vhu_admin_le32(p) | (uint64_t)vhu_admin_le32(p + 4) << 32;
 }
 
+static inline void vhu_admin_put_le(uint8_t *p, uint64_t v, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> 8 * i);
+}
+
+/* struct vhu_admin_create on the wire (88 bytes, section 4.2): DEV_CREATE's
+ * data, DEV_INFO_GET's result. Decoding zero-extends nothing: give it 88. */
+#define VHU_ADMIN_CREATE_SIZE 88u
+void vhu_admin_create_encode(const struct vhu_admin_create *c, uint8_t *out);
+void vhu_admin_create_decode(const uint8_t *in, struct vhu_admin_create *c);
+
 /* Opcode bitmaps of LIST_QUERY / LIST_USE (docs: "struct virtio_admin_cmd_list"). */
 static inline bool vhu_admin_list_has(const uint64_t *words, unsigned nwords, uint16_t opcode)
 {

@@ -82,3 +82,27 @@ uint32_t vhu_admin_give(const struct iovec *iov, unsigned out, unsigned in, uint
 	size_t put = status == VHU_ADMIN_STATUS_OK && result ? copy_iov(w, in, sizeof(st), (uint8_t *)(uintptr_t)result, len, true) : 0;
 	return (uint32_t)(sizeof(st) + put);
 }
+
+void vhu_admin_create_encode(const struct vhu_admin_create *c, uint8_t *p)
+{
+	memset(p, 0, VHU_ADMIN_CREATE_SIZE);
+	vhu_admin_put_le(p, c->device_type, 2);
+	vhu_admin_put_le(p + 2, c->num_queues, 2);
+	vhu_admin_put_le(p + 4, c->queue_size_max, 2);
+	vhu_admin_put_le(p + 6, c->flags, 2);
+	vhu_admin_put_le(p + 8, c->blk_size, 4);
+	vhu_admin_put_le(p + 12, c->reserved, 4);
+	vhu_admin_put_le(p + 16, c->capacity, 8);
+	memcpy(p + 24, c->backing, sizeof(c->backing));
+}
+
+void vhu_admin_create_decode(const uint8_t *p, struct vhu_admin_create *c)
+{
+	*c = (struct vhu_admin_create){
+		.device_type = vhu_admin_le16(p), .num_queues = vhu_admin_le16(p + 2),
+		.queue_size_max = vhu_admin_le16(p + 4), .flags = vhu_admin_le16(p + 6),
+		.blk_size = vhu_admin_le32(p + 8), .reserved = vhu_admin_le32(p + 12),
+		.capacity = vhu_admin_le64(p + 16),
+	};
+	memcpy(c->backing, p + 24, sizeof(c->backing));
+}

@@ -210,12 +210,6 @@ struct answer {
 	uint32_t len;
 };
 
-static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> 8 * i);
-}
-
 static struct verdict set_status(struct vhu_admin_member *m, const uint8_t *d)
 {
 	uint8_t v = d[0];
@@ -277,13 +271,13 @@ static void vq_get(struct vhu_admin_member *m, uint16_t i, struct answer *a)
 {
 	const struct member_queue *mq = &m->q[i];
 	memset(a->result, 0, 40);
-	put_le(a->result, i, 2);
-	put_le(a->result + 2, m->dev->cfg.max_queue_size, 2);
-	put_le(a->result + 4, mq->size, 2);
+	vhu_admin_put_le(a->result, i, 2);
+	vhu_admin_put_le(a->result + 2, m->dev->cfg.max_queue_size, 2);
+	vhu_admin_put_le(a->result + 4, mq->size, 2);
 	a->result[6] = mq->enabled;
-	put_le(a->result + 8, mq->desc, 8);
-	put_le(a->result + 16, mq->driver, 8);
-	put_le(a->result + 24, mq->device, 8);
+	vhu_admin_put_le(a->result + 8, mq->desc, 8);
+	vhu_admin_put_le(a->result + 16, mq->driver, 8);
+	vhu_admin_put_le(a->result + 24, mq->device, 8);
 	a->len = 40;
 }
 
@@ -392,11 +386,11 @@ static struct verdict mmu_command(struct vhu_admin_member *m, const struct vhu_a
 	default: {   /* MMU_ERR_GET */
 		struct vhu_admin_mmu_err e = admin_mmu_take_error(&m->mmu);
 		memset(a->result, 0, 24);
-		put_le(a->result, e.reason, 4);
-		put_le(a->result + 4, e.queue, 2);
-		put_le(a->result + 8, e.asid, 4);
-		put_le(a->result + 12, e.flags, 4);
-		put_le(a->result + 16, e.iova, 8);
+		vhu_admin_put_le(a->result, e.reason, 4);
+		vhu_admin_put_le(a->result + 4, e.queue, 2);
+		vhu_admin_put_le(a->result + 8, e.asid, 4);
+		vhu_admin_put_le(a->result + 12, e.flags, 4);
+		vhu_admin_put_le(a->result + 16, e.iova, 8);
 		a->len = 24;
 		return OK;
 	}
@@ -408,7 +402,7 @@ static struct verdict dispatch(struct vhu_admin_member *m, const struct vhu_admi
 	const uint8_t *d = r->data;
 	switch (r->opcode) {
 	case VHU_ADMIN_CMD_DEV_FEATURES_GET:
-		put_le(a->result, m->offered, 8);
+		vhu_admin_put_le(a->result, m->offered, 8);
 		a->len = 8;
 		return OK;
 	case VHU_ADMIN_CMD_DRV_FEATURES_SET: {
@@ -421,7 +415,7 @@ static struct verdict dispatch(struct vhu_admin_member *m, const struct vhu_admi
 		return OK;
 	}
 	case VHU_ADMIN_CMD_DRV_FEATURES_GET:
-		put_le(a->result, m->driver_features, 8);
+		vhu_admin_put_le(a->result, m->driver_features, 8);
 		a->len = 8;
 		return OK;
 	case VHU_ADMIN_CMD_STATUS_SET:
@@ -433,7 +427,7 @@ static struct verdict dispatch(struct vhu_admin_member *m, const struct vhu_admi
 		a->len = 8;
 		return OK;
 	case VHU_ADMIN_CMD_CONFIG_GENERATION_GET:
-		put_le(a->result, atomic_load(&m->generation), 4);
+		vhu_admin_put_le(a->result, atomic_load(&m->generation), 4);
 		a->len = 4;
 		return OK;
 	case VHU_ADMIN_CMD_CONFIG_GET:

@@ -50,12 +50,6 @@ uint64_t vhu_admin_driver_features(void)
 	return VHU_BIT(VHU_F_VERSION_1) | VHU_BIT(VHU_F_ADMIN_VQ) | VHU_BIT(VHU_F_EVENT_IDX);
 }
 
-static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> 8 * i);
-}
-
 static int give_event_buffer(struct vhu_admin_driver *ad, unsigned i)
 {
 	struct vhu_sg sg = { ad->ev_addr + (uint64_t)i * EVENT_SIZE, EVENT_SIZE };
@@ -141,9 +135,9 @@ int vhu_admin_command(struct vhu_admin_driver *ad, uint16_t group_type, uint16_t
 		return -EINVAL;
 	pthread_mutex_lock(&ad->cmd_lock);
 	memset(ad->cmd, 0, 24);
-	put_le(ad->cmd, opcode, 2);
-	put_le(ad->cmd + 2, group_type, 2);
-	put_le(ad->cmd + 16, member, 8);
+	vhu_admin_put_le(ad->cmd, opcode, 2);
+	vhu_admin_put_le(ad->cmd + 2, group_type, 2);
+	vhu_admin_put_le(ad->cmd + 16, member, 8);
 	if (len)
 		memcpy(ad->cmd + 24, data, len);
 	memset(ad->res, 0xff, 8);
@@ -194,23 +188,10 @@ int vhu_admin_caps_get(struct vhu_admin_driver *ad, struct vhu_admin_caps *caps)
 	return 0;
 }
 
-static void create_to_le(const struct vhu_admin_create *c, uint8_t *p)
-{
-	memset(p, 0, 88);
-	put_le(p, c->device_type, 2);
-	put_le(p + 2, c->num_queues, 2);
-	put_le(p + 4, c->queue_size_max, 2);
-	put_le(p + 6, c->flags, 2);
-	put_le(p + 8, c->blk_size, 4);
-	put_le(p + 12, c->reserved, 4);
-	put_le(p + 16, c->capacity, 8);
-	memcpy(p + 24, c->backing, sizeof(c->backing));
-}
-
 int vhu_admin_dev_create(struct vhu_admin_driver *ad, const struct vhu_admin_create *c, uint64_t *member)
 {
-	uint8_t d[88], r[8];
-	create_to_le(c, d);
+	uint8_t d[VHU_ADMIN_CREATE_SIZE], r[8];
+	vhu_admin_create_encode(c, d);
 	int rc = managed(ad, VHU_ADMIN_CMD_DEV_CREATE, 0, d, sizeof(d), r, sizeof(r), NULL);
 	if (rc == 0)
 		*member = vhu_admin_le64(r);
@@ -226,7 +207,7 @@ int vhu_admin_dev_list(struct vhu_admin_driver *ad, uint64_t first, uint64_t *id
 {
 	uint8_t d[8], r[8 + 8 * 512];
 	uint32_t got;
-	put_le(d, first, 8);
+	vhu_admin_put_le(d, first, 8);
 	if (max > 512)
 		max = 512;
 	int rc = managed(ad, VHU_ADMIN_CMD_DEV_LIST, 0, d, 8, r, 8 + 8 * max, &got);
@@ -242,16 +223,11 @@ int vhu_admin_dev_list(struct vhu_admin_driver *ad, uint64_t first, uint64_t *id
 
 int vhu_admin_dev_info(struct vhu_admin_driver *ad, uint64_t member, struct vhu_admin_create *c)
 {
-	uint8_t r[88] = { 0 };
+	uint8_t r[VHU_ADMIN_CREATE_SIZE] = { 0 };
 	int rc = managed(ad, VHU_ADMIN_CMD_DEV_INFO_GET, member, NULL, 0, r, sizeof(r), NULL);
 	if (rc < 0)
 		return rc;
-	*c = (struct vhu_admin_create){
-		.device_type = vhu_admin_le16(r), .num_queues = vhu_admin_le16(r + 2),
-		.queue_size_max = vhu_admin_le16(r + 4), .flags = vhu_admin_le16(r + 6),
-		.blk_size = vhu_admin_le32(r + 8), .capacity = vhu_admin_le64(r + 16),
-	};
-	memcpy(c->backing, r + 24, sizeof(c->backing));
+	vhu_admin_create_decode(r, c);
 	c->backing[sizeof(c->backing) - 1] = 0;
 	return 0;
 }
@@ -261,7 +237,7 @@ int vhu_admin_backings(struct vhu_admin_driver *ad, uint32_t first, char (*names
 {
 	uint8_t d[8] = { 0 }, r[8 + 64 * VHU_ADMIN_BACKING_NAME];
 	uint32_t got;
-	put_le(d, first, 4);
+	vhu_admin_put_le(d, first, 4);
 	if (max > 64)
 		max = 64;
 	int rc = managed(ad, VHU_ADMIN_CMD_BACKING_LIST, 0, d, 8, r, 8 + max * VHU_ADMIN_BACKING_NAME, &got);
@@ -288,20 +264,20 @@ int vhu_admin_status_get(struct vhu_admin_driver *ad, uint64_t member, uint8_t *
 int vhu_admin_mmu_map(struct vhu_admin_driver *ad, uint64_t member, const struct vhu_admin_mmu_map *m)
 {
 	uint8_t d[32];
-	put_le(d, m->asid, 4);
-	put_le(d + 4, m->flags, 4);
-	put_le(d + 8, m->iova, 8);
-	put_le(d + 16, m->size, 8);
-	put_le(d + 24, m->dma, 8);
+	vhu_admin_put_le(d, m->asid, 4);
+	vhu_admin_put_le(d + 4, m->flags, 4);
+	vhu_admin_put_le(d + 8, m->iova, 8);
+	vhu_admin_put_le(d + 16, m->size, 8);
+	vhu_admin_put_le(d + 24, m->dma, 8);
 	return managed(ad, VHU_ADMIN_CMD_MMU_MAP, member, d, sizeof(d), NULL, 0, NULL);
 }
 
 int vhu_admin_mmu_unmap(struct vhu_admin_driver *ad, uint64_t member, uint32_t asid, uint64_t iova, uint64_t size)
 {
 	uint8_t d[24] = { 0 };
-	put_le(d, asid, 4);
-	put_le(d + 8, iova, 8);
-	put_le(d + 16, size, 8);
+	vhu_admin_put_le(d, asid, 4);
+	vhu_admin_put_le(d + 8, iova, 8);
+	vhu_admin_put_le(d + 16, size, 8);
 	return managed(ad, VHU_ADMIN_CMD_MMU_UNMAP, member, d, sizeof(d), NULL, 0, NULL);
 }
 
@@ -321,7 +297,7 @@ static int member_u8(struct vhu_admin_driver *ad, uint16_t opcode, uint64_t memb
 {
 	uint8_t d[8] = { 0 };
 	if (queue >= 0) {
-		put_le(d, (uint16_t)queue, 2);
+		vhu_admin_put_le(d, (uint16_t)queue, 2);
 		d[2] = v;
 	} else {
 		d[0] = v;
@@ -355,11 +331,11 @@ static int start_queue(struct vhu_admin_dev *d, unsigned i, uint16_t size)
 	if (rc < 0)
 		return rc;
 	uint8_t v[32] = { 0 };
-	put_le(v, i, 2);
-	put_le(v + 2, size, 2);
-	put_le(v + 8, gpa + l.desc_off, 8);
-	put_le(v + 16, gpa + l.driver_off, 8);
-	put_le(v + 24, gpa + l.device_off, 8);
+	vhu_admin_put_le(v, i, 2);
+	vhu_admin_put_le(v + 2, size, 2);
+	vhu_admin_put_le(v + 8, gpa + l.desc_off, 8);
+	vhu_admin_put_le(v + 16, gpa + l.driver_off, 8);
+	vhu_admin_put_le(v + 24, gpa + l.device_off, 8);
 	if ((rc = managed(d->ad, VHU_ADMIN_CMD_VQ_SET, d->member, v, sizeof(v), NULL, 0, NULL)) < 0 ||
 	    (rc = member_u8(d->ad, VHU_ADMIN_CMD_VQ_INTERRUPT_SET, d->member, (int)i, 1)) < 0)
 		return rc;
@@ -378,7 +354,7 @@ static int initialise(struct vhu_admin_dev *d, const struct vhu_admin_dev_setup 
 		return rc;
 	/* no indirect tables: the rings are plain */
 	d->features = vhu_admin_le64(f) & (s->features | VHU_BIT(VHU_F_VERSION_1)) & ~VHU_BIT(VHU_F_INDIRECT_DESC);
-	put_le(f, d->features, 8);
+	vhu_admin_put_le(f, d->features, 8);
 	uint8_t ready = VHU_STATUS_ACKNOWLEDGE | VHU_STATUS_DRIVER | VHU_STATUS_FEATURES_OK;
 	if ((rc = managed(ad, VHU_ADMIN_CMD_DRV_FEATURES_SET, d->member, f, 8, NULL, 0, NULL)) < 0 ||
 	    (rc = member_u8(ad, VHU_ADMIN_CMD_STATUS_SET, d->member, -1, ready)) < 0 ||
@@ -443,8 +419,8 @@ int vhu_admin_dev_config(struct vhu_admin_dev *d, uint32_t offset, void *buf, ui
 	while (len) {
 		uint32_t n = len < 256 ? len : 256, got;
 		uint8_t a[8];
-		put_le(a, offset, 4);
-		put_le(a + 4, n, 4);
+		vhu_admin_put_le(a, offset, 4);
+		vhu_admin_put_le(a + 4, n, 4);
 		int rc = managed(d->ad, VHU_ADMIN_CMD_CONFIG_GET, d->member, a, 8, buf, n, &got);
 		if (rc < 0)
 			return rc;
@@ -464,8 +440,8 @@ int vhu_admin_dev_kick(struct vhu_admin_dev *d, unsigned i)
 	if (!vhu_drv_vq_kick_prepare(&d->q[i].vq))
 		return 0;   /* the device polls: it suppressed notifications (section 5) */
 	uint8_t v[8] = { 0 };
-	put_le(v, i, 2);
-	put_le(v + 4, i, 4);
+	vhu_admin_put_le(v, i, 2);
+	vhu_admin_put_le(v + 4, i, 4);
 	atomic_fetch_add(&d->notifies, 1);
 	return managed(d->ad, VHU_ADMIN_CMD_VQ_NOTIFY, d->member, v, sizeof(v), NULL, 0, NULL);
 }
