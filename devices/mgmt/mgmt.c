@@ -229,8 +229,14 @@ static int mgmt_set_config(struct vhu_device *dev, const uint8_t *buf, uint32_t 
 static void mgmt_reset(struct vhu_device *dev)
 {
 	struct mgmt *mg = vhu_device_priv(dev);
-	for (uint32_t i = 0; i < mg->n; i++)
-		vhu_admin_member_reset(mg->members[i]->am);
+	for (uint32_t i = 0; i < mg->n; i++) {
+		struct mgmt_member *mm = mg->members[i];
+		vhu_admin_member_reset(mm->am);
+		/* what it raised before is for the driver that went: the
+		 * event queue is stopped, so nobody posts meanwhile */
+		mgmt_event_forget(mg, mm);
+		atomic_store(&mm->pending, 0);
+	}
 	all_in_use(mg);
 }
 
