@@ -66,8 +66,9 @@ uint32_t vhu_admin_member_command(struct vhu_admin_member *m, const struct vhu_a
 bool vhu_admin_member_opcode(uint16_t opcode);
 
 /* The management device's memory is about to change: every ring of the
- * member stops touching it (paused) until vhu_admin_member_resume maps
- * them again in the new table (-EFAULT: a ring is no longer in memory; that
+ * member stops touching it (paused, what it returned flushed) until
+ * vhu_admin_member_resume maps them again in the new table (the old
+ * memory may be gone by then) (-EFAULT: a ring is no longer in memory; that
  * queue is broken, DEVICE_NEEDS_RESET and an event). */
 void vhu_admin_member_pause(struct vhu_admin_member *m);
 int vhu_admin_member_resume(struct vhu_admin_member *m);

@@ -106,6 +106,11 @@ struct vhu_fe_setup {
 
 /* SET_FEATURES, memory, rings: the device is live after this. */
 int vhu_fe_start(struct vhu_fe *fe, const struct vhu_fe_setup *s);
+/* SET_MEM_TABLE again with the same memory, while the device runs, as a
+ * VMM sends its table again whenever its layout changes: the back-end
+ * maps it anew under its running queues (a test of that path). 0,
+ * -EINVAL (not started), or the request's error. */
+int vhu_fe_resend_memory(struct vhu_fe *fe);
 /* GET_VRING_BASE on every queue: the back-end stops them. */
 int vhu_fe_stop(struct vhu_fe *fe);
 uint64_t vhu_fe_features(const struct vhu_fe *fe);            /* negotiated */

@@ -173,9 +173,15 @@ void vhu_admin_member_reset(struct vhu_admin_member *m)
 
 void vhu_admin_member_pause(struct vhu_admin_member *m)
 {
-	for (uint16_t i = 0; i < m->nq; i++)
-		if (m->q[i].enabled)
+	/* each ring let go of while its memory is still there (what the
+	 * device returned flushed, its position kept): the memory may be
+	 * unmapped before vhu_admin_member_resume is called */
+	for (uint16_t i = 0; i < m->nq; i++) {
+		if (m->q[i].enabled) {
 			dq_pause(&m->dev->q[i]);
+			dq_remap(&m->dev->q[i], NULL);
+		}
+	}
 }
 
 int vhu_admin_member_resume(struct vhu_admin_member *m)
@@ -187,7 +193,6 @@ int vhu_admin_member_resume(struct vhu_admin_member *m)
 		struct vhu_queue *q = &m->dev->q[i];
 		struct vhu_vq_config c;
 		if (!ring_config(m, i, &c)) {
-			dq_remap(q, NULL);
 			/* unreachable through the MMU: no ring to report it in */
 			m->mmu_fail |= m->mmu.on;
 			dq_fail(q, m->mmu.on ? "its ring is no longer mapped by its MMU"

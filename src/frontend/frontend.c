@@ -490,6 +490,16 @@ static int register_memory(struct vhu_fe *fe)
 
 static int send_queue(struct vhu_fe *fe, struct vhu_fe_queue *q, const struct vhu_vq_pos *pos);
 
+int vhu_fe_resend_memory(struct vhu_fe *fe)
+{
+	if (!fe->mem)
+		return -EINVAL;
+	struct vhu_user_mem_table t = { .nregions = 1 };
+	t.regions[0] = (struct vhu_user_mem_region){ 0, fe->mem_size, (uintptr_t)fe->mem, 0 };
+	int fd = fe->memfd;
+	return fe_request(fe, VHU_USER_SET_MEM_TABLE, &t, 8 + sizeof(t.regions[0]), &fd, 1, NULL, 0);
+}
+
 /* The inflight region: made by the back-end on the first start and kept
  * (GET_INFLIGHT_FD), handed back on every start (SET_INFLIGHT_FD), before
  * the rings, as QEMU's vhost-user-blk does. */
