@@ -26,7 +26,7 @@ refused() {   # args..., then the expected "status N, qualifier Q"
   local want=${*: -1} out
   out=$(admin "${@:1:$#-1}" 2>&1); [[ $? != 0 && $out == *"$want"* ]] || { echo "# got: $out"; return 1; }
 }
-echo "1..22"
+echo "1..23"
 t "caps: blk, no members, four backings" \
   "admin caps > $dir/caps && grep -q '0x4 (blk)' $dir/caps && grep -q 'members  *0 of' $dir/caps && grep -q 'backings  *4' $dir/caps"
 t "backings: mem:, null: and the directory's files, not the link out of it" \
@@ -42,6 +42,8 @@ t "show 2: the file's size, its queues, status 0" \
 t "verify --member=1 (mem:)" "\"$VHU\" verify \"$sock\" --member=1 --size=8M --iodepth=32 | grep -q 'verify ok'"
 t "verify --member=2 on two queues (the file)" "\"$VHU\" verify \"$sock\" --member=2 --queues=2 --queue-size=128 | grep -q 'verify ok'"
 t "the file holds what verify wrote" "! cmp -s -n 4096 $dir/backings/disk.img /dev/zero"
+t "a member of 16-entry rings verifies at iodepth 16 (indirect tables), then goes" \
+  "id=\$(admin create blk --size=4M --queue-size=16) && \"$VHU\" verify \"$sock\" --member=\$id --size=1M --iodepth=16 | grep -q 'verify ok' && admin destroy \$id"
 t "probe --member=3: read-only, block size 4096" \
   "\"$VHU\" probe \"$sock\" --member=3 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"read_only\"] and d[\"blk_size\"]==4096, d'"
 t "bench --member=1 for a second, no failed request" \
@@ -56,7 +58,7 @@ t "verify of a member that does not exist fails with INVALID_MEMBER" \
   "! \"$VHU\" verify \"$sock\" --member=99 2>$dir/err && grep -q 'qualifier 5' $dir/err"
 t "destroy 1, 2 and 3; destroying 2 again: INVALID_MEMBER" \
   "admin destroy 1 && admin destroy 2 && admin destroy 3 && refused destroy 2 'status 22, qualifier 5'"
-t "ids are never reused: the next member is 4" "[[ \$(admin create blk --size=1M) == 4 ]] && admin destroy 4"
+t "ids are never reused: the next member is 5" "[[ \$(admin create blk --size=1M) == 5 ]] && admin destroy 5"
 t "the daemon's fds are back at their idle count ($idle), the log has no error" \
   "[[ \$(fds) == $idle ]] && ! grep -q error $dir/log || { cat $dir/log; false; }"
 exit $fail

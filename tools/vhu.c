@@ -230,9 +230,24 @@ static int member_open(const struct opts *o, struct dev *d, size_t buf_mem)
 	d->fe = d->admin.fe;
 	d->nq = o->queues;
 	d->q = calloc(d->nq, sizeof(*d->q));
+	/* rings no larger than the member takes (the default 256 may be more) */
+	struct vhu_admin_create made;
+	int rc = vhu_admin_dev_info(d->admin.ad, o->member, &made);
+	if (rc < 0) {
+		fprintf(stderr, "vhu: member %" PRIu64 ": %s (qualifier %u)\n", o->member, strerror(-rc),
+			vhu_admin_qualifier(d->admin.ad));
+		return -1;
+	}
+	unsigned qsize = o->queue_size < made.queue_size_max ? o->queue_size : made.queue_size_max;
+	if (o->iodepth > qsize) {
+		fprintf(stderr, "vhu: member %" PRIu64 " takes rings of up to %u: --iodepth=%u does not fit\n",
+			o->member, made.queue_size_max, o->iodepth);
+		return -1;
+	}
 	struct vhu_admin_dev_setup s = {
-		.features = (o->no_event_idx ? 0 : VHU_BIT(VHU_F_EVENT_IDX)) | vhu_blk_driver_features(),
-		.num_queues = (uint16_t)o->queues, .queue_size = (uint16_t)o->queue_size,
+		.features = (o->no_event_idx ? 0 : VHU_BIT(VHU_F_EVENT_IDX)) | VHU_BIT(VHU_F_INDIRECT_DESC) |
+			    vhu_blk_driver_features(),
+		.num_queues = (uint16_t)o->queues, .queue_size = (uint16_t)qsize,
 	};
 	return d->q ? admin_member_open(&d->admin, o->member, &s, &d->member, &d->info, d->q) : -1;
 }

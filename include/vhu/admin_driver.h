@@ -69,7 +69,9 @@ int vhu_admin_mmu_error(struct vhu_admin_driver *ad, uint64_t member, struct vhu
 /* ---- a managed device --------------------------------------------------------- */
 
 struct vhu_admin_dev_setup {
-	uint64_t features;          /* wanted; masked with the member's offer; VERSION_1 always */
+	uint64_t features;          /* wanted; masked with the member's offer; VERSION_1 always;
+				       with INDIRECT_DESC each slot of a ring gets an indirect
+				       table of 8 descriptors */
 	uint16_t num_queues;
 	uint16_t queue_size;
 	/* The member's MMU on, address space 0 mapping exactly what

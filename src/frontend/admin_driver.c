@@ -14,6 +14,7 @@
 #define CMD_ROOM (24 + VHU_ADMIN_DATA_MAX)
 #define RES_ROOM (8 + 8 + 8 * 512)
 #define EVENT_SIZE 16u
+#define INDIRECT_MAX 8u             /* descriptors per indirect table */
 
 struct dev_queue {
 	struct vhu_drv_vq vq;
@@ -321,13 +322,17 @@ static int start_queue(struct vhu_admin_dev *d, unsigned i, uint16_t size)
 	uint64_t gpa;
 	vhu_vq_layout(size, packed, &l);
 	unsigned char *ring = vhu_admin_dev_alloc(d, l.size, 4096, &gpa);
-	if (!ring)
+	/* indirect tables, so a request takes one descriptor of the ring */
+	bool indirect = vhu_has_feature(d->features, VHU_F_INDIRECT_DESC);
+	uint64_t ind_addr = 0;
+	void *ind = indirect ? vhu_admin_dev_alloc(d, (size_t)size * INDIRECT_MAX * 16, 64, &ind_addr) : NULL;
+	if (!ring || (indirect && !ind))
 		return -ENOMEM;
 	memset(ring, 0, l.size);
 	struct vhu_vq_config c = { .num = size, .index = (uint16_t)i, .features = d->features,
 				   .desc = ring + l.desc_off, .driver_area = ring + l.driver_off,
 				   .device_area = ring + l.device_off };
-	int rc = vhu_drv_vq_init(&d->q[i].vq, &c, NULL, 0, 0);
+	int rc = vhu_drv_vq_init(&d->q[i].vq, &c, ind, ind_addr, ind ? INDIRECT_MAX : 0);
 	if (rc < 0)
 		return rc;
 	uint8_t v[32] = { 0 };
@@ -352,8 +357,7 @@ static int initialise(struct vhu_admin_dev *d, const struct vhu_admin_dev_setup 
 	    (rc = member_u8(ad, VHU_ADMIN_CMD_STATUS_SET, d->member, -1, VHU_STATUS_ACKNOWLEDGE | VHU_STATUS_DRIVER)) < 0 ||
 	    (rc = managed(ad, VHU_ADMIN_CMD_DEV_FEATURES_GET, d->member, NULL, 0, f, 8, NULL)) < 0)
 		return rc;
-	/* no indirect tables: the rings are plain */
-	d->features = vhu_admin_le64(f) & (s->features | VHU_BIT(VHU_F_VERSION_1)) & ~VHU_BIT(VHU_F_INDIRECT_DESC);
+	d->features = vhu_admin_le64(f) & (s->features | VHU_BIT(VHU_F_VERSION_1));
 	vhu_admin_put_le(f, d->features, 8);
 	uint8_t ready = VHU_STATUS_ACKNOWLEDGE | VHU_STATUS_DRIVER | VHU_STATUS_FEATURES_OK;
 	if ((rc = managed(ad, VHU_ADMIN_CMD_DRV_FEATURES_SET, d->member, f, 8, NULL, 0, NULL)) < 0 ||
