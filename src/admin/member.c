@@ -100,16 +100,10 @@ static bool ring_config(struct vhu_admin_member *m, uint16_t i, struct vhu_vq_co
 	uint64_t features = vhu_device_features(m->dev);
 	if (!m->mmu.on)
 		return dq_ring_map(m->cfg.mem, &g, i, features, c);
-	bool packed = vhu_has_feature(features, VHU_F_RING_PACKED);
-	struct admin_mmu_queue *x = &m->qx[i];
-	*c = (struct vhu_vq_config){
-		.num = mq->size, .index = i, .features = features,
-		.translate = admin_mmu_translate, .translate_opaque = x,
-		.desc = admin_mmu_part(x, mq->desc, 16ull * mq->size, VHU_ACCESS_READ),
-		.driver_area = admin_mmu_part(x, mq->driver, packed ? 4 : 6 + 2ull * mq->size, VHU_ACCESS_READ),
-		.device_area = admin_mmu_part(x, mq->device, packed ? 4 : 6 + 8ull * mq->size, VHU_ACCESS_WRITE),
-	};
-	return c->desc && c->driver_area && c->device_area;
+	bool ok = dq_ring_map_by(admin_mmu_part, &m->qx[i], &g, i, features, c);
+	c->translate = admin_mmu_translate;
+	c->translate_opaque = &m->qx[i];
+	return ok;
 }
 
 static bool any_enabled(const struct vhu_admin_member *m)
@@ -147,7 +141,7 @@ static void queue_stop(struct vhu_admin_member *m, uint16_t i)
 	m->q[i].enabled = false;
 }
 
-static void member_reset(struct vhu_admin_member *m)
+void vhu_admin_member_reset(struct vhu_admin_member *m)
 {
 	for (uint16_t i = 0; i < m->nq; i++) {
 		if (m->q[i].enabled)
@@ -164,11 +158,6 @@ static void member_reset(struct vhu_admin_member *m)
 	m->driver_features = 0;
 	m->status = 0;
 	atomic_store(&m->config_interrupts, false);
-}
-
-void vhu_admin_member_reset(struct vhu_admin_member *m)
-{
-	member_reset(m);
 }
 
 void vhu_admin_member_pause(struct vhu_admin_member *m)
@@ -221,7 +210,7 @@ static struct verdict set_status(struct vhu_admin_member *m, const uint8_t *d)
 	if (!zero(d + 1, 7) || (v & VHU_STATUS_DEVICE_MMU_FAIL) || (v && vhu_status_write_refused(m->status, v)))
 		return BAD_FIELD;
 	if (!v) {
-		member_reset(m);   /* complete when the reset is (section 4.3) */
+		vhu_admin_member_reset(m);   /* complete when the reset is (section 4.3) */
 		return OK;
 	}
 	uint8_t add = v & (uint8_t)~m->status;
@@ -520,7 +509,7 @@ void vhu_admin_member_free(struct vhu_admin_member *m)
 {
 	if (!m)
 		return;
-	member_reset(m);
+	vhu_admin_member_reset(m);
 	dev_detach(m->dev);
 	admin_mmu_destroy(&m->mmu);
 	dq_kicks_free(m->kick, m->nq);

@@ -72,10 +72,10 @@ void *admin_mmu_translate(void *queue, uint64_t iova, uint64_t *len, int access)
 	return p;
 }
 
-void *admin_mmu_part(struct admin_mmu_queue *mq, uint64_t iova, uint64_t len, int access)
+void *admin_mmu_part(void *queue, uint64_t iova, uint64_t len, int access)
 {
 	uint64_t got = len;
-	void *p = admin_mmu_translate(mq, iova, &got, access);
+	void *p = admin_mmu_translate(queue, iova, &got, access);
 	return p && got >= len ? p : NULL;
 }
 

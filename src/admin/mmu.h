@@ -43,7 +43,7 @@ void admin_mmu_reset(struct admin_mmu *u);
 void *admin_mmu_translate(void *queue, uint64_t iova, uint64_t *len, int access);
 /* The host address of [iova, iova + len) if the queue's space maps all of
  * it, contiguous, for access (a ring part); NULL otherwise. */
-void *admin_mmu_part(struct admin_mmu_queue *mq, uint64_t iova, uint64_t len, int access);
+void *admin_mmu_part(void *queue, uint64_t iova, uint64_t len, int access);
 /* The checks of MMU_MAP, nothing changed: 0, -EINVAL (a field), -EBUSY (it
  * intersects a mapping of the space), -ENOSPC (the member's limit). */
 int admin_mmu_map_check(const struct admin_mmu *u, const struct vhu_admin_mmu_map *mp);

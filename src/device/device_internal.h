@@ -179,6 +179,12 @@ struct dq_ring_gpa {
 };
 bool dq_ring_map(const struct vhu_mem *mem, const struct dq_ring_gpa *r, uint16_t index, uint64_t features,
 		 struct vhu_vq_config *c);
+/* The same through a lookup of the transport's own (an MMU): the host
+ * address of [addr, addr + len) if all of it is reachable for access, else
+ * NULL; c's translation is left for the caller to set. */
+typedef void *(*dq_part_fn)(void *opaque, uint64_t addr, uint64_t len, int access);
+bool dq_ring_map_by(dq_part_fn part, void *opaque, const struct dq_ring_gpa *r, uint16_t index, uint64_t features,
+		    struct vhu_vq_config *c);
 /* Fresh position, a duplicate of kick_keep, no call fd, enabled; 0 or dq_start's error (the queue reset). */
 int dq_start_local(struct vhu_queue *q, const struct vhu_vq_config *c, int kick_keep);
 /* Stopped, drained, reset; a kick left on kick_keep read away. */

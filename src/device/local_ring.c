@@ -16,26 +16,38 @@
 
 #include "device_internal.h"
 #include "vhu/mem.h"
+#include "vhu/xlate.h"
 #include "vhu/virtio.h"
 
-static void *part(const struct vhu_mem *mem, uint64_t gpa, uint64_t len)
+static void *mem_part(void *mem, uint64_t gpa, uint64_t len, int access)
 {
 	uint64_t got = len;
-	void *p = vhu_mem_translate((void *)mem, gpa, &got, 0);
+	(void)access;   /* the memory table maps every region both ways */
+	void *p = vhu_mem_translate(mem, gpa, &got, 0);
 	return p && got >= len ? p : NULL;
+}
+
+/* The device reads the descriptors and the driver's part, writes its own
+ * (§2.7, §2.8: the sizes of each part) */
+bool dq_ring_map_by(dq_part_fn part, void *opaque, const struct dq_ring_gpa *r, uint16_t index, uint64_t features,
+		    struct vhu_vq_config *c)
+{
+	bool packed = vhu_has_feature(features, VHU_F_RING_PACKED);
+	*c = (struct vhu_vq_config){
+		.num = r->size, .index = index, .features = features,
+		.desc = part(opaque, r->desc, 16ull * r->size, VHU_ACCESS_READ),
+		.driver_area = part(opaque, r->driver, packed ? 4 : 6 + 2ull * r->size, VHU_ACCESS_READ),
+		.device_area = part(opaque, r->device, packed ? 4 : 6 + 8ull * r->size, VHU_ACCESS_WRITE),
+	};
+	return c->desc && c->driver_area && c->device_area;
 }
 
 bool dq_ring_map(const struct vhu_mem *mem, const struct dq_ring_gpa *r, uint16_t index, uint64_t features,
 		 struct vhu_vq_config *c)
 {
-	bool packed = vhu_has_feature(features, VHU_F_RING_PACKED);
-	*c = (struct vhu_vq_config){
-		.num = r->size, .index = index, .features = features, .mem = mem,
-		.desc = part(mem, r->desc, 16ull * r->size),
-		.driver_area = part(mem, r->driver, packed ? 4 : 6 + 2ull * r->size),
-		.device_area = part(mem, r->device, packed ? 4 : 6 + 8ull * r->size),
-	};
-	return c->desc && c->driver_area && c->device_area;
+	bool ok = dq_ring_map_by(mem_part, (void *)mem, r, index, features, c);
+	c->mem = mem;
+	return ok;
 }
 
 int dq_start_local(struct vhu_queue *q, const struct vhu_vq_config *c, int kick_keep)
