@@ -83,9 +83,17 @@ static void wake_server(struct vhu_queue *q)
 		pg_kick(q);
 }
 
+/*
+ * The server sleeps without the lock, so a free lock means there is no one
+ * to interrupt: waking it would only have it wait for the resume (a thread
+ * hop per message, on the path of a migration's stop: QEMU's
+ * SET_VRING_ENABLE 0 and GET_VRING_BASE are inside the downtime).
+ */
 void dq_pause(struct vhu_queue *q)
 {
 	atomic_fetch_add(&q->pause_req, 1);
+	if (pthread_mutex_trylock(&q->lock) == 0)
+		return;
 	if (q->wake_fd >= 0)
 		dev_efd_signal(q->wake_fd);
 	pthread_mutex_lock(&q->lock);
@@ -93,11 +101,14 @@ void dq_pause(struct vhu_queue *q)
 
 void dq_resume(struct vhu_queue *q)
 {
+	/* what changed may be work (a started ring, a kick); a queue left
+	 * inactive has none, and its server sees the change when next woken */
+	bool wake = dq_active(q) || q->pending_ev;
 	dq_sync_watch(q);
 	pthread_mutex_unlock(&q->lock);
 	atomic_fetch_sub(&q->pause_req, 1);
-	/* what changed may be work (a started ring, a kick) */
-	wake_server(q);
+	if (wake)
+		wake_server(q);
 }
 
 void dq_wake(struct vhu_queue *q, bool kick)

@@ -79,6 +79,8 @@ static void usage(FILE *f)
 		"machine:\n"
 		"  --mem=MiB             guest memory (default 256)\n"
 		"  --qemu=PATH           --kernel=PATH   --modules=DIR\n"
+		"  --qemu-arg=ARG        one more argument for QEMU, after vhu's own (repeatable; both\n"
+		"                        QEMUs of a migration), e.g. --qemu-arg=-trace --qemu-arg=vhost_*\n"
 		"  --boot=pvh|bzimage    pvh (default): the kernel's vmlinux through its PVH entry, where\n"
 		"                        it has one; bzimage: SeaBIOS and the compressed kernel\n"
 		"  --accel=auto|kvm|tcg  auto (default): KVM if a test vCPU runs on it, else TCG; a guest\n"
@@ -127,7 +129,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 	enum { O_PACKED = 256, O_QUEUES, O_EVIDX, O_INDIRECT, O_QSIZE, O_MEM, O_QEMU, O_KERNEL, O_MODULES,
 	       O_DEVOPT, O_RECONNECT, O_TIMEOUT, O_JSON, O_WORKLOAD, O_RUN, O_SIZE, O_IMAGE, O_RW, O_BS,
 	       O_IODEPTH, O_RUNTIME, O_EXPECT, O_DEVICE, O_LIBVIRT, O_ACCEL, O_BOOT, O_ROUNDS, O_MIGRATE_TO,
-	       O_MIGRATE_AFTER, O_POSTCOPY, O_MIGRATE_HOLD, O_IOMMU, O_TRANSPORT };
+	       O_MIGRATE_AFTER, O_POSTCOPY, O_MIGRATE_HOLD, O_IOMMU, O_TRANSPORT, O_QEMU_ARG };
 	static const struct option lo[] = {
 		{ "packed", no_argument, NULL, O_PACKED }, { "queues", required_argument, NULL, O_QUEUES },
 		{ "event-idx", required_argument, NULL, O_EVIDX }, { "indirect", required_argument, NULL, O_INDIRECT },
@@ -145,7 +147,7 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		{ "rounds", required_argument, NULL, O_ROUNDS }, { "migrate-to", required_argument, NULL, O_MIGRATE_TO },
 		{ "migrate-after", required_argument, NULL, O_MIGRATE_AFTER }, { "postcopy", no_argument, NULL, O_POSTCOPY },
 		{ "migrate-hold", required_argument, NULL, O_MIGRATE_HOLD }, { "iommu", no_argument, NULL, O_IOMMU },
-		{ "transport", required_argument, NULL, O_TRANSPORT },
+		{ "transport", required_argument, NULL, O_TRANSPORT }, { "qemu-arg", required_argument, NULL, O_QEMU_ARG },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	long v;
@@ -165,6 +167,12 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 			break;
 		case O_MEM: if (!(rc = number("--mem", optarg, 64, 65536, &v))) o->mem_mib = (unsigned)v; break;
 		case O_QEMU: o->qemu = optarg; break;
+		case O_QEMU_ARG:
+			if (o->nqemu_args == sizeof(o->qemu_args) / sizeof(o->qemu_args[0]))
+				rc = bad("--qemu-arg", "at most 32");
+			else
+				o->qemu_args[o->nqemu_args++] = optarg;
+			break;
 		case O_KERNEL: o->kernel = optarg; break;
 		case O_MODULES: o->modules = optarg; break;
 		case O_DEVOPT:
@@ -263,6 +271,8 @@ static int parse(int argc, char **argv, struct guest_opts *o)
 		return bad("--transport=mmio", o->iommu ? "has no vIOMMU here (microvm)" : "builds QEMU's command line itself");
 	if (o->libvirt && (o->ndevopts || o->indirect >= 0 || o->reconnect))
 		return bad("--libvirt", "libvirt's vhostuser disk has no --device-opt, --indirect or --reconnect");
+	if (o->libvirt && o->nqemu_args)
+		return bad("--qemu-arg", "libvirt builds QEMU's command line itself");
 	return 0;
 }
 

@@ -98,6 +98,8 @@ struct guest_opts {
 	const struct guest_device *dev;
 	const char *sock, *qemu, *kernel, *modules, *workload, *script, *image, *rw, *expect, *accel;
 	const char *devopts[16];
+	const char *qemu_args[32];	/* --qemu-arg: appended to every QEMU this run starts */
+	unsigned nqemu_args;
 	unsigned ndevopts, queues, queue_size, mem_mib, reconnect, timeout, iodepth, runtime, rounds;
 	const char *migrate_to;		/* --migrate-to: the second back-end's socket */
 	double migrate_after;		/* seconds into the workload */

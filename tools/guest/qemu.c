@@ -232,6 +232,8 @@ static void qemu_argv(const struct guest_opts *o, const struct side *sd, const c
 	device_props(o, dev, sizeof(dev));
 	arg(a, "-device");
 	arg(a, "%s", dev);
+	for (unsigned i = 0; i < o->nqemu_args; i++)
+		arg(a, "%s", o->qemu_args[i]);
 }
 
 /* ---- the run's temporary folder ------------------------------------------ */
