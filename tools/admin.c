@@ -17,16 +17,9 @@
 #include "opts.h"
 #include "vhu/virtio.h"
 
-static void log_stderr(void *o, enum vhu_log_level l, const char *msg)
-{
-	(void)o;
-	static const char *const n[] = { "error", "warning", "info", "debug" };
-	fprintf(stderr, "vhu: %s: %s\n", n[l], msg);
-}
-
 int admin_session_open(struct admin_session *s, const char *sock, bool server, unsigned verbose, size_t mem)
 {
-	struct vhu_fe_config c = { .path = sock, .server = server, .fd = -1, .timeout_ms = 5000, .log = log_stderr,
+	struct vhu_fe_config c = { .path = sock, .server = server, .fd = -1, .timeout_ms = 5000, .log = opt_log_stderr,
 				   .log_level = VHU_LOG_WARN + (int)verbose };
 	memset(s, 0, sizeof(*s));
 	int rc = vhu_fe_connect(&s->fe, &c);

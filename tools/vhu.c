@@ -40,13 +40,6 @@ struct opts {
 	uint64_t member;          /* a managed device of the management device at sock; 0: none */
 };
 
-static void log_stderr(void *o, enum vhu_log_level l, const char *msg)
-{
-	(void)o;
-	static const char *const n[] = { "error", "warning", "info", "debug" };
-	fprintf(stderr, "vhu: %s: %s\n", n[l], msg);
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -64,7 +57,7 @@ static uint64_t now_ns(void)
 static int connect_fe(const struct opts *o, struct vhu_fe **fe)
 {
 	struct vhu_fe_config c = { .path = o->sock, .server = o->server, .fd = -1, .timeout_ms = 5000,
-				   .log = log_stderr, .log_level = VHU_LOG_WARN + (int)o->verbose,
+				   .log = opt_log_stderr, .log_level = VHU_LOG_WARN + (int)o->verbose,
 				   .doorbells = o->doorbell };
 	int rc = vhu_fe_connect(fe, &c);
 	if (rc < 0)

@@ -32,24 +32,26 @@ static bool supported(unsigned group, uint16_t op)
 			      op == VHU_ADMIN_CMD_DEV_INFO_GET || vhu_admin_member_opcode(op));
 }
 
-static void all_in_use(struct mgmt *mg)
+/* The supported bitmaps, made once: LIST_QUERY's answer, LIST_USE's bound,
+ * every command's first check. */
+static void supported_init(struct mgmt *mg)
 {
-	memset(mg->in_use, 0, sizeof(mg->in_use));
 	for (unsigned g = 0; g < 2; g++)
 		for (unsigned op = 0; op < VHU_ADMIN_OPCODE_WORDS * 64; op++)
 			if (supported(g, (uint16_t)op))
-				mg->in_use[g][op / 64] |= 1ull << (op % 64);
+				mg->supported[g][op / 64] |= 1ull << (op % 64);
+}
+
+static void all_in_use(struct mgmt *mg)
+{
+	memcpy(mg->in_use, mg->supported, sizeof(mg->in_use));
 }
 
 static struct verdict list_command(struct mgmt *mg, unsigned g, const struct vhu_admin_req *r, uint32_t *len)
 {
 	if (r->opcode == VHU_ADMIN_CMD_LIST_QUERY) {
-		for (unsigned w = 0; w < VHU_ADMIN_OPCODE_WORDS; w++) {
-			uint64_t bits = 0;
-			for (unsigned b = 0; b < 64; b++)
-				bits |= (uint64_t)supported(g, (uint16_t)(w * 64 + b)) << b;
-			vhu_admin_put_le(mg->result + 8 * w, bits, 8);
-		}
+		for (unsigned w = 0; w < VHU_ADMIN_OPCODE_WORDS; w++)
+			vhu_admin_put_le(mg->result + 8 * w, mg->supported[g][w], 8);
 		*len = 8 * VHU_ADMIN_OPCODE_WORDS;
 		return V_OK;
 	}
@@ -57,9 +59,8 @@ static struct verdict list_command(struct mgmt *mg, unsigned g, const struct vhu
 	uint64_t use[VHU_ADMIN_OPCODE_WORDS];
 	for (unsigned w = 0; w < VHU_ADMIN_OPCODE_WORDS; w++) {
 		use[w] = vhu_admin_le64(r->data + 8 * w);
-		for (unsigned b = 0; b < 64; b++)
-			if ((use[w] >> b & 1) && !supported(g, (uint16_t)(w * 64 + b)))
-				return V_FIELD;
+		if (use[w] & ~mg->supported[g][w])
+			return V_FIELD;
 	}
 	memcpy(mg->in_use[g], use, sizeof(use));
 	return V_OK;
@@ -146,7 +147,7 @@ uint32_t mgmt_command(struct mgmt *mg, const struct iovec *iov, unsigned out, un
 	int g = r.group_type == VHU_ADMIN_GROUP_SELF ? 0 : r.group_type == VHU_ADMIN_GROUP_MANAGED ? 1 : -1;
 	if (g < 0)
 		v = (struct verdict){ VHU_ADMIN_STATUS_EINVAL, VHU_ADMIN_Q_INVALID_GROUP };
-	else if (!supported((unsigned)g, r.opcode) ||
+	else if (!vhu_admin_list_has(mg->supported[g], VHU_ADMIN_OPCODE_WORDS, r.opcode) ||
 		 (!vhu_admin_list_has(mg->in_use[g], VHU_ADMIN_OPCODE_WORDS, r.opcode) &&
 		  r.opcode != VHU_ADMIN_CMD_LIST_QUERY && r.opcode != VHU_ADMIN_CMD_LIST_USE))
 		v = (struct verdict){ VHU_ADMIN_STATUS_EINVAL, VHU_ADMIN_Q_INVALID_OPCODE };
@@ -271,6 +272,7 @@ struct mgmt *mgmt_new(const struct mgmt_config *cfg)
 	mg->backing_dirfd = -1;
 	mg->ev_fd = -1;
 	pthread_mutex_init(&mg->ev_lock, NULL);
+	supported_init(mg);
 	all_in_use(mg);
 	if ((mg->ev_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		goto fail;

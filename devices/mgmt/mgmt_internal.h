@@ -55,7 +55,8 @@ struct mgmt {
 	uint32_t n, cap;
 	uint64_t next_id;
 	uint64_t mem_used;
-	uint64_t in_use[2][VHU_ADMIN_OPCODE_WORDS];   /* LIST_USE: [0] group self, [1] managed */
+	uint64_t supported[2][VHU_ADMIN_OPCODE_WORDS];   /* [0] group self, [1] managed; made at start */
+	uint64_t in_use[2][VHU_ADMIN_OPCODE_WORDS];      /* LIST_USE's, a subset of supported */
 	pthread_mutex_t ev_lock;
 	struct mgmt_member *ev_head, *ev_tail;
 	int ev_fd;                        /* the event queue's aux fd: an event is due */
