@@ -352,6 +352,56 @@ static int wait_qemu(const struct guest_opts *o, pid_t pid, const char *console,
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* ---- KVM that cannot run the guest --------------------------------------- */
+
+/*
+ * A KVM boot whose init does not start within this many seconds is taken
+ * for a KVM that cannot run this guest (seen on nested hosts: the vCPU test
+ * passes, the kernel then hangs), remembered until the host reboots, and
+ * the run starts again under TCG.
+ */
+#define KVM_INIT_WITHIN 15
+
+static void kvm_marker(const struct guest_opts *o, char *path, size_t len)
+{
+	char id[64] = "";
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (f) {
+		if (!fgets(id, sizeof(id), f))
+			id[0] = 0;
+		fclose(f);
+	}
+	id[strcspn(id, "\n")] = 0;
+	snprintf(path, len, "%s/kvm-hangs-%s", o->cache, id);
+}
+
+bool guest_kvm_known_broken(const struct guest_opts *o)
+{
+	char p[PATH_MAX + 96];
+	kvm_marker(o, p, sizeof(p));
+	return access(p, F_OK) == 0;
+}
+
+/* Whether a run on KVM that `vhu guest` chose itself has stalled: its init
+ * not started (console) KVM_INIT_WITHIN seconds after t0. */
+static bool kvm_stalled(const struct guest_opts *o, const char *console, double t0)
+{
+	return o->kvm && o->kvm_auto && guest_now() > t0 + KVM_INIT_WITHIN && !file_has(console, "VHU-GUEST-INIT");
+}
+
+/* KVM stalled a guest: remembered for this host boot, and the run goes on
+ * under TCG from a new start time. */
+static void kvm_give_up(struct guest_opts *o, double *t0)
+{
+	char p[PATH_MAX + 96];
+	kvm_marker(o, p, sizeof(p));
+	write_whole(p, "", 0);
+	guest_err("the guest did not start under KVM within %d s; again under TCG (KVM is not tried again "
+		  "until this host reboots: %s)", KVM_INIT_WITHIN, p);
+	o->kvm = false;
+	*t0 = guest_now();
+}
+
 /* ---- libvirt ------------------------------------------------------------- */
 
 /* libvirt wants the emulator as an absolute path: search PATH as exec would. */
@@ -440,8 +490,9 @@ static int share_file(const char *src, const char *dst)
 	return rc ? rc : chmod(dst, 0644);
 }
 
-static int run_libvirt(const struct guest_opts *o, const char *dir, const char *initrd, const char *cmdline,
-		       const char *console, double t0, double *init_s, bool *timed_out)
+/* One boot through libvirt; *stalled if KVM, chosen by us, did not start it. */
+static int boot_libvirt(const struct guest_opts *o, const char *dir, const char *initrd, const char *cmdline,
+			const char *console, double t0, double *init_s, bool *timed_out, bool *stalled)
 {
 	char name[64], xml[PATH_MAX + 16], kernel[PATH_MAX + 16], rd[PATH_MAX + 16];
 	snprintf(name, sizeof(name), "vhu-guest-%d", (int)getpid());
@@ -462,7 +513,7 @@ static int run_libvirt(const struct guest_opts *o, const char *dir, const char *
 	if (virsh("create", xml, dir, false))
 		return -1;
 	*init_s = -1;
-	*timed_out = false;
+	*timed_out = *stalled = false;
 	off_t shown = 0;
 	/*
 	 * libvirt runs QEMU with -no-shutdown, so the guest's power-off may
@@ -479,7 +530,8 @@ static int run_libvirt(const struct guest_opts *o, const char *dir, const char *
 		if (!done && file_has(console, "VHU-GUEST-RESULT "))
 			done = guest_now();
 		bool late = guest_now() > t0 + o->timeout;
-		if (late || interrupted || (done && guest_now() > done + 2)) {
+		*stalled = *init_s < 0 && kvm_stalled(o, console, t0);
+		if (late || interrupted || *stalled || (done && guest_now() > done + 2)) {
 			*timed_out = late && !done;
 			virsh("destroy", name, dir, true);
 			break;
@@ -491,33 +543,19 @@ static int run_libvirt(const struct guest_opts *o, const char *dir, const char *
 	return 0;
 }
 
-/*
- * A KVM boot whose init does not start within this many seconds is taken
- * for a KVM that cannot run this guest (seen on nested hosts: the vCPU test
- * passes, the kernel then hangs), remembered until the host reboots, and
- * the run starts again under TCG.
- */
-#define KVM_INIT_WITHIN 15
-
-static void kvm_marker(const struct guest_opts *o, char *path, size_t len)
+static int run_libvirt(struct guest_opts *o, const char *dir, const char *initrd, const char *cmdline,
+		       const char *console, double *t0, double *init_s, bool *timed_out)
 {
-	char id[64] = "";
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-	if (f) {
-		if (!fgets(id, sizeof(id), f))
-			id[0] = 0;
-		fclose(f);
+	bool stalled;
+	for (;;) {
+		if (boot_libvirt(o, dir, initrd, cmdline, console, *t0, init_s, timed_out, &stalled) < 0)
+			return -1;
+		if (!stalled)
+			return 0;
+		kvm_give_up(o, t0);
 	}
-	id[strcspn(id, "\n")] = 0;
-	snprintf(path, len, "%s/kvm-hangs-%s", o->cache, id);
 }
 
-bool guest_kvm_known_broken(const struct guest_opts *o)
-{
-	char p[PATH_MAX + 96];
-	kvm_marker(o, p, sizeof(p));
-	return access(p, F_OK) == 0;
-}
 
 static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdline, const char *console,
 		    const char *qerr, double *t0, double *init_s, bool *timed_out)
@@ -544,13 +582,7 @@ static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdlin
 		int qrc = wait_qemu(o, pid, console, *t0, retry ? KVM_INIT_WITHIN : 0, init_s, timed_out, &stalled);
 		if (!stalled)
 			return qrc;
-		char p[PATH_MAX + 96];
-		kvm_marker(o, p, sizeof(p));
-		write_whole(p, "", 0);
-		guest_err("the guest did not start under KVM within %d s; again under TCG (KVM is not tried again "
-			  "until this host reboots: %s)", KVM_INIT_WITHIN, p);
-		o->kvm = false;
-		*t0 = guest_now();
+		kvm_give_up(o, t0);
 	}
 }
 
@@ -608,24 +640,37 @@ static int run_migration(struct guest_opts *o, const char *dir, const char *init
 	snprintf(qd, sizeof(qd), "%s/dst.qmp", dir);
 	snprintf(in, sizeof(in), "unix:%s/migration.sock", dir);
 	const struct side src = { o->sock, qs, NULL }, dst = { o->migrate_to, qd, in };
-	pid_t ps = spawn_side(o, &src, initrd, cmdline, console[0], qerr[0]);
-	pid_t pd = ps < 0 ? -1 : spawn_side(o, &dst, initrd, cmdline, console[1], qerr[1]);
-	if (pd < 0) {
+	pid_t ps, pd;
+	double start;
+	for (;;) {
+		ps = spawn_side(o, &src, initrd, cmdline, console[0], qerr[0]);
+		pd = ps < 0 ? -1 : spawn_side(o, &dst, initrd, cmdline, console[1], qerr[1]);
+		if (pd < 0) {
+			stop_pid(ps);
+			return -1;
+		}
+		/* the workload running on the source, then migrate_after seconds */
+		off_t shown = 0;
+		bool stalled = false;
+		start = -1;
+		*init_s = -1;
+		while (start < 0 && waitpid(ps, NULL, WNOHANG) == 0 && guest_now() < *t0 + o->timeout && !interrupted) {
+			if (o->verbose)
+				follow(console[0], &shown);
+			if (*init_s < 0 && file_has(console[0], "VHU-GUEST-INIT"))
+				*init_s = guest_now() - *t0;
+			if (file_has(console[0], "VHU-WORKLOAD-START"))
+				start = guest_now();
+			if (*init_s < 0 && (stalled = kvm_stalled(o, console[0], *t0)))
+				break;
+			usleep(20000);
+		}
+		if (!stalled)
+			break;
+		/* both sides again under TCG: a migration needs one accelerator */
 		stop_pid(ps);
-		return -1;
-	}
-	/* the workload running on the source, then migrate_after seconds */
-	off_t shown = 0;
-	double start = -1;
-	*init_s = -1;
-	while (start < 0 && waitpid(ps, NULL, WNOHANG) == 0 && guest_now() < *t0 + o->timeout && !interrupted) {
-		if (o->verbose)
-			follow(console[0], &shown);
-		if (*init_s < 0 && file_has(console[0], "VHU-GUEST-INIT"))
-			*init_s = guest_now() - *t0;
-		if (file_has(console[0], "VHU-WORKLOAD-START"))
-			start = guest_now();
-		usleep(20000);
+		stop_pid(pd);
+		kvm_give_up(o, t0);
 	}
 	while (start >= 0 && guest_now() < start + o->migrate_after && !interrupted)
 		usleep(20000);
@@ -756,7 +801,7 @@ int guest_run(struct guest_opts *o)
 	snprintf(console2, sizeof(console2), "%s/console.src", dir);
 	snprintf(qerr2, sizeof(qerr2), "%s/qemu-src.err", dir);
 	if (o->libvirt) {
-		if (run_libvirt(o, dir, initrd, cmdline, console, t0, &init_s, &timed_out) < 0)
+		if (run_libvirt(o, dir, initrd, cmdline, console, &t0, &init_s, &timed_out) < 0)
 			goto restore;
 	} else if (o->migrate_to) {
 		const char *const consoles[2] = { console2, console }, *const errs[2] = { qerr2, qerr };
