@@ -32,10 +32,12 @@
 
 #include "vhu/virtio.h"
 #include "vhu/vq.h"
+#include "minvq.h"
 #include "region.h"
 
 #define QSIZE 256
 #define DATA_BYTES (QSIZE * 64)
+_Static_assert(QSIZE == MINVQ_SIZE, "the floor and vhu use one queue size");
 
 static uint64_t per_run = 4000000;
 static bool burst;   /* vhu through the burst calls */
@@ -66,6 +68,8 @@ struct vhu_run {
 	_Alignas(64) struct vhu_dev_vq dev;
 	_Alignas(64) struct vhu_drv_vq drv;
 	_Alignas(64) unsigned batch;
+	bool checked;   /* the checked virtqueue (the least a safe engine does) */
+	atomic_int err; /* what the checked device stopped on */
 	atomic_int go, stop;
 };
 
@@ -203,6 +207,8 @@ struct mini {
 	_Alignas(64) atomic_uint req_prod;
 	_Alignas(64) atomic_uint cpl_prod;
 	_Alignas(64) unsigned batch;
+	bool checked;   /* the checked virtqueue (the least a safe engine does) */
+	atomic_int err; /* what the checked device stopped on */
 	atomic_int go, stop;
 };
 
@@ -265,74 +271,43 @@ static double run_mini(unsigned batch)
 	return (t1 - t0) / (double)per_run;
 }
 
-/* ---- minimal hand-written virtqueues --------------------------------------
- * The same ring formats and memory traffic as vhu (descriptor table or ring,
- * avail/used rings, the same batching and publication), with none of the
- * engine: no validation, no address translation, no iovecs, no bookkeeping
- * beyond what the format needs. vhu's ratio against these is the cost of
- * its API and its safety. */
+/* ---- minimal hand-written virtqueues (minvq.h) -------------------------- */
 struct minvq {
-	unsigned char *ring;
-	struct vhu_vring_desc *desc;
-	struct vhu_vring_avail *avail;
-	struct vhu_vring_used *used;
-	struct vhu_vring_packed_desc *pdesc;
+	struct minvq_ring r;
 	_Alignas(64) unsigned batch;
-	bool packed;
+	bool checked;   /* the checked virtqueue (the least a safe engine does) */
+	atomic_int err; /* what the checked device stopped on */
 	atomic_int go, stop;
-	_Alignas(64) unsigned char *host;  /* device's view of guest memory */
 };
 
 static void *minvq_device(void *arg)
 {
 	struct minvq *q = arg;
+	const struct minvq_ring r = q->r;
 	unsigned batch = q->batch;
-	uint16_t last = 0, used = 0;
-	bool wrap = true, uwrap = true;
+	struct minvq_device s;
 	volatile uint64_t sink = 0;
-	uint64_t acc = 0;
 
+	minvq_device_init(&s);
 	pin(cpu_device);
 	atomic_store(&q->go, 1);
-	while (!atomic_load_explicit(&q->stop, memory_order_relaxed)) {
-		unsigned n = 0;
-		if (q->packed) {
-			while (n < batch) {
-				struct vhu_vring_packed_desc *d = &q->pdesc[last];
-				uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-				if (!!(f & VHU_VRING_PACKED_DESC_F_AVAIL) != wrap || !!(f & VHU_VRING_PACKED_DESC_F_USED) == wrap)
-					break;
-				acc += (uintptr_t)(q->host + (d->addr - 0x100000)) + d->len;
-				struct vhu_vring_packed_desc *u = &q->pdesc[used];
-				u->id = d->id;
-				u->len = 0;
-				__atomic_store_n(&u->flags, (uint16_t)(uwrap ? VHU_VRING_PACKED_DESC_F_AVAIL | VHU_VRING_PACKED_DESC_F_USED : 0),
-						 __ATOMIC_RELEASE);
-				if (++last == QSIZE) { last = 0; wrap = !wrap; }
-				if (++used == QSIZE) { used = 0; uwrap = !uwrap; }
-				n++;
-			}
-		} else {
-			uint16_t avail = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
-			while (n < batch && last != avail) {
-				uint16_t head = q->avail->ring[last & (QSIZE - 1)];
-				struct vhu_vring_desc *d = &q->desc[head];
-				acc += (uintptr_t)(q->host + (d->addr - 0x100000)) + d->len;
-				q->used->ring[used & (QSIZE - 1)] = (struct vhu_vring_used_elem){ head, 0 };
-				last++;
-				used++;
-				n++;
-			}
-			if (n)
-				__atomic_store_n(&q->used->idx, used, __ATOMIC_RELEASE);
-		}
+	if (q->checked) {
+		static struct minvq_checked_device c;
+		minvq_checked_device_init(&c, MINVQ_GPA, DATA_BYTES);
+		while (!atomic_load_explicit(&q->stop, memory_order_relaxed) && !c.err)
+			minvq_checked_serve(&r, &c, batch);
+		atomic_store(&q->err, c.err);
+		s.acc = c.s.acc;
+	} else {
+		while (!atomic_load_explicit(&q->stop, memory_order_relaxed))
+			minvq_serve(&r, &s, batch);
 	}
-	sink = acc;
+	sink = s.acc;
 	(void)sink;
 	return NULL;
 }
 
-static double run_minvq(bool packed, unsigned batch)
+static double run_minvq_as(bool packed, unsigned batch, bool checked)
 {
 	static struct minvq q;
 	static _Alignas(64) unsigned char host[DATA_BYTES];
@@ -341,76 +316,58 @@ static double run_minvq(bool packed, unsigned batch)
 
 	vhu_vq_layout(QSIZE, packed, &l);
 	memset(&q, 0, sizeof(q));
-	q.ring = aligned_alloc(4096, l.size);
-	memset(q.ring, 0, l.size);
-	q.desc = (void *)(q.ring + l.desc_off);
-	q.pdesc = (void *)(q.ring + l.desc_off);
-	q.avail = (void *)(q.ring + l.driver_off);
-	q.used = (void *)(q.ring + l.device_off);
+	unsigned char *ring = aligned_alloc(4096, l.size);
+	memset(ring, 0, l.size);
+	q.r = (struct minvq_ring){
+		.desc = (void *)(ring + l.desc_off), .pdesc = (void *)(ring + l.desc_off),
+		.avail = (void *)(ring + l.driver_off), .used = (void *)(ring + l.device_off),
+		.host = host, .packed = packed,
+	};
 	q.batch = batch;
-	q.packed = packed;
-	q.host = host;
+	q.checked = checked;
 	pthread_create(&th, NULL, minvq_device, &q);
 	while (!atomic_load(&q.go))
 		;
+	const struct minvq_ring r = q.r;
+	struct minvq_driver s;
 	uint64_t sent = 0, done = 0, inflight = 0;
-	uint16_t avail_idx = 0, last_used = 0, next = 0;
-	bool wrap = true, uwrap = true;
 	volatile uint64_t sink = 0;
+	static struct minvq_checked_driver c;
+	static int tokens[QSIZE];
+	void *tok[QSIZE];
+	minvq_driver_init(&s);
+	minvq_checked_driver_init(&c);
+	for (unsigned i = 0; i < QSIZE; i++)
+		tok[i] = &tokens[i];
 	double t0 = now_ns();
 	while (done < per_run) {
 		if (inflight + batch <= QSIZE && sent < per_run) {
-			for (unsigned i = 0; i < batch; i++) {
-				uint64_t addr = 0x100000 + next * 64u;
-				if (packed) {
-					struct vhu_vring_packed_desc *d = &q.pdesc[next];
-					d->addr = addr;
-					d->len = 64;
-					d->id = next;
-					__atomic_store_n(&d->flags, (uint16_t)(wrap ? VHU_VRING_PACKED_DESC_F_AVAIL : VHU_VRING_PACKED_DESC_F_USED),
-							 __ATOMIC_RELEASE);
-					if (++next == QSIZE) { next = 0; wrap = !wrap; }
-				} else {
-					q.desc[next] = (struct vhu_vring_desc){ addr, 64, 0, 0 };
-					q.avail->ring[avail_idx & (QSIZE - 1)] = next;
-					avail_idx++;
-					next = (next + 1) & (QSIZE - 1);
-				}
-			}
-			if (!packed)
-				__atomic_store_n(&q.avail->idx, avail_idx, __ATOMIC_RELEASE);
+			if (checked)
+				minvq_checked_add(&r, &c, batch, tok);
+			else
+				minvq_add(&r, &s, batch);
 			sent += batch;
 			inflight += batch;
 		}
-		unsigned got = 0;
-		if (packed) {
-			while (got < batch) {
-				struct vhu_vring_packed_desc *d = &q.pdesc[last_used];
-				uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-				if (!!(f & VHU_VRING_PACKED_DESC_F_AVAIL) != uwrap || !!(f & VHU_VRING_PACKED_DESC_F_USED) != uwrap)
-					break;
-				sink += d->id;
-				if (++last_used == QSIZE) { last_used = 0; uwrap = !uwrap; }
-				got++;
-			}
-		} else {
-			uint16_t u = __atomic_load_n(&q.used->idx, __ATOMIC_ACQUIRE);
-			while (got < batch && last_used != u) {
-				sink += q.used->ring[last_used & (QSIZE - 1)].id;
-				last_used++;
-				got++;
-			}
-		}
+		unsigned got = checked ? minvq_checked_get(&r, &c, batch) : minvq_get(&r, &s, batch);
 		done += got;
 		inflight -= got;
+		if (c.err || atomic_load_explicit(&q.err, memory_order_relaxed)) {
+			fprintf(stderr, "ring_bench: the checked virtqueue stopped: %d/%d\n", c.err, atomic_load(&q.err));
+			exit(1);
+		}
 	}
 	double t1 = now_ns();
+	sink = s.acc + c.s.acc;
 	(void)sink;
 	atomic_store(&q.stop, 1);
 	pthread_join(th, NULL);
-	free(q.ring);
+	free(ring);
 	return (t1 - t0) / (double)per_run;
 }
+
+static double run_minvq(bool packed, unsigned batch) { return run_minvq_as(packed, batch, false); }
+static double run_checked(bool packed, unsigned batch) { return run_minvq_as(packed, batch, true); }
 
 /* ---- cache-line ping-pong ------------------------------------------------ */
 static _Alignas(64) atomic_uint ball;
@@ -468,7 +425,7 @@ static double pp_adapter(bool packed, unsigned batch) { (void)packed; (void)batc
 int main(int argc, char **argv)
 {
 	static const unsigned batches[] = { 1, 4, 16, 64, 256 };
-	double split64 = 0, packed64 = 0;
+	double split64 = 0, packed64 = 0, chk_split64 = 0, chk_packed64 = 0;
 
 	if (argc > 1)
 		per_run = strtoull(argv[1], NULL, 0);
@@ -482,17 +439,20 @@ int main(int argc, char **argv)
 	printf("# ns per descriptor; min-* = minimal hand-written virtqueue of the same format,\n"
 	       "# spsc = bare two-ring queue of 16-byte slots (no virtio format at all)\n");
 	printf("cache-line ping-pong: %.1f ns per transfer\n", median(pp_adapter, false, 0));
-	printf("# vhu-*: single = one call per buffer, burst = one call per batch and role;\n"
+	printf("# chk-* = the same with only the checks and bookkeeping no safe engine can skip\n"
+	       "# (bench/minvq.h: a lower bound under any engine that keeps vhu's checks)\n"
+	       "# vhu-*: single = one call per buffer, burst = one call per batch and role;\n"
 	       "# ratios: the better vhu API / the minimal virtqueue of the same format\n");
-	printf("%-6s %7s %9s %9s %9s %10s %9s %9s %9s %7s\n", "batch", "spsc", "min-split",
-	       "single", "burst", "min-packed", "single", "burst", "split/min", "pk/min");
+	printf("%-6s %7s %9s %9s %9s %9s %10s %10s %9s %9s %9s %7s\n", "batch", "spsc", "min-split",
+	       "chk-split", "single", "burst", "min-packed", "chk-packed", "single", "burst", "split/min", "pk/min");
 	for (size_t i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
 		unsigned b = batches[i];
 		/* the variants' runs interleaved, so that a slow spell of this
 		 * shared machine falls on all of them, not on one */
 		struct { double (*fn)(bool, unsigned); bool packed; } var[] = {
-			{ mini_adapter, false }, { run_minvq, false }, { vhu_single, false },
-			{ vhu_burst, false }, { run_minvq, true }, { vhu_single, true }, { vhu_burst, true },
+			{ mini_adapter, false }, { run_minvq, false }, { run_checked, false }, { vhu_single, false },
+			{ vhu_burst, false }, { run_minvq, true }, { run_checked, true }, { vhu_single, true },
+			{ vhu_burst, true },
 		};
 		enum { NV = sizeof(var) / sizeof(var[0]) };
 		double v[NV][16], med[NV];
@@ -503,15 +463,19 @@ int main(int argc, char **argv)
 			qsort(v[k], runs, sizeof(double), cmp_double);
 			med[k] = v[k][runs / 2];
 		}
-		double sq = med[0], ms = med[1], s1 = med[2], sb = med[3], mp = med[4], p1 = med[5], pb = med[6];
+		double sq = med[0], ms = med[1], cs = med[2], s1 = med[3], sb = med[4];
+		double mp = med[5], cp = med[6], p1 = med[7], pb = med[8];
 		double rs = (s1 < sb ? s1 : sb) / ms, rp = (p1 < pb ? p1 : pb) / mp;
-		printf("%-6u %7.2f %9.2f %9.2f %9.2f %10.2f %9.2f %9.2f %9.2f %7.2f\n", b, sq, ms, s1, sb,
-		       mp, p1, pb, rs, rp);
+		printf("%-6u %7.2f %9.2f %9.2f %9.2f %9.2f %10.2f %10.2f %9.2f %9.2f %9.2f %7.2f\n", b, sq, ms, cs,
+		       s1, sb, mp, cp, p1, pb, rs, rp);
 		if (b == 64) {
 			split64 = rs;
 			packed64 = rp;
+			chk_split64 = cs / ms;
+			chk_packed64 = cp / mp;
 		}
 	}
+	printf("checked-vs-floor batch=64 split=%.2f packed=%.2f\n", chk_split64, chk_packed64);
 	printf("ring-vs-floor batch=64 split=%.2f packed=%.2f\n", split64, packed64);
 	return 0;
 }
