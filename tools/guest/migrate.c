@@ -237,6 +237,14 @@ void guest_migrate(const struct guest_opts *o, const char *dir, const char *cons
 		/* closely while the first pass may end: the freeze must come before QEMU converges */
 		usleep(h.on && h.first_pass_round < 0 ? 2000 : 20000);
 	}
+	/* QEMU sets "completed" a moment before it fills in the figures (seen
+	 * here: QEMU 7.2 answered completed with total-time and downtime 0 once
+	 * in some sixty runs): ask again, briefly, until they are there */
+	for (int i = 0; i < 50 && !strcmp(m->status, "completed") && qmp_num(reply, "total-time") <= 0; i++) {
+		usleep(10000);
+		if (qmp_cmd(&q, "{\"execute\": \"query-migrate\"}", reply, sizeof(reply), 10) < 0)
+			break;
+	}
 	record_end(reply, m);
 	if (m->completed)	/* the source stays paused after a migration: done with it */
 		qmp_cmd(&q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5);
