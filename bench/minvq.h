@@ -44,6 +44,18 @@ struct minvq_driver {
 	uint64_t acc;
 };
 
+/* §2.8.1: a packed slot the driver made available, and one the device used,
+ * by the wrap counter of the side that reads it */
+static inline bool minvq_slot_avail(uint16_t f, bool wrap)
+{
+	return !!(f & VHU_VRING_PACKED_DESC_F_AVAIL) == wrap && !!(f & VHU_VRING_PACKED_DESC_F_USED) != wrap;
+}
+
+static inline bool minvq_slot_used(uint16_t f, bool wrap)
+{
+	return !!(f & VHU_VRING_PACKED_DESC_F_AVAIL) == wrap && !!(f & VHU_VRING_PACKED_DESC_F_USED) == wrap;
+}
+
 static inline void minvq_device_init(struct minvq_device *s)
 {
 	*s = (struct minvq_device){ .wrap = true, .uwrap = true };
@@ -63,7 +75,7 @@ static inline unsigned minvq_serve(const struct minvq_ring *q, struct minvq_devi
 		while (n < batch) {
 			struct vhu_vring_packed_desc *d = &q->pdesc[s->last];
 			uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-			if (!!(f & VHU_VRING_PACKED_DESC_F_AVAIL) != s->wrap || !!(f & VHU_VRING_PACKED_DESC_F_USED) == s->wrap)
+			if (!minvq_slot_avail(f, s->wrap))
 				break;
 			s->acc += (uintptr_t)(q->host + (d->addr - MINVQ_GPA)) + d->len;
 			struct vhu_vring_packed_desc *u = &q->pdesc[s->used];
@@ -126,7 +138,7 @@ static inline unsigned minvq_get(const struct minvq_ring *q, struct minvq_driver
 		while (got < batch) {
 			struct vhu_vring_packed_desc *d = &q->pdesc[s->last_used];
 			uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-			if (!!(f & VHU_VRING_PACKED_DESC_F_AVAIL) != s->uwrap || !!(f & VHU_VRING_PACKED_DESC_F_USED) != s->uwrap)
+			if (!minvq_slot_used(f, s->uwrap))
 				break;
 			s->acc += d->id;
 			if (++s->last_used == MINVQ_SIZE) { s->last_used = 0; s->uwrap = !s->uwrap; }
@@ -240,7 +252,7 @@ static inline unsigned minvq_checked_serve(const struct minvq_ring *q, struct mi
 		while (n < batch) {
 			struct vhu_vring_packed_desc *d = &q->pdesc[last];
 			uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-			if (!!(f & VHU_VRING_PACKED_DESC_F_AVAIL) != wrap || !!(f & VHU_VRING_PACKED_DESC_F_USED) == wrap)
+			if (!minvq_slot_avail(f, wrap))
 				break;
 			if (!minvq_take(c, q, d->id, d->addr, d->len, f, &e[n]))
 				break;
@@ -356,7 +368,7 @@ static inline unsigned minvq_checked_get(const struct minvq_ring *q, struct minv
 		while (got < batch) {
 			struct vhu_vring_packed_desc *d = &q->pdesc[s->last_used];
 			uint16_t f = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-			if (!!(f & VHU_VRING_PACKED_DESC_F_AVAIL) != s->uwrap || !!(f & VHU_VRING_PACKED_DESC_F_USED) != s->uwrap)
+			if (!minvq_slot_used(f, s->uwrap))
 				break;
 			if (!minvq_took_back(c, d->id, d->len))
 				break;
