@@ -556,7 +556,6 @@ static int run_libvirt(struct guest_opts *o, const char *dir, const char *initrd
 	}
 }
 
-
 static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdline, const char *console,
 		    const char *qerr, double *t0, double *init_s, bool *timed_out)
 {
