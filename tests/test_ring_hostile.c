@@ -472,6 +472,54 @@ static void burst_iov_room(void **state)
 	}
 }
 
+/* The one-buffer push refuses what the burst refuses (its own path for a
+ * split ring without IN_ORDER or an inflight region): an id out of range,
+ * one never taken, a length beyond the writable part, the same id twice;
+ * each refusal leaves the used ring as it was. */
+static void single_push_refusals(void **state)
+{
+	(void)state;
+	for (int packed = 0; packed < 2; packed++) {
+		struct ringpair rp;
+		struct vhu_vq_elem e[2];
+		struct iovec iov[2][2];
+		assert_int_equal(rp_init(&rp, NUM, features_of(packed, true), 64 * 1024, 1000), 0);
+		for (uint16_t i = 0; i < 2; i++) {
+			if (packed) {
+				pd(&rp, i, true, GOOD_ADDR, GOOD_LEN, i, W);
+			} else {
+				sd(&rp, i, GOOD_ADDR, GOOD_LEN, W, 0);
+				soffer(&rp, i);
+			}
+			assert_int_equal(vhu_dev_vq_pop(&rp.dev, &e[i], iov[i], 2), 1);
+		}
+		struct vhu_vq_elem out_of_range = e[0], never_taken = e[0];
+		out_of_range.id = NUM;
+		never_taken.id = 5;
+		assert_int_equal(vhu_dev_vq_push(&rp.dev, &out_of_range, 0), -EINVAL);
+		assert_int_equal(vhu_dev_vq_push(&rp.dev, &never_taken, 0), -EINVAL);
+		assert_int_equal(vhu_dev_vq_push(&rp.dev, &e[0], GOOD_LEN + 1), -EINVAL);
+		assert_int_equal(vhu_dev_vq_inflight(&rp.dev), 2);
+		assert_int_equal(vhu_dev_vq_push(&rp.dev, &e[0], GOOD_LEN), 0);
+		assert_int_equal(vhu_dev_vq_push(&rp.dev, &e[0], GOOD_LEN), -EINVAL);
+		assert_int_equal(vhu_dev_vq_inflight(&rp.dev), 1);
+		vhu_dev_vq_flush(&rp.dev);
+		if (packed) {
+			/* one used descriptor, in slot 0, and nothing after it */
+			struct vhu_vring_packed_desc *d = rp.cfg.desc;
+			assert_int_equal(d[0].id, e[0].id);
+			assert_int_equal(d[0].len, GOOD_LEN);
+			assert_int_equal(d[1].flags & VHU_VRING_PACKED_DESC_F_USED, 0);
+		} else {
+			struct vhu_vring_used *u = rp.cfg.device_area;
+			assert_int_equal(u->idx, 1);
+			assert_int_equal(u->ring[0].id, e[0].id);
+			assert_int_equal(u->ring[0].len, GOOD_LEN);
+		}
+		rp_free(&rp);
+	}
+}
+
 /* A buffer id the device holds offered again before the device returned it:
  * the two would alias one chain's bookkeeping. */
 static void split_head_reoffered(void **state)
@@ -645,7 +693,7 @@ static const struct dcase dcases[] = {
 int main(void)
 {
 	enum { NC = sizeof(cases) / sizeof(cases[0]), ND = sizeof(dcases) / sizeof(dcases[0]) };
-	struct CMUnitTest tests[2 * NC + ND + 7];
+	struct CMUnitTest tests[2 * NC + ND + 8];
 	static char burst_names[NC][96];
 	size_t n = 0;
 
@@ -661,6 +709,8 @@ int main(void)
 					  .test_func = burst_good_then_bad };
 	tests[n++] = (struct CMUnitTest){ .name = "burst: iovec room and bad pushes",
 					  .test_func = burst_iov_room };
+	tests[n++] = (struct CMUnitTest){ .name = "one-buffer push: ids and lengths refused",
+					  .test_func = single_push_refusals };
 	tests[n++] = (struct CMUnitTest){ .name = "split: head offered twice while in flight",
 					  .test_func = split_head_reoffered };
 	tests[n++] = (struct CMUnitTest){ .name = "packed: buffer id reused while in flight",

@@ -146,8 +146,9 @@ int vhu_dev_vq_push(struct vhu_dev_vq *vq, const struct vhu_vq_elem *elem, uint3
 		return vq->broken;
 	if (__builtin_expect(vq->log != NULL, 0))
 		dev_log_pushed(vq, &u, 1);
-	int k = vq->packed ? packed_dev_push_burst(vq, &u, 1) : split_dev_push_burst(vq, &u, 1);
-	return k == 1 ? 0 : -EINVAL;
+	if (!vq->packed)
+		return split_dev_push_one(vq, u.id, u.len) == 1 ? 0 : -EINVAL;
+	return packed_dev_push_burst(vq, &u, 1) == 1 ? 0 : -EINVAL;
 }
 
 void vhu_dev_vq_flush(struct vhu_dev_vq *vq)

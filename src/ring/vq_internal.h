@@ -400,6 +400,7 @@ int split_dev_pop_burst(struct vhu_dev_vq *vq, struct vhu_vq_elem *elems, unsign
 			struct iovec *iov, unsigned iov_len, unsigned iov_max);
 int split_dev_pop_one(struct vhu_dev_vq *vq, struct vhu_vq_elem *e, struct iovec *iov, unsigned max);
 int split_dev_push_burst(struct vhu_dev_vq *vq, const struct vhu_vq_used *u, unsigned n);
+int split_dev_push_one(struct vhu_dev_vq *vq, uint32_t id, uint32_t len);
 void split_dev_flush(struct vhu_dev_vq *vq);
 bool split_dev_should_notify(struct vhu_dev_vq *vq);
 void split_dev_set_notify(struct vhu_dev_vq *vq, bool enable);
