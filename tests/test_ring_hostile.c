@@ -313,6 +313,17 @@ static void offer_good(struct ringpair *rp, bool packed, uint16_t pos)
 	}
 }
 
+/* Buffer i, one good writable segment, offered under id i (packed: in slot i). */
+static void offer_writable(struct ringpair *rp, bool packed, uint16_t i)
+{
+	if (packed) {
+		pd(rp, i, true, GOOD_ADDR, GOOD_LEN, i, W);
+	} else {
+		sd(rp, i, GOOD_ADDR, GOOD_LEN, W, 0);
+		soffer(rp, i);
+	}
+}
+
 static void run_hcase(void **state)
 {
 	const struct hcase *c = *state;
@@ -407,14 +418,8 @@ static void burst_good_then_bad(void **state)
 			struct vhu_vq_elem e[8];
 			struct iovec iov[16];
 			assert_int_equal(rp_init(&rp, NUM, features_of(packed, true), 64 * 1024, 1000), 0);
-			for (uint16_t i = 0; i < 2; i++) {
-				if (packed) {
-					pd(&rp, i, true, GOOD_ADDR, GOOD_LEN, i, W);
-				} else {
-					sd(&rp, i, GOOD_ADDR, GOOD_LEN, W, 0);
-					soffer(&rp, i);
-				}
-			}
+			for (uint16_t i = 0; i < 2; i++)
+				offer_writable(&rp, packed, i);
 			int err = ring_err ? -ERANGE : -EFAULT;
 			if (packed) {
 				pd(&rp, 2, true, ring_err ? GOOD_ADDR : 1ull << 50, 10, ring_err ? NUM : 2, 0);
@@ -448,14 +453,8 @@ static void burst_iov_room(void **state)
 		struct vhu_vq_elem e[8];
 		struct iovec iov[3];
 		assert_int_equal(rp_init(&rp, NUM, features_of(packed, true), 64 * 1024, 1000), 0);
-		for (uint16_t i = 0; i < 4; i++) {
-			if (packed) {
-				pd(&rp, i, true, GOOD_ADDR, GOOD_LEN, i, W);
-			} else {
-				sd(&rp, i, GOOD_ADDR, GOOD_LEN, W, 0);
-				soffer(&rp, i);
-			}
-		}
+		for (uint16_t i = 0; i < 4; i++)
+			offer_writable(&rp, packed, i);
 		/* chains of one iovec, up to 2 each, in 3: the third would
 		 * start with 1 left */
 		assert_int_equal(vhu_dev_vq_pop_burst(&rp.dev, e, 8, iov, 3, 2), 2);
@@ -485,12 +484,7 @@ static void single_push_refusals(void **state)
 		struct iovec iov[2][2];
 		assert_int_equal(rp_init(&rp, NUM, features_of(packed, true), 64 * 1024, 1000), 0);
 		for (uint16_t i = 0; i < 2; i++) {
-			if (packed) {
-				pd(&rp, i, true, GOOD_ADDR, GOOD_LEN, i, W);
-			} else {
-				sd(&rp, i, GOOD_ADDR, GOOD_LEN, W, 0);
-				soffer(&rp, i);
-			}
+			offer_writable(&rp, packed, i);
 			assert_int_equal(vhu_dev_vq_pop(&rp.dev, &e[i], iov[i], 2), 1);
 		}
 		struct vhu_vq_elem out_of_range = e[0], never_taken = e[0];
