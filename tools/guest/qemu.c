@@ -311,47 +311,6 @@ static bool file_has(const char *path, const char *needle)
 	return has;
 }
 
-/*
- * Wait for `pid` within the deadline; on timeout or a signal, TERM then KILL
- * it. With `init_within` > 0, a guest whose init has not started by then is
- * stopped too and `*stalled` set (a KVM that runs nothing).
- */
-static int wait_qemu(const struct guest_opts *o, pid_t pid, const char *console, double t0, double init_within,
-		     double *init_s, bool *timed_out, bool *stalled)
-{
-	off_t shown = 0;
-	int st = 0;
-	double deadline = t0 + o->timeout, killed = 0;
-	*init_s = -1;
-	*timed_out = *stalled = false;
-	for (;;) {
-		pid_t w = waitpid(pid, &st, WNOHANG);
-		if (w == pid || (w < 0 && errno != EINTR))
-			break;
-		if (o->verbose)
-			follow(console, &shown);
-		if (*init_s < 0 && file_has(console, "VHU-GUEST-INIT"))
-			*init_s = guest_now() - t0;
-		double t = guest_now();
-		if (!killed && init_within > 0 && *init_s < 0 && t > t0 + init_within) {
-			*stalled = true;
-			kill(pid, SIGTERM);
-			killed = t;
-		}
-		if (!killed && (t > deadline || interrupted)) {
-			*timed_out = !interrupted;
-			kill(pid, SIGTERM);
-			killed = t;
-		} else if (killed && t > killed + 3) {
-			kill(pid, SIGKILL);
-		}
-		usleep(20000);
-	}
-	if (o->verbose)
-		follow(console, &shown);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* ---- KVM that cannot run the guest --------------------------------------- */
 
 /*
@@ -383,10 +342,11 @@ bool guest_kvm_known_broken(const struct guest_opts *o)
 }
 
 /* Whether a run on KVM that `vhu guest` chose itself has stalled: its init
- * not started (console) KVM_INIT_WITHIN seconds after t0. */
-static bool kvm_stalled(const struct guest_opts *o, const char *console, double t0)
+ * (init_s, -1 until the console showed it) not started KVM_INIT_WITHIN
+ * seconds after t0. */
+static bool kvm_stalled(const struct guest_opts *o, double init_s, double t0)
 {
-	return o->kvm && o->kvm_auto && guest_now() > t0 + KVM_INIT_WITHIN && !file_has(console, "VHU-GUEST-INIT");
+	return o->kvm && o->kvm_auto && init_s < 0 && guest_now() > t0 + KVM_INIT_WITHIN;
 }
 
 /* KVM stalled a guest: remembered for this host boot, and the run goes on
@@ -400,6 +360,47 @@ static void kvm_give_up(struct guest_opts *o, double *t0)
 		  "until this host reboots: %s)", KVM_INIT_WITHIN, p);
 	o->kvm = false;
 	*t0 = guest_now();
+}
+
+/*
+ * Wait for `pid` within the deadline; on timeout or a signal, TERM then KILL
+ * it. With `watch_kvm`, a guest that KVM stalled (kvm_stalled) is stopped
+ * too and `*stalled` set.
+ */
+static int wait_qemu(const struct guest_opts *o, pid_t pid, const char *console, double t0, bool watch_kvm,
+		     double *init_s, bool *timed_out, bool *stalled)
+{
+	off_t shown = 0;
+	int st = 0;
+	double deadline = t0 + o->timeout, killed = 0;
+	*init_s = -1;
+	*timed_out = *stalled = false;
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (o->verbose)
+			follow(console, &shown);
+		if (*init_s < 0 && file_has(console, "VHU-GUEST-INIT"))
+			*init_s = guest_now() - t0;
+		double t = guest_now();
+		if (!killed && watch_kvm && kvm_stalled(o, *init_s, t0)) {
+			*stalled = true;
+			kill(pid, SIGTERM);
+			killed = t;
+		}
+		if (!killed && (t > deadline || interrupted)) {
+			*timed_out = !interrupted;
+			kill(pid, SIGTERM);
+			killed = t;
+		} else if (killed && t > killed + 3) {
+			kill(pid, SIGKILL);
+		}
+		usleep(20000);
+	}
+	if (o->verbose)
+		follow(console, &shown);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* ---- libvirt ------------------------------------------------------------- */
@@ -530,7 +531,7 @@ static int boot_libvirt(const struct guest_opts *o, const char *dir, const char 
 		if (!done && file_has(console, "VHU-GUEST-RESULT "))
 			done = guest_now();
 		bool late = guest_now() > t0 + o->timeout;
-		*stalled = *init_s < 0 && kvm_stalled(o, console, t0);
+		*stalled = kvm_stalled(o, *init_s, t0);
 		if (late || interrupted || *stalled || (done && guest_now() > done + 2)) {
 			*timed_out = late && !done;
 			virsh("destroy", name, dir, true);
@@ -577,8 +578,7 @@ static int run_qemu(struct guest_opts *o, const char *initrd, const char *cmdlin
 			return -1;
 		}
 		bool stalled;
-		bool retry = o->kvm && o->kvm_auto;
-		int qrc = wait_qemu(o, pid, console, *t0, retry ? KVM_INIT_WITHIN : 0, init_s, timed_out, &stalled);
+		int qrc = wait_qemu(o, pid, console, *t0, true, init_s, timed_out, &stalled);
 		if (!stalled)
 			return qrc;
 		kvm_give_up(o, t0);
@@ -660,7 +660,7 @@ static int run_migration(struct guest_opts *o, const char *dir, const char *init
 				*init_s = guest_now() - *t0;
 			if (file_has(console[0], "VHU-WORKLOAD-START"))
 				start = guest_now();
-			if (*init_s < 0 && (stalled = kvm_stalled(o, console[0], *t0)))
+			if ((stalled = kvm_stalled(o, *init_s, *t0)))
 				break;
 			usleep(20000);
 		}
@@ -679,10 +679,10 @@ static int run_migration(struct guest_opts *o, const char *dir, const char *init
 	bool stalled;
 	if (m->completed) {
 		waitpid(ps, NULL, 0);	/* it quit */
-		return wait_qemu(o, pd, console[1], *t0, 0, &ignored, timed_out, &stalled);
+		return wait_qemu(o, pd, console[1], *t0, false, &ignored, timed_out, &stalled);
 	}
 	stop_pid(pd);
-	return wait_qemu(o, ps, console[0], *t0, 0, &ignored, timed_out, &stalled);
+	return wait_qemu(o, ps, console[0], *t0, false, &ignored, timed_out, &stalled);
 }
 
 /* ---- the run -------------------------------------------------------------- */
